@@ -1,0 +1,275 @@
+"""The sandbox's request pipeline: one aiohttp handler for every request.
+
+Called by the sandbox's server (``server.py``), which owns sockets, TLS and signals.
+Checks run in the order exotel-api.md section 6a gives for when several errors
+apply: auth (401) -> rate limit (429) -> fault -> route or profile (404) -> content
+type (415) -> body size and parse (413, 400/1007) -> the handler's own order (types,
+trunk exists, field rules, duplicates).
+
+Why aiohttp rather than an ASGI stack: the fault ``drop_connection`` must close the
+connection without a byte of response, and ``timeout_after_commit`` must hold a
+response until the client gives up. ASGI has no public way to drop a connection;
+aiohttp hands the handler its ``asyncio.Transport`` (``request.transport``, public
+API), and ``transport.abort()`` closes the socket there and then. The response object
+returned afterwards is never written: aiohttp sees the closed transport and treats
+the exchange as a client disconnect. With ``handler_cancellation`` on, a client that
+goes away cancels its handler, which is how a held response learns the client gave up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from reconciler.sandbox import control, persist, routes
+from reconciler.sandbox.call import Call
+from reconciler.sandbox.config import Config
+from reconciler.sandbox.envelope import (
+    ApiError,
+    Reply,
+    bad_body,
+    failure,
+    internal_error,
+    not_found,
+    render,
+    too_large,
+    too_many_requests,
+    unauthorized,
+    unsupported_media,
+)
+from reconciler.sandbox.faults import Faults, Rule
+from reconciler.sandbox.limits import Admission
+from reconciler.sandbox.store import Store
+
+log = structlog.get_logger("sandbox")
+
+
+@dataclass
+class Exchange:
+    """What one API request came to, for the log line and ``/_sandbox/stats``.
+
+    ``outcome`` is ``answered`` (with ``status``), ``dropped`` (fault drop_connection),
+    ``held`` (fault timeout_after_commit) or ``client_gone`` (the client hung up first).
+    """
+
+    method: str
+    path: str
+    route: str
+    request_id: str
+    account: str | None = None
+    status: int | None = None
+    outcome: str = "client_gone"
+
+    @property
+    def stats_key(self) -> str:
+        return str(self.status) if self.outcome == "answered" else self.outcome
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.by_route: Counter[str] = Counter()
+        self.by_status: Counter[str] = Counter()
+
+    def count(self, exchange: Exchange) -> None:
+        self.requests += 1
+        self.by_route[exchange.route] += 1
+        self.by_status[exchange.stats_key] += 1
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "by_route": dict(self.by_route),
+            "by_status": dict(self.by_status),
+        }
+
+
+class Sandbox:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.credentials = {(a.api_key, a.api_token): a.sid for a in config.accounts}
+        self.store = Store([a.sid for a in config.accounts], seed=config.seed)
+        self.admission = Admission(per_minute=config.rate_limit, max_in_flight=config.max_in_flight)
+        self.faults = Faults(seed=config.seed)
+        self.stats = Stats()
+        self.shutting_down = asyncio.Event()
+        if config.state_file is not None:
+            document = persist.load(config.state_file)
+            if document is not None:
+                try:
+                    self.store.load(document)
+                except ValueError as exc:
+                    raise persist.StateFileError(f"state file {config.state_file}: {exc}") from exc
+
+    def reset(self) -> None:
+        """As if just started: no data, empty rate-limit windows, no fault rules, no stats."""
+        self.store.reset([a.sid for a in self.config.accounts])
+        self.admission.reset()
+        self.faults.replace([])
+        self.stats = Stats()
+        self.save()
+
+    def save(self) -> None:
+        if self.config.state_file is not None:
+            persist.save(self.config.state_file, self.store.dump())
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        if path == "/_sandbox" or path.startswith("/_sandbox/"):
+            return await control.handle(self, request)
+        started = time.perf_counter()
+        found = routes.match(request.method, path)
+        exchange = Exchange(
+            method=request.method,
+            path=path,
+            route=found[0].key if found else f"{request.method} (no route)",
+            request_id=self.store.new_request_id(),
+        )
+        try:
+            return await self._api(request, exchange, found)
+        finally:  # also when cancelled because the client went away
+            self.stats.count(exchange)
+            log.info(
+                "request",
+                method=exchange.method,
+                path=exchange.path,
+                status=exchange.status,
+                outcome=exchange.outcome,
+                account=exchange.account,
+                request_id=exchange.request_id,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    async def _api(
+        self,
+        request: web.BaseRequest,
+        exchange: Exchange,
+        found: tuple[routes.Route, dict[str, str]] | None,
+    ) -> web.StreamResponse:
+        account = self._authenticate(request, exchange.path)
+        if account is None:
+            return await self._send(exchange, failure(unauthorized()))
+        exchange.account = account
+        refusal = self.admission.admit(account, time.monotonic())
+        if refusal is not None:
+            error = too_many_requests(refusal.retry_after, refusal.reason)
+            return await self._send(exchange, failure(error))
+        try:
+            rule = self.faults.pick(exchange.method, exchange.path)
+            if rule is not None and rule.fault != "timeout_after_commit":
+                return await self._inject(request, exchange, rule)
+            reply = await self._dispatch(request, exchange, account, found)
+            if rule is not None:
+                return await self._hold(request, exchange)
+            return await self._send(exchange, reply)
+        finally:
+            self.admission.leave(account)
+
+    async def _inject(
+        self, request: web.BaseRequest, exchange: Exchange, rule: Rule
+    ) -> web.StreamResponse:
+        """A fault that does nothing: an error answer, or a connection closed on the client."""
+        if rule.fault == "error_500":
+            return await self._send(exchange, failure(internal_error()))
+        if rule.fault == "rate_limit":
+            error = too_many_requests(rule.retry_after, "Too Many Requests (injected)")
+            return await self._send(exchange, failure(error))
+        return self._drop(request, exchange, "dropped")
+
+    async def _dispatch(
+        self,
+        request: web.BaseRequest,
+        exchange: Exchange,
+        account: str,
+        found: tuple[routes.Route, dict[str, str]] | None,
+    ) -> Reply:
+        if found is None or (self.config.profile == "minimal" and not found[0].minimal):
+            return failure(not_found(f"No route for {exchange.method} {exchange.path}"))
+        route, params = found
+        try:
+            body = await self._body(request) if exchange.method in {"POST", "PUT"} else None
+            call = Call(
+                store=self.store,
+                account=self.store.account(account),
+                path=exchange.path,
+                params=params,
+                query={key: request.query[key] for key in request.query},
+                body=body,
+            )
+            reply = route.handler(call)
+        except ApiError as error:
+            return failure(error)
+        except Exception:  # a sandbox bug: report it loudly, answer like a server would
+            log.exception("handler_failed", method=exchange.method, path=exchange.path)
+            return failure(internal_error())
+        if exchange.method != "GET":
+            self.save()
+        return reply
+
+    async def _body(self, request: web.BaseRequest) -> Any:
+        content_type = request.headers.get("Content-Type", "")
+        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+            raise unsupported_media(content_type)
+        limit = self.config.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+        try:
+            return json.loads(b"".join(chunks))
+        except (ValueError, RecursionError):
+            raise bad_body("Request body is not valid JSON") from None
+
+    def _authenticate(self, request: web.BaseRequest, path: str) -> str | None:
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            key, _, token = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        account = self.credentials.get((key, token))
+        named = routes.path_account(path)
+        if account is None or (named is not None and named != account):
+            return None
+        return account
+
+    async def _send(self, exchange: Exchange, reply: Reply) -> web.Response:
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        exchange.status, exchange.outcome = reply.http_status, "answered"
+        document = render(reply, request_id=exchange.request_id, method=exchange.method)
+        return web.Response(
+            body=json.dumps(document, separators=(",", ":")).encode(),
+            status=reply.http_status,
+            headers=reply.headers,
+            content_type="application/json",
+        )
+
+    async def _hold(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+        """The change is made; hold the answer until the client gives up, then hang up."""
+        exchange.outcome = "held"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.shutting_down.wait(), self.config.hold_seconds)
+        return self._drop(request, exchange, "held")
+
+    def _drop(self, request: web.BaseRequest, exchange: Exchange, outcome: str) -> web.Response:
+        exchange.outcome = outcome
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response()  # never written: the transport is closed

@@ -1,0 +1,65 @@
+"""The sandbox's control endpoints (DESIGN.md section 8), for tests, benchmarks and demos.
+
+Called by the sandbox's request pipeline for every path under ``/_sandbox/``. Never
+authenticated, rate limited, faulted, delayed or counted in the stats; bodies are
+read as JSON whatever the content type says.
+
+    POST /_sandbox/reset    as if just started: data, rate-limit windows, faults, stats
+    GET  /_sandbox/state    every trunk with its children (passwords only as SHA-256)
+    GET  /_sandbox/stats    {"requests", "by_route", "by_status"}
+    POST /_sandbox/faults   replace the fault rules (a JSON list; [] clears them)
+    GET  /_sandbox/faults   the rules now in force, with the counts they have left
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from reconciler.sandbox.faults import RuleError, parse_rules
+
+if TYPE_CHECKING:
+    from reconciler.sandbox.app import Sandbox
+
+ENDPOINTS = (
+    "POST /_sandbox/reset",
+    "GET /_sandbox/state",
+    "GET /_sandbox/stats",
+    "POST /_sandbox/faults",
+    "GET /_sandbox/faults",
+)
+
+
+def _json(document: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(document, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+    )
+
+
+async def handle(sandbox: Sandbox, request: web.BaseRequest) -> web.Response:
+    endpoint = f"{request.method} {request.path}"
+    if endpoint == "POST /_sandbox/reset":
+        sandbox.reset()
+        return _json({"ok": True})
+    if endpoint == "GET /_sandbox/state":
+        return _json(sandbox.store.dump())
+    if endpoint == "GET /_sandbox/stats":
+        return _json(sandbox.stats.report())
+    if endpoint == "GET /_sandbox/faults":
+        return _json({"rules": [rule.describe() for rule in sandbox.faults.rules]})
+    if endpoint == "POST /_sandbox/faults":
+        try:
+            rules = parse_rules(json.loads(await request.read() or b"null"))
+        except (ValueError, RecursionError) as exc:
+            message = str(exc) if isinstance(exc, RuleError) else f"not valid JSON: {exc}"
+            return _json({"ok": False, "error": message}, status=400)
+        sandbox.faults.replace(rules)
+        return _json({"ok": True})
+    return _json(
+        {"ok": False, "error": f"no control endpoint {endpoint}", "endpoints": list(ENDPOINTS)},
+        status=404,
+    )
