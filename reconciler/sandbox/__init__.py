@@ -24,7 +24,7 @@ from reconciler.sandbox.config import (
     Config,
     parse_account,
 )
-from reconciler.sandbox.limits import DEFAULT_PER_MINUTE
+from reconciler.sandbox.limits import DEFAULT_PER_MINUTE, WINDOW_SECONDS
 from reconciler.sandbox.persist import StateFileError
 
 
@@ -46,6 +46,13 @@ def _non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]
         return value
 
     return parse
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative(float)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    return float(value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests per minute per account, 0 for no limit (default: %(default)s)",
     )
     parser.add_argument(
+        "--rate-window",
+        type=_positive_float,
+        default=WINDOW_SECONDS,
+        metavar="S",
+        help="length of the rate-limit window in seconds; shorten it to test recovery quickly "
+        "(default: %(default)g, Exotel's minute)",
+    )
+    parser.add_argument(
         "--state",
         type=Path,
         metavar="FILE",
@@ -117,6 +132,7 @@ def config_from(args: argparse.Namespace) -> Config:
         accounts=tuple(args.accounts or [parse_account(DEFAULT_ACCOUNT)]),
         latency_ms=args.latency_ms,
         rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
         state_file=args.state,
         seed=args.seed,
         hold_seconds=args.hold_seconds,

@@ -99,7 +99,11 @@ class Sandbox:
         self.config = config
         self.credentials = {(a.api_key, a.api_token): a.sid for a in config.accounts}
         self.store = Store([a.sid for a in config.accounts], seed=config.seed)
-        self.admission = Admission(per_minute=config.rate_limit, max_in_flight=config.max_in_flight)
+        self.admission = Admission(
+            per_minute=config.rate_limit,
+            max_in_flight=config.max_in_flight,
+            window=config.rate_window,
+        )
         self.faults = Faults(seed=config.seed)
         self.stats = Stats()
         self.shutting_down = asyncio.Event()

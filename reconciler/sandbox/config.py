@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.sandbox.limits import DEFAULT_IN_FLIGHT, DEFAULT_PER_MINUTE
+from reconciler.sandbox.limits import DEFAULT_IN_FLIGHT, DEFAULT_PER_MINUTE, WINDOW_SECONDS
 
 PROFILES = ("full", "minimal")
 DEFAULT_ACCOUNT = "demo:demo_key:demo_token"
@@ -45,6 +45,7 @@ class Config:
     accounts: tuple[AccountSpec, ...] = (parse_account(DEFAULT_ACCOUNT),)
     latency_ms: float = 0.0
     rate_limit: int = DEFAULT_PER_MINUTE
+    rate_window: float = WINDOW_SECONDS
     max_in_flight: int = DEFAULT_IN_FLIGHT
     state_file: Path | None = None
     seed: int | None = None

@@ -36,10 +36,15 @@ class _Account:
 
 class Admission:
     def __init__(
-        self, *, per_minute: int = DEFAULT_PER_MINUTE, max_in_flight: int = DEFAULT_IN_FLIGHT
+        self,
+        *,
+        per_minute: int = DEFAULT_PER_MINUTE,
+        max_in_flight: int = DEFAULT_IN_FLIGHT,
+        window: float = WINDOW_SECONDS,
     ) -> None:
         self.per_minute = per_minute
         self.max_in_flight = max_in_flight
+        self.window = window  # shorter only in tests, so that recovery takes seconds
         self._accounts: dict[str, _Account] = {}
 
     def reset(self) -> None:
@@ -50,16 +55,16 @@ class Admission:
         state = self._accounts.setdefault(account, _Account())
         if self.per_minute > 0:
             arrivals = state.arrivals
-            while arrivals and arrivals[0] <= now - WINDOW_SECONDS:
+            while arrivals and arrivals[0] <= now - self.window:
                 arrivals.popleft()
             arrivals.append(now)
             excess = len(arrivals) - self.per_minute
             if excess > 0:
                 # Room for one more once the excess + 1 oldest arrivals have left the window.
-                wait = arrivals[excess] + WINDOW_SECONDS - now
+                wait = arrivals[excess] + self.window - now
                 return Refusal(
                     max(1, math.ceil(wait)),
-                    f"Rate limit of {self.per_minute} requests per minute exceeded",
+                    f"More than {self.per_minute} requests in {self.window:g} seconds",
                 )
         if state.in_flight >= self.max_in_flight:
             return Refusal(
