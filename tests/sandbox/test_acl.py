@@ -13,7 +13,13 @@ def test_whitelist_defaults_to_a_host_mask(api: Api) -> None:
     trunk = api.trunk(api.create_trunk())
     data = trunk.whitelist(IP)
     assert list(data) == [
-        "id", "mask", "trunk_sid", "ip", "friendly_name", "date_created", "date_updated"
+        "id",
+        "mask",
+        "trunk_sid",
+        "ip",
+        "friendly_name",
+        "date_created",
+        "date_updated",
     ]
     assert (data["ip"], data["mask"], data["friendly_name"]) == (IP, 32, None)
     assert trunk.items("whitelisted-ips") == [data]

@@ -18,7 +18,12 @@ def test_add_never_returns_the_password(trunk: TrunkApi, sandbox: Sandbox) -> No
     body = {"user_name": "voice_ai_user", "password": "Str0ng_pass", "friendly_name": "eleven_prod"}
     data = ok(trunk.post("credentials", body))
     assert list(data) == [
-        "id", "trunk_sid", "user_name", "friendly_name", "date_created", "date_updated"
+        "id",
+        "trunk_sid",
+        "user_name",
+        "friendly_name",
+        "date_created",
+        "date_updated",
     ]
     assert (data["user_name"], data["friendly_name"]) == ("voice_ai_user", "eleven_prod")
     assert trunk.items("credentials") == [data]
@@ -28,7 +33,9 @@ def test_add_never_returns_the_password(trunk: TrunkApi, sandbox: Sandbox) -> No
 
 
 def test_friendly_name_is_optional(trunk: TrunkApi) -> None:
-    assert ok(trunk.post("credentials", {"user_name": "u", "password": "p"}))["friendly_name"] is None
+    assert (
+        ok(trunk.post("credentials", {"user_name": "u", "password": "p"}))["friendly_name"] is None
+    )
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,13 @@ def test_add_stores_with_a_sip_prefix(trunk: TrunkApi) -> None:
     ]
     first = stored[0]
     assert list(first) == [
-        "id", "destination", "date_created", "date_updated", "type", "priority", "weight",
+        "id",
+        "destination",
+        "date_created",
+        "date_updated",
+        "type",
+        "priority",
+        "weight",
         "trunk_sid",
     ]
     assert (first["type"], first["priority"], first["weight"]) == ("public", 0, 1)
@@ -46,7 +52,9 @@ def test_add_stores_with_a_sip_prefix(trunk: TrunkApi) -> None:
 
 def test_a_sip_prefix_is_not_added_twice_and_host_case_is_kept(trunk: TrunkApi) -> None:
     _, document = add(trunk, "sip:SIP.Company.com:5061;transport=tls")
-    assert document["response"][0]["data"]["destination"] == "sip:SIP.Company.com:5061;transport=tls"
+    assert (
+        document["response"][0]["data"]["destination"] == "sip:SIP.Company.com:5061;transport=tls"
+    )
 
 
 def test_priority_and_weight_may_be_set_at_creation(trunk: TrunkApi) -> None:
@@ -75,7 +83,11 @@ def test_partial_failure_is_207_with_per_item_results(trunk: TrunkApi) -> None:
     ):
         assert item == {
             "code": 400,
-            "error_data": {"code": 1002, "message": "Invalid parameter", "description": description},
+            "error_data": {
+                "code": 1002,
+                "message": "Invalid parameter",
+                "description": description,
+            },
             "status": "failure",
             "data": None,
         }
@@ -122,7 +134,9 @@ def test_an_exact_duplicate_is_an_item_409(trunk: TrunkApi) -> None:
         ("sip.company.com:5061;transport=tls;lr", "must look like"),
     ],
 )
-def test_invalid_destinations_fail_per_item(trunk: TrunkApi, destination: str, fragment: str) -> None:
+def test_invalid_destinations_fail_per_item(
+    trunk: TrunkApi, destination: str, fragment: str
+) -> None:
     status, document = add(trunk, destination)
     assert status == 207
     item = document["response"][0]
@@ -163,7 +177,10 @@ def test_put_changes_priority_and_weight(trunk: TrunkApi) -> None:
     assert (data["priority"], data["weight"]) == (2, 9)
     assert error(trunk.put(f"destination-uris/{entry_id}", {}))[2] == 1001
     assert error(trunk.put(f"destination-uris/{entry_id}", {"priority": -1}))[2] == 1002
-    assert error(trunk.put(f"destination-uris/{entry_id}", {"priority": 1, "weight": 70000}))[2] == 1002
+    assert (
+        error(trunk.put(f"destination-uris/{entry_id}", {"priority": 1, "weight": 70000}))[2]
+        == 1002
+    )
     assert error(trunk.put(f"destination-uris/{entry_id}", {"weight": "9"}))[2] == 1007
     assert error(trunk.put("destination-uris/4242", {"weight": 9}))[2] == 1000
     stored = trunk.items("destination-uris")[0]

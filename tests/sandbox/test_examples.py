@@ -91,17 +91,26 @@ def _duplicate_ip(api: Api) -> httpx.Response:
 
 def _duplicate_trunk(api: Api) -> httpx.Response:
     _trunk(api)
-    body = {"trunk_name": "outbound_trunk", "nso_code": "ANY-ANY", "domain_name": "demo.pstn.exotel.com"}
+    body = {
+        "trunk_name": "outbound_trunk",
+        "nso_code": "ANY-ANY",
+        "domain_name": "demo.pstn.exotel.com",
+    }
     return api.post("/trunks", body)
 
 
 CASES: dict[str, Callable[[Api], httpx.Response]] = {
     "create-trunk.200.json": lambda api: api.post(
         "/trunks",
-        {"trunk_name": "outbound_trunk", "nso_code": "ANY-ANY", "domain_name": "demo.pstn.exotel.com"},
+        {
+            "trunk_name": "outbound_trunk",
+            "nso_code": "ANY-ANY",
+            "domain_name": "demo.pstn.exotel.com",
+        },
     ),
     "create-trunk.400-invalid-name.json": lambda api: api.post(
-        "/trunks", {"trunk_name": "bad-name!", "nso_code": "ANY-ANY", "domain_name": "demo.pstn.exotel.com"}
+        "/trunks",
+        {"trunk_name": "bad-name!", "nso_code": "ANY-ANY", "domain_name": "demo.pstn.exotel.com"},
     ),
     "delete-trunk.200.json": lambda api: api.delete("/trunks", params={"trunk_sid": _trunk(api)}),
     "destination-uris.200.json": _destinations(f"{IP}:5061;transport=tls"),
@@ -139,7 +148,9 @@ def test_answer_has_the_shape_of_the_example(api: Api, name: str) -> None:
     answer = response.json()
     assert response.status_code == example["http_code"]
     assert shape(answer) == shape(example)
-    envelopes = example["response"] if isinstance(example["response"], list) else [example["response"]]
+    envelopes = (
+        example["response"] if isinstance(example["response"], list) else [example["response"]]
+    )
     got = answer["response"] if isinstance(answer["response"], list) else [answer["response"]]
     assert [(e["code"], e["status"]) for e in got] == [(e["code"], e["status"]) for e in envelopes]
     assert [(e["error_data"] or {}).get("code") for e in got] == [

@@ -47,7 +47,9 @@ def test_a_did_sits_on_one_trunk_of_the_account(api: Api) -> None:
     second = api.trunk(api.create_trunk("second"))
     first.map(DID)
     for trunk in (first, second):
-        status, envelope, code, description = error(trunk.post("phone-numbers", {"phone_number": DID}))
+        status, envelope, code, description = error(
+            trunk.post("phone-numbers", {"phone_number": DID})
+        )
         assert (status, envelope, code) == (200, 409, 1008)
         assert description == f"Unable to create DidTrunkMapping with TrunkSid {trunk.sid}"
     assert second.items("phone-numbers") == []

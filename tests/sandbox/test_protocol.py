@@ -56,7 +56,9 @@ def test_accounts_are_isolated(log_path: Path) -> None:
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
 def test_post_and_put_need_json(api: Api, content_type: str | None) -> None:
     headers = {} if content_type is None else {"Content-Type": content_type}
-    response = api.client.post(api.root + "/trunks", content=json.dumps(TRUNK_BODY), headers=headers)
+    response = api.client.post(
+        api.root + "/trunks", content=json.dumps(TRUNK_BODY), headers=headers
+    )
     status, envelope, code, _ = error(response)
     assert (status, envelope, code) == (415, 415, 1011)
     sid = api.create_trunk()
@@ -112,7 +114,9 @@ def test_bodies_over_one_mebibyte_are_413(api: Api) -> None:
         ("GET", "/v1/Accounts/demo/Calls"),
     ],
 )
-def test_unknown_routes_are_404_envelopes(sandbox: Sandbox, api: Api, method: str, path: str) -> None:
+def test_unknown_routes_are_404_envelopes(
+    sandbox: Sandbox, api: Api, method: str, path: str
+) -> None:
     response = sandbox.http.request(method, path)
     assert error(response)[:3] == (404, 404, 1000)
     assert response.json()["method"] == method
@@ -132,10 +136,14 @@ def test_error_precedence(sandbox: Sandbox, api: Api) -> None:
     """auth -> rate limit -> fault -> route -> content type -> body -> trunk -> fields -> dup."""
     unknown = "trmum1" + "z" * 22
     # Route before content type: an unknown route with a bad content type is 404.
-    response = api.client.post(api.root + "/nothing", content=b"x", headers={"Content-Type": "text/plain"})
+    response = api.client.post(
+        api.root + "/nothing", content=b"x", headers={"Content-Type": "text/plain"}
+    )
     assert error(response)[2] == 1000
     # Content type before body parse.
-    response = api.client.post(api.root + "/trunks", content=b"{", headers={"Content-Type": "text/plain"})
+    response = api.client.post(
+        api.root + "/trunks", content=b"{", headers={"Content-Type": "text/plain"}
+    )
     assert error(response)[2] == 1011
     # Body parse before the trunk lookup.
     response = api.client.post(
@@ -162,9 +170,9 @@ def test_ids_have_the_documented_shapes(api: Api) -> None:
     sids = {api.create_trunk(f"t{i}") for i in range(20)}
     assert all(re.fullmatch(r"trmum1[a-z0-9]{22}", sid) for sid in sids)
     trunk = api.trunk(sorted(sids)[0])
-    ids = [
-        int(trunk.map("+91804026420" + str(i))["id"]) for i in range(3)
-    ] + [int(trunk.whitelist("44.248.146.11")["id"])]
+    ids = [int(trunk.map("+91804026420" + str(i))["id"]) for i in range(3)] + [
+        int(trunk.whitelist("44.248.146.11")["id"])
+    ]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
 

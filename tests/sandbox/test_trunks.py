@@ -174,13 +174,24 @@ def test_delete_takes_everything_with_it(api: Api) -> None:
     trunk = api.trunk(sid)
     trunk.map("+918040264208")
     trunk.whitelist("44.248.146.11")
-    trunk.post("destination-uris", {"destinations": [{"destination": "sip.company.com:5061;transport=tls"}]})
+    trunk.post(
+        "destination-uris",
+        {"destinations": [{"destination": "sip.company.com:5061;transport=tls"}]},
+    )
     ok(trunk.post("credentials", {"user_name": "bot", "password": "s3cret_pw"}))
-    trunk.post("settings", {"settings": [{"name": "trunk_external_alias", "value": "+918040264208"}]})
+    trunk.post(
+        "settings", {"settings": [{"name": "trunk_external_alias", "value": "+918040264208"}]}
+    )
     deleted = ok(api.delete("/trunks", params={"trunk_sid": sid}))
     assert deleted["trunk_sid"] == sid
     assert api.get("/trunks").json()["response"] == []
-    for child in ("phone-numbers", "whitelisted-ips", "destination-uris", "credentials", "settings"):
+    for child in (
+        "phone-numbers",
+        "whitelisted-ips",
+        "destination-uris",
+        "credentials",
+        "settings",
+    ):
         assert error(trunk.get(child))[:3] == (404, 404, 1000)
     # The DID is free for another trunk, and the name for a new trunk.
     assert api.trunk(api.create_trunk()).map("+918040264208")
