@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -27,8 +28,15 @@ START_TIMEOUT = 15.0
 class Sandbox:
     """A running ``reconciler sandbox`` process."""
 
-    def __init__(self, *args: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.args = args
+        self.verify = verify
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
@@ -81,6 +89,7 @@ class Sandbox:
     def client(self, **kwargs: Any) -> httpx.Client:
         kwargs.setdefault("auth", AUTH)
         kwargs.setdefault("timeout", 10.0)
+        kwargs.setdefault("verify", self.verify)
         return httpx.Client(base_url=self.url, **kwargs)
 
     def control(self, method: str, endpoint: str, **kwargs: Any) -> Any:
@@ -104,8 +113,13 @@ class Sandbox:
 
 
 @contextmanager
-def running(*args: str, log_path: Path, env: dict[str, str] | None = None) -> Iterator[Sandbox]:
-    sandbox = Sandbox(*args, log_path=log_path, env=env)
+def running(
+    *args: str,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> Iterator[Sandbox]:
+    sandbox = Sandbox(*args, log_path=log_path, env=env, verify=verify)
     try:
         yield sandbox
     finally:
