@@ -1,0 +1,50 @@
+# Two entry points for a fresh machine (Python 3.11+, pip, node/npm):
+#   make test   lint, types, import contracts, the pytest suite, then Exotel's Postman
+#               collection run by newman against the sandbox
+#   make demo   the main job, end to end, against the embedded sandbox
+# Both create the virtualenv and install what they need themselves.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP_STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+
+.PHONY: test demo lint types imports pytest newman bench clean
+
+$(PIP_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: lint types imports pytest newman
+
+lint: $(PIP_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(PIP_STAMP)
+	$(BIN)/mypy --strict reconciler
+
+imports: $(PIP_STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(PIP_STAMP)
+	$(BIN)/pytest -m "not newman"
+
+newman: $(PIP_STAMP) $(NPM_STAMP)
+	$(BIN)/pytest -m newman
+
+demo: $(PIP_STAMP)
+	$(BIN)/python scripts/demo.py
+
+bench: $(PIP_STAMP)
+	$(BIN)/python benchmarks/sandbox_throughput.py
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
