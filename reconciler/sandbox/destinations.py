@@ -16,14 +16,12 @@ from reconciler.sandbox import rules
 from reconciler.sandbox.call import Call, newest_first, paginate
 from reconciler.sandbox.envelope import (
     JSON,
-    ApiError,
     Reply,
     batch,
     duplicate,
     invalid,
-    item_error,
-    item_ok,
     missing,
+    per_item,
     single,
 )
 from reconciler.sandbox.store import Destination, Trunk
@@ -76,13 +74,7 @@ def add_destinations(call: Call) -> Reply:
     trunk = call.trunk()
     if not items:
         raise missing("destinations")
-    results = []
-    for destination, priority, weight in items:
-        try:
-            results.append(item_ok(_add_one(call, trunk, destination, priority, weight)))
-        except ApiError as error:
-            results.append(item_error(error))
-    return batch(results)
+    return batch(per_item(items, lambda item: _add_one(call, trunk, *item)))
 
 
 def list_destinations(call: Call) -> Reply:

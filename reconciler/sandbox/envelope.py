@@ -25,11 +25,12 @@ Error tree (all raised as :class:`ApiError`, caught once by the server)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -144,6 +145,17 @@ def listing(items: Sequence[JSON], metadata: JSON | None) -> Reply:
     body: JSON = {} if metadata is None else {"metadata": metadata}
     body["response"] = [item_ok(item) for item in items]
     return Reply(200, body)
+
+
+def per_item(items: Iterable[T], apply: Callable[[T], JSON]) -> list[JSON]:
+    """One envelope per batch item: the item's data, or the error that item raised."""
+    results = []
+    for item in items:
+        try:
+            results.append(item_ok(apply(item)))
+        except ApiError as error:
+            results.append(item_error(error))
+    return results
 
 
 def batch(results: Sequence[JSON], *, always_report_failed: bool = True) -> Reply:

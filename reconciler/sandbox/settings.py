@@ -14,13 +14,11 @@ from reconciler.sandbox import rules
 from reconciler.sandbox.call import Call, newest_first, paginate
 from reconciler.sandbox.envelope import (
     JSON,
-    ApiError,
     Reply,
     batch,
     invalid,
-    item_error,
-    item_ok,
     missing,
+    per_item,
     single,
 )
 from reconciler.sandbox.store import Setting, Trunk
@@ -51,13 +49,8 @@ def set_settings(call: Call) -> Reply:
     trunk = call.trunk()
     if not items:
         raise missing("settings")
-    results = []
-    for name, value in items:
-        try:
-            results.append(item_ok(_upsert(call, trunk, name, value)))
-        except ApiError as error:
-            results.append(item_error(error))
     # The captured settings answer has no metadata.failed when nothing failed.
+    results = per_item(items, lambda item: _upsert(call, trunk, *item))
     return batch(results, always_report_failed=False)
 
 
