@@ -86,9 +86,10 @@ async def serve(
     port = runner.addresses[0][1]
     host = f"[{config.host}]" if ":" in config.host else config.host
     url = f"{config.scheme}://{host}:{port}"
-    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
+    stop = stop or asyncio.Event()
+    for signum in signals:  # only the process's own sandbox listens for signals
         loop.add_signal_handler(signum, stop.set)
     log.info(
         "listening",
@@ -106,5 +107,5 @@ async def serve(
         log.info("stopping")
         sandbox.shutting_down.set()
         await runner.cleanup()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in signals:
             loop.remove_signal_handler(signum)
