@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import json
 import time
@@ -48,7 +47,7 @@ from reconciler.sandbox.envelope import (
     unsupported_media,
 )
 from reconciler.sandbox.faults import Faults, Rule
-from reconciler.sandbox.limits import Admission
+from reconciler.sandbox.limits import Admission, Refusal
 from reconciler.sandbox.store import Store
 
 log = structlog.get_logger("sandbox")
@@ -114,6 +113,7 @@ class Sandbox:
                     self.store.load(document)
                 except ValueError as exc:
                     raise persist.StateFileError(f"state file {config.state_file}: {exc}") from exc
+                self.save()  # the restart count, so the next start draws new request ids
 
     def reset(self) -> None:
         """As if just started: no data, empty rate-limit windows, no fault rules, no stats."""
@@ -132,6 +132,7 @@ class Sandbox:
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
             return await control.handle(self, request)
         started = time.perf_counter()
+        stats = self.stats  # a request that outlives a reset counts in the old stats
         found = routes.match(request.method, path)
         exchange = Exchange(
             method=request.method,
@@ -142,7 +143,7 @@ class Sandbox:
         try:
             return await self._api(request, exchange, found)
         finally:  # also when cancelled because the client went away
-            self.stats.count(exchange)
+            stats.count(exchange)
             log.info(
                 "request",
                 method=exchange.method,
@@ -164,9 +165,9 @@ class Sandbox:
         if account is None:
             return await self._send(exchange, failure(unauthorized()))
         exchange.account = account
-        refusal = self.admission.admit(account, time.monotonic())
-        if refusal is not None:
-            error = too_many_requests(refusal.retry_after, refusal.reason)
+        ticket = self.admission.admit(account, time.monotonic())
+        if isinstance(ticket, Refusal):
+            error = too_many_requests(ticket.retry_after, ticket.reason)
             return await self._send(exchange, failure(error))
         try:
             rule = self.faults.pick(exchange.method, exchange.path)
@@ -177,7 +178,7 @@ class Sandbox:
                 return await self._hold(request, exchange)
             return await self._send(exchange, reply)
         finally:
-            self.admission.leave(account)
+            self.admission.leave(ticket)
 
     async def _inject(
         self, request: web.BaseRequest, exchange: Exchange, rule: Rule
@@ -229,11 +230,14 @@ class Sandbox:
             raise too_large(limit)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                chunks.append(chunk)
+        except web.RequestPayloadError as exc:  # such as a body that fails to decompress
+            raise bad_body(f"Request body cannot be read: {exc}") from None
         try:
             return json.loads(b"".join(chunks))
         except (ValueError, RecursionError):
@@ -245,7 +249,7 @@ class Sandbox:
             return None
         try:
             key, _, token = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
             return None
         account = self.credentials.get((key, token))
         named = routes.path_account(path)

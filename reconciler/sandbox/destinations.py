@@ -27,9 +27,9 @@ from reconciler.sandbox.envelope import (
 from reconciler.sandbox.store import Destination, Trunk
 
 
-def _stored_form(destination: str) -> str:
-    text = destination.strip()
-    return text if text[:4].lower() == "sip:" else f"sip:{text}"
+def _stored_form(host: str, port: int, transport: str) -> str:
+    # "sip:" once and in lower case; the host's case kept as sent (exotel-api.md 6a).
+    return f"sip:{host}:{port};transport={transport}"
 
 
 def _whitelisted(trunk: Trunk, address: ipaddress.IPv4Address) -> bool:
@@ -55,12 +55,13 @@ def _add_one(
     call: Call, trunk: Trunk, destination: str | None, priority: int | None, weight: int | None
 ) -> JSON:
     destination = rules.required(destination, "destination")
-    _, _, address = rules.parse_destination(destination)
+    host, port, transport, address = rules.parse_destination(destination)
     if address is not None and not _whitelisted(trunk, address):
         raise invalid("Destination not whitelisted")
     priority = rules.check_priority_weight(0 if priority is None else priority, "priority")
     weight = rules.check_priority_weight(1 if weight is None else weight, "weight")
-    stored = _stored_form(destination)
+    stored = _stored_form(host, port, transport)
+    # Hosts compare case-insensitively; port and transport are already canonical.
     if any(d.destination.lower() == stored.lower() for d in trunk.destination_uris.values()):
         raise duplicate(f"Destination {stored} already exists on trunk {trunk.trunk_sid}")
     now = call.now()

@@ -5,10 +5,11 @@ server (to pick the fault for a request). Pure apart from the seeded random sour
 
 Semantics (DESIGN.md section 8): ``path`` is an ``fnmatch`` glob over the path without
 its query (``*`` also matches ``/``); ``method`` and ``path`` ``"*"`` match everything; the
-first rule that matches and is live fires. A ``count`` rule is live while its count is
-above zero and counts down only when it fires; a ``probability`` rule is live for that
-share of the requests it matches, drawn from a source re-seeded from ``--seed`` each
-time the rules are replaced, so a run is reproducible.
+first live rule that matches decides. A ``count`` rule is live while its count is above
+zero and counts down only when it fires; a ``probability`` rule is always live and fires
+for that share of the requests it decides (when its draw says no, nothing fires: later
+rules are no second chance), drawn from a source re-seeded from ``--seed`` each time the
+rules are replaced, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def _parse_rule(index: int, raw: Any) -> Rule:
         or not 0 < probability <= 1
     ):
         raise RuleError(f"{where}: probability must be a number in (0, 1]")
+    if "retry_after" in raw and fault != "rate_limit":
+        raise RuleError(f"{where}: retry_after applies to rate_limit rules only")
     return Rule(
         method=method.upper(),
         path=path,
@@ -109,13 +112,14 @@ class Faults:
         self.rng = random.Random(self.seed)
 
     def pick(self, method: str, path: str) -> Rule | None:
+        """The fault for this request: the first live rule that matches decides."""
         for rule in self.rules:
-            if not rule.matches(method, path):
-                continue
+            if rule.count == 0 or not rule.matches(method, path):
+                continue  # a spent count rule is as good as gone
             if rule.count is not None:
-                if rule.count > 0:
-                    rule.count -= 1
-                    return rule
-            elif rule.probability is not None and self.rng.random() < rule.probability:
+                rule.count -= 1
                 return rule
+            # A probability rule that matches decides even when its draw says no:
+            # "the first matching rule fires", and later rules are not a second chance.
+            return rule if self.rng.random() < (rule.probability or 0.0) else None
         return None

@@ -34,6 +34,11 @@ class _Account:
     in_flight: int = 0
 
 
+@dataclass(frozen=True)
+class Ticket:
+    state: _Account
+
+
 class Admission:
     def __init__(
         self,
@@ -50,8 +55,12 @@ class Admission:
     def reset(self) -> None:
         self._accounts.clear()
 
-    def admit(self, account: str, now: float) -> Refusal | None:
-        """Record an arrival; None when it may proceed (then call :meth:`leave` after)."""
+    def admit(self, account: str, now: float) -> Refusal | Ticket:
+        """Record an arrival: a refusal, or a ticket to hand back to :meth:`leave`.
+
+        The ticket names the window it was counted in, so a request that finishes after
+        a reset gives its slot back to the old, discarded window and not to the new one.
+        """
         state = self._accounts.setdefault(account, _Account())
         if self.per_minute > 0:
             arrivals = state.arrivals
@@ -72,7 +81,7 @@ class Admission:
                 f"More than {self.max_in_flight} concurrent requests",
             )
         state.in_flight += 1
-        return None
+        return Ticket(state)
 
-    def leave(self, account: str) -> None:
-        self._accounts[account].in_flight -= 1
+    def leave(self, ticket: Ticket) -> None:
+        ticket.state.in_flight -= 1

@@ -38,7 +38,7 @@ _DESTINATION = re.compile(
     re.IGNORECASE,
 )
 _DOTTED = re.compile(r"[0-9.]+")
-_DIGITS = re.compile(r"[0-9]{1,9}")
+_DIGITS = re.compile(r"[0-9]+")
 MIN_MASK, MAX_MASK = 16, 32  # exotel-api.md section 6: 16-32 (one source says 32 only)
 MAX_PORT = 65535
 
@@ -175,8 +175,10 @@ def is_fqdn(host: str) -> bool:
     )
 
 
-def parse_destination(destination: str) -> tuple[str, int, ipaddress.IPv4Address | None]:
-    """Split ``[sip:]host:port;transport=tls|tcp``; the address is set for IP hosts."""
+def parse_destination(
+    destination: str,
+) -> tuple[str, int, str, ipaddress.IPv4Address | None]:
+    """Split ``[sip:]host:port;transport=tls|tcp``: host, port, transport, address of an IP."""
     match = _DESTINATION.fullmatch(destination.strip())
     if match is None:
         raise invalid("Destination must look like <ip_or_fqdn>:<port>;transport=tls|tcp")
@@ -187,12 +189,12 @@ def parse_destination(destination: str) -> tuple[str, int, ipaddress.IPv4Address
         raise invalid(f"Port must be between 1 and {MAX_PORT}")
     if _DOTTED.fullmatch(host):
         try:
-            return host, port, ipaddress.IPv4Address(host)
+            return host, port, transport, ipaddress.IPv4Address(host)
         except ValueError:
             raise invalid("Destination is not a valid Ip or Fqdn") from None
     if not is_fqdn(host):
         raise invalid("Destination is not a valid Ip or Fqdn")
-    return host, port, None
+    return host, port, transport, None
 
 
 def page_params(query: Mapping[str, str]) -> tuple[int, int]:
@@ -200,7 +202,9 @@ def page_params(query: Mapping[str, str]) -> tuple[int, int]:
     offset_text, size_text = query.get("offset", "0"), query.get("page_size", "50")
     if not (_DIGITS.fullmatch(offset_text) and _DIGITS.fullmatch(size_text)):
         raise invalid("offset and page_size must be non-negative integers")
-    page_size = int(size_text)
-    if not 1 <= page_size <= 100:
+    if len(size_text) > 3 or not 1 <= int(size_text) <= 100:
         raise invalid("page_size must be between 1 and 100")
-    return int(offset_text), page_size
+    # Any offset past the end is an empty page, so a huge one need not be read exactly
+    # (and Python refuses to read integers of more than 4300 digits).
+    offset = int(offset_text) if len(offset_text) <= 18 else 10**18
+    return offset, int(size_text)

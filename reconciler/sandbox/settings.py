@@ -26,9 +26,9 @@ from reconciler.sandbox.store import Setting, Trunk
 
 def _upsert(call: Call, trunk: Trunk, name: str | None, value: str | None) -> JSON:
     name = rules.required(name, "name")
-    value = rules.required(value, "value")
     if name not in rules.SETTING_NAMES:
         raise invalid(f"Unknown setting {name}")
+    value = rules.required(value, "value")
     rules.check_e164(value, "trunk_external_alias")
     now = call.now()
     setting = trunk.settings.get(name)

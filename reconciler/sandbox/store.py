@@ -213,6 +213,7 @@ class Store:
 
     def reset(self, account_sids: list[str]) -> None:
         self.accounts = {sid: Account(sid) for sid in account_sids}
+        self.restarts = 0
         self.next_id = dict.fromkeys(account_sids, 1)
         # Two sources, so that SIDs do not depend on how many reads came before.
         self.sid_rng = random.Random(None if self.seed is None else f"{self.seed}:sids")
@@ -244,6 +245,11 @@ class Store:
         return {
             "format_version": FORMAT_VERSION,
             "next_id": dict(self.next_id),
+            # SIDs go on where they were (they are only issued with a change, which is
+            # saved), so a restart never re-issues one, even a deleted trunk's. Request ids
+            # are issued on every read, which is not saved: each restart gets a new source.
+            "sid_random": _dump_random(self.sid_rng),
+            "restarts": self.restarts,
             "accounts": {
                 sid: {"trunks": [_dump_trunk(t) for t in account.trunks.values()]}
                 for sid, account in self.accounts.items()
@@ -261,8 +267,24 @@ class Store:
                     account.add_trunk(_load_trunk(sid, raw))
             for sid, value in document["next_id"].items():
                 self.next_id[sid] = max(int(value), self.next_id.get(sid, 1))
-        except (KeyError, TypeError, AttributeError) as exc:
+            if "sid_random" in document:
+                self.sid_rng.setstate(_load_random(document["sid_random"]))
+            self.restarts = int(document.get("restarts", 0)) + 1
+            self.request_rng = random.Random(
+                None if self.seed is None else f"{self.seed}:requests:{self.restarts}"
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"malformed state document: {exc!r}") from exc
+
+
+def _dump_random(source: random.Random) -> list[Any]:
+    version, internal, gauss = source.getstate()
+    return [version, list(internal), gauss]
+
+
+def _load_random(saved: list[Any]) -> tuple[Any, ...]:
+    version, internal, gauss = saved
+    return (int(version), tuple(int(word) for word in internal), gauss)
 
 
 _CHILDREN: dict[str, type[Any]] = {

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.sandboxes import Api, Sandbox
+import threading
+import time
+from pathlib import Path
+
+from tests.sandboxes import Api, Sandbox, running
 
 
 def test_state_shows_every_trunk_with_its_children(sandbox: Sandbox, api: Api) -> None:
@@ -67,3 +71,19 @@ def test_unknown_control_endpoint_is_a_json_404(sandbox: Sandbox) -> None:
 def test_control_needs_no_auth(sandbox: Sandbox) -> None:
     response = sandbox.http.post("/_sandbox/reset", auth=None)
     assert response.json() == {"ok": True}
+
+
+def test_reset_while_a_request_is_in_flight(log_path: Path) -> None:
+    with running("--latency-ms", "1500", log_path=log_path) as sandbox:
+        answers: list[int] = []
+        slow = threading.Thread(
+            target=lambda: answers.append(Api(sandbox.http).get("/trunks").status_code)
+        )
+        slow.start()
+        time.sleep(0.3)
+        sandbox.reset()
+        slow.join(10)
+        assert answers == [200]
+        # The request from before the reset counts in the stats it started with.
+        assert sandbox.stats() == {"requests": 0, "by_route": {}, "by_status": {}}
+        assert Api(sandbox.http).get("/trunks").status_code == 200

@@ -193,3 +193,13 @@ def test_delete_by_query_id(trunk: TrunkApi) -> None:
     assert ok(trunk.delete("destination-uris", params={"id": data["id"]})) == data
     assert trunk.items("destination-uris") == []
     assert error(trunk.delete("destination-uris", params={"id": data["id"]}))[2] == 1000
+
+
+def test_scheme_port_and_transport_are_stored_canonically(trunk: TrunkApi) -> None:
+    _, document = add(trunk, "SIP:Host.Example.com:05061;transport=TLS")
+    assert (
+        document["response"][0]["data"]["destination"] == "sip:Host.Example.com:5061;transport=tls"
+    )
+    status, document = add(trunk, "host.example.com:5061;transport=tls")
+    assert status == 207
+    assert document["response"][0]["error_data"]["code"] == 1008

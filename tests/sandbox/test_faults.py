@@ -160,3 +160,27 @@ def test_rules_need_no_content_type(sandbox: Sandbox, api: Api) -> None:
     )
     assert response.json() == {"ok": True}
     assert api.get("/trunks").status_code == 500
+
+
+def test_a_probability_rule_that_draws_no_gives_later_rules_no_chance(
+    sandbox: Sandbox, api: Api
+) -> None:
+    sandbox.faults(
+        {"path": TRUNKS, "fault": "error_500", "probability": 0.5},
+        {"path": TRUNKS, "fault": "rate_limit", "count": 100},
+    )
+    statuses = {api.get("/trunks").status_code for _ in range(30)}
+    assert statuses == {200, 500}
+
+
+def test_a_spent_count_rule_lets_later_rules_match(sandbox: Sandbox, api: Api) -> None:
+    sandbox.faults(
+        {"path": TRUNKS, "fault": "error_500", "count": 1},
+        {"path": TRUNKS, "fault": "rate_limit", "count": 1},
+    )
+    assert [api.get("/trunks").status_code for _ in range(3)] == [500, 429, 200]
+
+
+def test_retry_after_belongs_to_rate_limit_rules(sandbox: Sandbox) -> None:
+    rules = [{"fault": "error_500", "count": 1, "retry_after": False}]
+    assert sandbox.http.post("/_sandbox/faults", json=rules).status_code == 400

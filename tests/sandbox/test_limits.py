@@ -8,45 +8,58 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.sandbox.limits import Admission
+from reconciler.sandbox.limits import Admission, Refusal, Ticket
 from tests.sandboxes import AUTH, Api, error, running
+
+
+def admitted(admission: Admission, account: str, now: float) -> Ticket:
+    ticket = admission.admit(account, now)
+    assert isinstance(ticket, Ticket), ticket
+    return ticket
+
+
+def refused(admission: Admission, account: str, now: float) -> Refusal:
+    refusal = admission.admit(account, now)
+    assert isinstance(refusal, Refusal), refusal
+    return refusal
 
 
 def test_window_admits_up_to_the_limit_then_says_when_to_retry() -> None:
     admission = Admission(per_minute=3)
     for now in (0.0, 1.0, 2.0):
-        assert admission.admit("a", now) is None
-        admission.leave("a")
-    refusal = admission.admit("a", 3.0)
-    assert refusal is not None
+        admission.leave(admitted(admission, "a", now))
     # Four arrivals are in the window, refused one included: two must leave for room.
-    assert refusal.retry_after == 58
-    assert admission.admit("a", 61.0) is None  # waiting as told is enough
-    # Another account has its own window.
-    assert admission.admit("b", 3.0) is None
+    assert refused(admission, "a", 3.0).retry_after == 58
+    admitted(admission, "a", 61.0)  # waiting as told is enough
+    admitted(admission, "b", 3.0)  # another account has its own window
 
 
 def test_window_slides() -> None:
     admission = Admission(per_minute=2, window=10.0)
-    assert admission.admit("a", 0.0) is None
-    assert admission.admit("a", 5.0) is None
-    assert admission.admit("a", 9.9) is not None
+    admitted(admission, "a", 0.0)
+    admitted(admission, "a", 5.0)
+    refused(admission, "a", 9.9)
     # At 10.0 the first arrival has left; the refused one at 9.9 still counts.
-    refusal = admission.admit("a", 10.0)
-    assert refusal is not None
-    assert refusal.retry_after == 10  # room once 9.9 and 10.0 have left too
-    assert admission.admit("a", 20.0) is None
+    assert refused(admission, "a", 10.0).retry_after == 10  # once 9.9 and 10.0 have left
+    admitted(admission, "a", 20.0)
 
 
 def test_zero_means_no_rate_limit_but_in_flight_still_counts() -> None:
     admission = Admission(per_minute=0, max_in_flight=2)
-    assert admission.admit("a", 0.0) is None
-    assert admission.admit("a", 0.0) is None
-    refusal = admission.admit("a", 0.0)
-    assert refusal is not None
-    assert refusal.retry_after == 1
-    admission.leave("a")
-    assert admission.admit("a", 0.0) is None
+    first = admitted(admission, "a", 0.0)
+    admitted(admission, "a", 0.0)
+    assert refused(admission, "a", 0.0).retry_after == 1
+    admission.leave(first)
+    admitted(admission, "a", 0.0)
+
+
+def test_a_ticket_from_before_a_reset_does_not_free_a_new_slot() -> None:
+    admission = Admission(per_minute=0, max_in_flight=1)
+    old = admitted(admission, "a", 0.0)
+    admission.reset()
+    admitted(admission, "a", 0.0)
+    admission.leave(old)
+    refused(admission, "a", 0.0)
 
 
 def test_429_then_recovery_over_http(log_path: Path) -> None:

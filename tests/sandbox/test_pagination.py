@@ -101,3 +101,11 @@ def test_every_child_list_paginates(api: Api, trunk: TrunkApi) -> None:
     for child in ("phone-numbers", "credentials", "destination-uris"):
         assert len(trunk.items(child, page_size=2)) == 3
         assert len(trunk.get(child, params={"page_size": 2}).json()["response"]) == 2
+
+
+def test_a_huge_offset_is_an_empty_page(trunk: TrunkApi) -> None:
+    whitelist_many(trunk, 2)
+    for offset in ("99999999999", "9" * 5000):
+        document = trunk.get("whitelisted-ips", params={"offset": offset}).json()
+        assert document["response"] == []
+        assert document["metadata"]["next_page_uri"] is None

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import pytest
+
 from tests.sandboxes import Api, running
 
 
@@ -68,3 +71,30 @@ def test_a_broken_state_file_stops_the_start_with_a_clear_message(tmp_path: Path
         assert str(state) in result.stderr
         assert "Traceback" not in result.stderr
         assert state.read_text() == content  # nothing overwritten
+
+
+def test_a_restart_never_reissues_a_sid_or_request_id(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.json"
+    with running("--state", str(state), "--seed", "5", log_path=tmp_path / "a.log") as sandbox:
+        api = Api(sandbox.http)
+        deleted = api.create_trunk()
+        api.delete("/trunks", params={"trunk_sid": deleted})
+        before = {api.get("/trunks").json()["request_id"] for _ in range(3)}
+    with running("--state", str(state), "--seed", "5", log_path=tmp_path / "b.log") as sandbox:
+        api = Api(sandbox.http)
+        assert api.create_trunk() != deleted
+        assert not before & {api.get("/trunks").json()["request_id"] for _ in range(3)}
+
+
+def test_a_held_change_is_persisted(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.json"
+    with running(
+        "--state", str(state), "--hold-seconds", "0.2", log_path=tmp_path / "a.log"
+    ) as sandbox:
+        sandbox.faults({"path": "*", "fault": "timeout_after_commit", "count": 1})
+        with pytest.raises(httpx.HTTPError):
+            Api(sandbox.http).create_trunk()
+    with running("--state", str(state), log_path=tmp_path / "b.log") as sandbox:
+        assert [t["trunk_name"] for t in sandbox.state()["accounts"]["demo"]["trunks"]] == [
+            "blr_bot"
+        ]

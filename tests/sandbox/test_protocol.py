@@ -211,3 +211,20 @@ def test_one_log_line_per_request(log_path: Path) -> None:
     ]
     assert all(isinstance(r["duration_ms"], float) for r in requests)
     assert "demo_token" not in log_path.read_text()
+
+
+@pytest.mark.parametrize("header", [b"Basic \xc3\xa9", b"Basic \xff\xfe", "Basic é".encode()])
+def test_non_ascii_authorization_is_401(sandbox: Sandbox, api: Api, header: bytes) -> None:
+    response = sandbox.http.get(
+        "/v2/accounts/demo/trunks", headers={"Authorization": header}, auth=None
+    )
+    assert error(response)[:3] == (401, 401, 1010)
+
+
+@pytest.mark.parametrize("encoding", ["deflate", "gzip"])
+def test_a_body_that_fails_to_decompress_is_1007(api: Api, encoding: str) -> None:
+    headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+    response = api.client.post(
+        api.root + "/trunks", content=json.dumps(TRUNK_BODY), headers=headers
+    )
+    assert error(response)[:3] == (400, 400, 1007)
