@@ -1,0 +1,320 @@
+"""Manifest files -> validated models, with file, line and column for every problem.
+
+Called by the CLI (``validate`` and, later, every command that plans). Reads the files;
+everything else it hands to pure modules: ``yamlsource`` (text to data), ``models``
+(each account and trunk), ``explain`` (pydantic's errors in the user's terms) and
+``checks`` (rules across objects). It never stops at the first problem: a manifest
+with ten mistakes gets ten messages, sorted by file and line.
+
+Files: every ``*.yaml`` and ``*.yml`` under PATH, recursively, hidden folders skipped;
+ledgers are JSON and never read here. A file may hold several documents, each with
+``accounts:``, ``trunks:`` or both.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from reconciler import canonical, checks, yamlsource
+from reconciler.checks import Declared, NamedAccount
+from reconciler.explain import explain
+from reconciler.models import ACCOUNT_NAME, SECRET_REFERENCE, AccountSpec, ManifestFile, TrunkSpec
+from reconciler.problems import Loc, Origin, Problem, Severity
+
+TOP_LEVEL = tuple(ManifestFile.model_fields)
+PASSWORD = re.compile(r"[A-Za-z0-9_]{1,64}")  # exotel-api.md section 6a, measured live
+
+
+@dataclass(frozen=True)
+class Manifests:
+    """What the manifests declare, where, and what is wrong with them."""
+
+    root: str
+    files: tuple[str, ...]
+    accounts: Mapping[str, NamedAccount]
+    trunks: tuple[Declared[TrunkSpec], ...]
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.WARNING)
+
+
+def discover(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    found = [
+        path
+        for pattern in ("*.yaml", "*.yml")
+        for path in root.rglob(pattern)
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    ]
+    return sorted(found)
+
+
+def _locator(node: yaml.Node | None) -> Any:
+    def locate(path: Loc, at_key: bool) -> tuple[int, int]:
+        return yamlsource.locate(node, path, key=at_key)
+
+    return locate
+
+
+def _validate(
+    model: type[BaseModel], data: Any, origin: Origin, node: yaml.Node | None
+) -> tuple[Any, Origin, list[Problem]]:
+    """The model (perhaps rebuilt without its broken parts), its origin, and the problems."""
+    try:
+        return model.model_validate(data), origin, []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+    problems = []
+    for error in errors:
+        written = yamlsource.written(node, (*origin.path, *error["loc"]))
+        told = explain(error, root=model, written=written)
+        problems.append(origin.problem(told.loc, Severity.ERROR, told.message, at_key=told.at_key))
+    salvaged = _salvage(model, data, errors)
+    if salvaged is None:
+        return None, origin, problems
+    spec, kept = salvaged
+    return spec, replace(origin, written_index=kept), problems
+
+
+def _salvage(
+    model: type[BaseModel], data: Any, errors: list[ErrorDetails]
+) -> tuple[BaseModel, dict[str, tuple[int, ...]]] | None:
+    """The model without the list items and optional fields at fault, so that the rules
+    across objects (duplicates, a DID on two trunks...) can still be checked and every
+    problem is reported in one run. None when a required field itself is broken."""
+    if not isinstance(data, dict):
+        return None
+    bad_items: dict[str, set[int]] = {}
+    bad_fields: set[str] = set()
+    for error in errors:
+        loc = error["loc"]
+        name = loc[0] if loc else None
+        if not isinstance(name, str):
+            return None
+        if name not in model.model_fields:
+            bad_fields.add(name)
+        elif len(loc) > 1 and isinstance(loc[1], int) and isinstance(data.get(name), list):
+            bad_items.setdefault(name, set()).add(loc[1])
+        elif model.model_fields[name].is_required():
+            return None
+        else:
+            bad_fields.add(name)
+    repaired = {key: value for key, value in data.items() if key not in bad_fields}
+    kept: dict[str, tuple[int, ...]] = {}
+    for name, bad in bad_items.items():
+        kept[name] = tuple(i for i in range(len(data[name])) if i not in bad)
+        repaired[name] = [data[name][i] for i in kept[name]]
+    try:
+        return model.model_validate(repaired), kept
+    except ValidationError:
+        return None
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.accounts: list[NamedAccount] = []
+        self.trunks: list[Declared[TrunkSpec]] = []
+        self.account_names: set[str] = set()
+
+    def document(self, file: str, document: yamlsource.Document) -> None:
+        data, node = document.data, document.node
+        root = Origin(file, (), _locator(node))
+        if data is None:
+            return
+        if not isinstance(data, dict):
+            self.problems.append(
+                root.problem(
+                    (), Severity.ERROR, "a manifest holds a map with accounts: and/or trunks:"
+                )
+            )
+            return
+        for key in data:
+            if key not in TOP_LEVEL:
+                hint = difflib.get_close_matches(key, TOP_LEVEL, n=1)
+                said = f"did you mean {hint[0]!r}?" if hint else f"use {' or '.join(TOP_LEVEL)}"
+                self.problems.append(
+                    root.problem(
+                        (key,), Severity.ERROR, f"unknown key {key!r}; {said}", at_key=True
+                    )
+                )
+        accounts, trunks = data.get("accounts"), data.get("trunks")
+        if accounts is not None and not isinstance(accounts, dict):
+            self.problems.append(
+                root.problem(
+                    ("accounts",), Severity.ERROR, "accounts must be a map of account names"
+                )
+            )
+        elif accounts:
+            for name, raw in accounts.items():
+                self.account(file, node, str(name), raw)
+        if trunks is not None and not isinstance(trunks, list):
+            self.problems.append(
+                root.problem(
+                    ("trunks",), Severity.ERROR, "trunks must be a list ('- name: ...' items)"
+                )
+            )
+        elif trunks:
+            for index, raw in enumerate(trunks):
+                origin = Origin(file, ("trunks", index), _locator(node))
+                spec, origin, problems = _validate(TrunkSpec, raw, origin, node)
+                self.problems += problems
+                if spec is not None:
+                    self.trunks.append(Declared(spec, origin))
+
+    def account(self, file: str, node: yaml.Node | None, name: str, raw: Any) -> None:
+        origin = Origin(file, ("accounts", name), _locator(node))
+        self.account_names.add(name)
+        if not ACCOUNT_NAME.fullmatch(name):
+            self.problems.append(
+                origin.problem(
+                    (),
+                    Severity.ERROR,
+                    f"account name {name!r} must be letters, digits, '_' or '-', like prod",
+                    at_key=True,
+                )
+            )
+            return
+        spec, origin, problems = _validate(AccountSpec, raw, origin, node)
+        self.problems += problems
+        if spec is not None:
+            self.accounts.append(NamedAccount(name, spec, origin))
+
+
+def load(path: str | Path) -> Manifests:
+    root = Path(path)
+    collector = _Collector()
+    if not root.exists():
+        problem = Problem(str(root), 0, 0, Severity.ERROR, "", "no such file or directory")
+        return Manifests(str(root), (), {}, (), (problem,))
+    files = discover(root)
+    if not files:
+        problem = Problem(
+            str(root), 0, 0, Severity.ERROR, "", "no manifests here: nothing ends in .yaml or .yml"
+        )
+        return Manifests(str(root), (), {}, (), (problem,))
+    for file in files:
+        shown = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            collector.problems.append(
+                Problem(shown, 0, 0, Severity.ERROR, "", f"not UTF-8 text (byte {exc.start})")
+            )
+            continue
+        except OSError as exc:
+            collector.problems.append(
+                Problem(shown, 0, 0, Severity.ERROR, "", f"cannot read: {exc.strerror}")
+            )
+            continue
+        documents, problems = yamlsource.read(text, shown)
+        collector.problems += problems
+        for document in documents:
+            collector.document(shown, document)
+    collector.problems += checks.check_accounts(collector.accounts)
+    collector.problems += checks.check_trunks(collector.trunks, collector.account_names)
+    accounts = {}
+    for account in collector.accounts:
+        if account.name not in accounts:
+            ledger = checks.ledger_path(account)
+            accounts[account.name] = NamedAccount(
+                account.name, account.spec.model_copy(update={"ledger": ledger}), account.origin
+            )
+    trunks = tuple(_with_defaults(trunk, accounts) for trunk in collector.trunks)
+    return Manifests(
+        str(root), tuple(map(str, files)), accounts, trunks, tuple(sorted(collector.problems))
+    )
+
+
+def _with_defaults(
+    trunk: Declared[TrunkSpec], accounts: Mapping[str, NamedAccount]
+) -> Declared[TrunkSpec]:
+    account = accounts.get(trunk.spec.account)
+    if trunk.spec.domain_name is not None or account is None:
+        return trunk
+    domain = canonical.default_domain_name(account.spec.sid)
+    return Declared(trunk.spec.model_copy(update={"domain_name": domain}), trunk.origin)
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Resolved secret values, by environment variable name. Never printed or logged."""
+
+    values: Mapping[str, str] = field(repr=False)
+
+    def get(self, reference: str) -> str:
+        match = SECRET_REFERENCE.fullmatch(reference)
+        if match is None:
+            raise KeyError(reference)
+        return self.values[match[1]]
+
+
+def require_secrets(
+    manifests: Manifests, environ: Mapping[str, str], *, accounts: Sequence[str] | None = None
+) -> tuple[Secrets, list[Problem]]:
+    """The secrets of the chosen accounts, from the environment; problems name what is missing.
+
+    ``validate`` does not call this (pull-request checks run without secrets); every
+    command that calls the API does, before its first call.
+    """
+    wanted = set(accounts) if accounts is not None else set(manifests.accounts)
+    problems: list[Problem] = []
+    values: dict[str, str] = {}
+
+    def need(reference: str, origin: Origin, loc: Loc, *, password: bool = False) -> None:
+        match = SECRET_REFERENCE.fullmatch(reference)
+        if match is None:
+            return
+        variable = match[1]
+        value = environ.get(variable, "")
+        if not value:
+            problems.append(
+                origin.problem(loc, Severity.ERROR, f"environment variable {variable} is not set")
+            )
+        elif password and not PASSWORD.fullmatch(value):
+            problems.append(
+                origin.problem(
+                    loc,
+                    Severity.ERROR,
+                    f"the password in {variable} must be 1 to 64 letters, digits or underscores "
+                    "(Exotel refuses anything else); generate one that is",
+                )
+            )
+        else:
+            values[variable] = value
+
+    for name in sorted(wanted & set(manifests.accounts)):
+        account = manifests.accounts[name]
+        need(account.spec.api_key, account.origin, ("api_key",))
+        need(account.spec.api_token, account.origin, ("api_token",))
+    for trunk in manifests.trunks:
+        if trunk.spec.account in wanted:
+            for index, credential in enumerate(trunk.spec.credentials):
+                need(
+                    credential.password,
+                    trunk.origin,
+                    ("credentials", index, "password"),
+                    password=True,
+                )
+    return Secrets(values), sorted(problems)
+
+
+def environment() -> Mapping[str, str]:
+    return os.environ
