@@ -72,9 +72,11 @@ def public_ipv4_problem(address: ipaddress.IPv4Address) -> str | None:
         return "a documentation address (RFC 5737)"
     if address in ipaddress.IPv4Network("100.64.0.0/10"):
         return "a carrier-grade NAT address (RFC 6598)"
+    if address.is_reserved:
+        return "a reserved address"
     if address.is_private:
         return "a private address"
-    if address.is_reserved or not address.is_global:
+    if not address.is_global:
         return "a reserved address"
     return None
 
@@ -143,7 +145,10 @@ def destination(text: str) -> str:
         raise ValueError(f"{text!r} is not a destination: write host:port;transport=tls")
     host = match["host"].lower()
     if _DOTTED.fullmatch(host):
-        ipv4_address(host)  # a dotted string that is not an address is an error
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{text!r}: {host} is not an IPv4 address") from None
     elif not is_fqdn(host):
         raise ValueError(f"{text!r}: {match['host']!r} is neither an IPv4 address nor a host name")
     params = [p for p in match["params"].split(";") if p]
@@ -186,6 +191,8 @@ def mode(value: str | None) -> str:
 
 
 def trunk_name(text: str) -> str:
+    if not text:
+        raise ValueError("trunk name is empty: give 1 to 16 letters, digits or underscores")
     if not TRUNK_NAME.fullmatch(text):
         raise ValueError(
             f"trunk name {text!r} must be 1 to 16 letters, digits or underscores "

@@ -100,7 +100,7 @@ def check_accounts(accounts: Sequence[NamedAccount]) -> list[Problem]:
                 account.origin.problem(
                     ("ledger",),
                     ERROR,
-                    f"ledger {ledger} is also account {by_ledger[ledger].name!r}'s; "
+                    f"ledger {ledger} is also the ledger of account {by_ledger[ledger].name!r}; "
                     "give each account its own ledger file",
                 )
             )

@@ -91,7 +91,7 @@ def _expected_text(field: str, value: Any, written: str | None) -> str:
     if field in SECRET_FIELDS:
         return f"{field} must be text such as ${{ENV_VAR}}, but it was read as {got}"
     if written is not None and got in {"a number", "true/false", "a date"}:
-        if field in PHONE_FIELDS:
+        if field in PHONE_FIELDS and got == "a number":
             shown = written if written.startswith("+") else f"+{written}"
             return (
                 f"{written} was read as a number, which drops the + and leading zeros: "
@@ -128,7 +128,8 @@ def explain(error: ErrorDetails, *, root: type[BaseModel], written: str | None) 
     if kind == "string_type":
         return Explained(loc, _expected_text(field, value, written))
     if kind in {"int_type", "int_parsing", "int_from_float"}:
-        return Explained(loc, f"{field} must be a whole number, not {_kind(value)}")
+        shown = written if written is not None and field not in SECRET_FIELDS else _kind(value)
+        return Explained(loc, f"{field} must be a whole number, not {shown}")
     if kind == "bool_type":
         return Explained(loc, f"{field} must be true or false, not {_kind(value)}")
     if kind in {"model_type", "model_attributes_type", "dict_type"}:
@@ -139,9 +140,9 @@ def explain(error: ErrorDetails, *, root: type[BaseModel], written: str | None) 
             and not isinstance(value, list | dict)
         ):
             return Explained(loc, _expected_text(model.shorthand_key(), value, written))
-        return Explained(
-            loc, f"{field or 'this'} must be a map of keys and values, not {_kind(value)}"
-        )
+        if not field or isinstance(loc[-1], int):
+            return Explained(loc, f"each item must be a map of keys and values, not {_kind(value)}")
+        return Explained(loc, f"{field} must be a map of keys and values, not {_kind(value)}")
     if kind in {"tuple_type", "list_type"}:
         return Explained(
             loc, f"{field} must be a list (one '- ' item per line), not {_kind(value)}"

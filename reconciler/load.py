@@ -32,6 +32,7 @@ from reconciler.models import ACCOUNT_NAME, SECRET_REFERENCE, AccountSpec, Manif
 from reconciler.problems import Loc, Origin, Problem, Severity
 
 TOP_LEVEL = tuple(ManifestFile.model_fields)
+EXTENSION_PREFIX = "x-"  # top-level keys ignored, to hold YAML anchors (as in Compose files)
 PASSWORD = re.compile(r"[A-Za-z0-9_]{1,64}")  # exotel-api.md section 6a, measured live
 
 
@@ -147,7 +148,7 @@ class _Collector:
             )
             return
         for key in data:
-            if key not in TOP_LEVEL:
+            if key not in TOP_LEVEL and not key.startswith(EXTENSION_PREFIX):
                 hint = difflib.get_close_matches(key, TOP_LEVEL, n=1)
                 said = f"did you mean {hint[0]!r}?" if hint else f"use {' or '.join(TOP_LEVEL)}"
                 self.problems.append(

@@ -14,6 +14,7 @@ list item at fault.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -40,14 +41,19 @@ MAX_PRIORITY = 65535  # same range as DNS SRV priority and weight, which these m
 USER_NAME_MAX, FRIENDLY_NAME_MAX = 32, 32  # exotel-api.md section 6a
 
 
-def _secret_reference(value: str) -> str:
-    # Never repeat the value: if it is not a reference, it may be the secret itself.
-    if not SECRET_REFERENCE.fullmatch(value):
+def _secret_reference(example: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        # Never repeat the value: if it is not a reference, it may be the secret itself.
+        if SECRET_REFERENCE.fullmatch(value):
+            return value
+        if re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"write environment references with braces, like ${{{example}}}")
         raise ValueError(
-            "secrets are written only as environment references, like ${EXOTEL_API_TOKEN}; "
+            f"secrets are written only as environment references, like ${{{example}}}; "
             "put the value in that environment variable (a CI secret), never in the manifest"
         )
-    return value
+
+    return check
 
 
 def _account_sid(value: str) -> str:
@@ -97,10 +103,13 @@ def _friendly_name(value: str) -> str:
     return canonical.word(value, what="friendly_name", max_length=FRIENDLY_NAME_MAX)
 
 
-SecretReference = Annotated[
-    StrictStr,
-    AfterValidator(_secret_reference),
-    Field(json_schema_extra={"pattern": r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"}),
+_SECRET_SCHEMA = Field(json_schema_extra={"pattern": r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"})
+ApiKey = Annotated[StrictStr, AfterValidator(_secret_reference("EXOTEL_API_KEY")), _SECRET_SCHEMA]
+ApiToken = Annotated[
+    StrictStr, AfterValidator(_secret_reference("EXOTEL_API_TOKEN")), _SECRET_SCHEMA
+]
+SipPassword = Annotated[
+    StrictStr, AfterValidator(_secret_reference("SIP_PASSWORD")), _SECRET_SCHEMA
 ]
 E164 = Annotated[
     StrictStr,
@@ -162,8 +171,8 @@ class AccountSpec(Spec):
         description="API root overriding the region, such as a sandbox; "
         "the EXOTEL_BASE_URL environment variable overrides it in turn",
     )
-    api_key: SecretReference = Field(description="API key, as ${ENV_VAR} only")
-    api_token: SecretReference = Field(description="API token, as ${ENV_VAR} only")
+    api_key: ApiKey = Field(description="API key, as ${ENV_VAR} only")
+    api_token: ApiToken = Field(description="API token, as ${ENV_VAR} only")
     api: Literal["full", "minimal"] = Field(
         "full",
         description="capability profile: full (every documented call) or minimal "
@@ -205,7 +214,7 @@ class CredentialSpec(Spec):
     username: Annotated[StrictStr, AfterValidator(_user_name)] = Field(
         description="1 to 32 letters, digits or underscores; unique on the trunk"
     )
-    password: SecretReference = Field(
+    password: SipPassword = Field(
         description="${ENV_VAR} only; 1 to 64 letters, digits or underscores once resolved"
     )
     password_version: Annotated[StrictInt, AfterValidator(_positive)] = Field(

@@ -130,9 +130,7 @@ def read(text: str, file: str) -> tuple[list[Document], list[Problem]]:
             documents.append(Document(index, data, node))
     except yaml.MarkedYAMLError as exc:
         # The problem and its mark only: the snippet of the line could hold a secret.
-        mark = exc.problem_mark or exc.context_mark
-        reason = " ".join(part for part in (exc.context, exc.problem) if part)
-        builder.problem(mark, f"YAML syntax: {reason or 'not valid YAML'}", ())
+        builder.problem(exc.problem_mark or exc.context_mark, _syntax(exc, text), ())
     except yaml.YAMLError as exc:
         builder.problem(None, f"YAML syntax: {type(exc).__name__}", ())
     except _TooBigError:
@@ -140,6 +138,18 @@ def read(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     except RecursionError:
         builder.problem(None, "nested too deeply to read", ())
     return documents, builder.problems
+
+
+def _syntax(exc: yaml.MarkedYAMLError, text: str) -> str:
+    context = exc.context or ""
+    start, end = exc.context_mark, exc.problem_mark
+    if context and start is not None and end is not None and start.line != end.line:
+        context += f" (started at line {start.line + 1})"
+    reason = " ".join(part for part in (context, exc.problem) if part) or "not valid YAML"
+    mark = exc.problem_mark
+    if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
+        reason += "; YAML indents with spaces, never tabs"
+    return f"YAML syntax: {reason}"
 
 
 def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
