@@ -45,6 +45,8 @@ demo: $(PIP_STAMP)
 
 bench: $(PIP_STAMP)
 	$(BIN)/python benchmarks/sandbox_throughput.py
+	$(BIN)/python benchmarks/sandbox_startup.py
+	$(BIN)/python benchmarks/manifest_load.py
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

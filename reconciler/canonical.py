@@ -58,30 +58,42 @@ def e164(text: str) -> str:
     )
 
 
+# IANA's special-purpose IPv4 ranges (RFC 6890 and successors): none is a public address,
+# and Exotel refuses to whitelist any of them. Kept as integers: this runs for every
+# whitelisted IP of every trunk, and ipaddress's own properties are slow.
+_SPECIAL: tuple[tuple[int, int, str], ...] = tuple(
+    (int(network.network_address), int(network.netmask), label)
+    for network, label in (
+        (ipaddress.IPv4Network(text), label)
+        for text, label in (
+            ("0.0.0.0/32", "the unspecified address"),
+            ("0.0.0.0/8", "a reserved address"),
+            ("10.0.0.0/8", "a private address"),
+            ("100.64.0.0/10", "a carrier-grade NAT address (RFC 6598)"),
+            ("127.0.0.0/8", "a loopback address"),
+            ("169.254.0.0/16", "a link-local address"),
+            ("172.16.0.0/12", "a private address"),
+            ("192.0.0.0/24", "a reserved address"),
+            ("192.0.2.0/24", "a documentation address (RFC 5737)"),
+            ("192.88.99.0/24", "a reserved address"),
+            ("192.168.0.0/16", "a private address"),
+            ("198.18.0.0/15", "a benchmarking address (RFC 2544)"),
+            ("198.51.100.0/24", "a documentation address (RFC 5737)"),
+            ("203.0.113.0/24", "a documentation address (RFC 5737)"),
+            ("224.0.0.0/4", "a multicast address"),
+            ("240.0.0.0/4", "a reserved address"),
+        )
+    )
+)
+
+
 def public_ipv4_problem(address: ipaddress.IPv4Address) -> str | None:
     """Why Exotel would refuse to whitelist this address, or None if it is public."""
-    if address.is_loopback:
-        return "a loopback address"
-    if address.is_link_local:
-        return "a link-local address"
-    if address.is_multicast:
-        return "a multicast address"
-    if address.is_unspecified:
-        return "the unspecified address"
-    if any(address in ipaddress.IPv4Network(net) for net in _DOCUMENTATION):
-        return "a documentation address (RFC 5737)"
-    if address in ipaddress.IPv4Network("100.64.0.0/10"):
-        return "a carrier-grade NAT address (RFC 6598)"
-    if address.is_reserved:
-        return "a reserved address"
-    if address.is_private:
-        return "a private address"
-    if not address.is_global:
-        return "a reserved address"
+    value = int(address)
+    for network, netmask, label in _SPECIAL:
+        if value & netmask == network:
+            return label
     return None
-
-
-_DOCUMENTATION = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 
 
 def ipv4_address(text: str) -> ipaddress.IPv4Address:
@@ -118,12 +130,19 @@ def ip_with_mask(address: ipaddress.IPv4Address, mask: int, *, written: str | No
             f"{address} is {problem}; Exotel whitelists only public IPv4 addresses "
             "(use your SBC's public address)"
         )
-    network = ipaddress.IPv4Network(f"{address}/{mask}", strict=False)
-    if network.network_address != address:
-        raise ValueError(
-            f"{shown!r} has host bits set; write the network address {network.with_prefixlen}"
-        )
-    return network.with_prefixlen
+    value = int(address)
+    netmask = (0xFFFFFFFF << (MAX_MASK - mask)) & 0xFFFFFFFF
+    if value & ~netmask:
+        network = ipaddress.IPv4Address(value & netmask)
+        raise ValueError(f"{shown!r} has host bits set; write the network address {network}/{mask}")
+    return f"{address}/{mask}"
+
+
+def network_range(canonical_ip: str) -> tuple[int, int]:
+    """(first, last) address of a canonical ``a.b.c.d/nn`` as integers, for containment."""
+    text, _, mask_text = canonical_ip.partition("/")
+    first = int(ipaddress.IPv4Address(text))
+    return first, first + (1 << (MAX_MASK - int(mask_text))) - 1
 
 
 def is_fqdn(host: str) -> bool:

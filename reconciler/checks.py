@@ -19,7 +19,6 @@ Warnings:
 from __future__ import annotations
 
 import difflib
-import ipaddress
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -218,20 +217,27 @@ def _within_trunk(trunk: Declared[TrunkSpec]) -> list[Problem]:
     problems += _duplicates(
         origin, "credentials", spec.credentials, lambda c: c.username, "username"
     )
-    networks = [ipaddress.IPv4Network(ip) for ip in spec.whitelisted_ips]
-    for index, network in enumerate(networks):
-        wider = next((n for n in networks if n != network and network.subnet_of(n)), None)
+    ranges = [canonical.network_range(ip) for ip in spec.whitelisted_ips]
+    for index, (first, last) in enumerate(ranges):
+        wider = next(
+            (
+                spec.whitelisted_ips[other]
+                for other, (low, high) in enumerate(ranges)
+                if (low, high) != (first, last) and low <= first and last <= high
+            ),
+            None,
+        )
         if wider is not None:
             problems.append(
                 origin.problem(
                     ("whitelisted_ips", index),
                     WARNING,
-                    f"{network.with_prefixlen} is already covered by {wider.with_prefixlen}",
+                    f"{spec.whitelisted_ips[index]} is already covered by {wider}",
                 )
             )
     for index, destination in enumerate(spec.destination_uris):
         address = canonical.destination_ip(destination.uri)
-        if address is not None and not any(address in network for network in networks):
+        if address is not None and not any(low <= int(address) <= high for low, high in ranges):
             problems.append(
                 origin.problem(
                     ("destination_uris", index),

@@ -37,8 +37,11 @@ def json_schema() -> dict[str, Any]:
     schema = ManifestFile.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Exotel vSIP reconciler manifest",
         **schema,
+        "title": "Exotel vSIP reconciler manifest",
+        "description": "Desired state of Exotel vSIP trunks: accounts:, trunks:, or both. "
+        "Top-level keys starting with x- are ignored (for YAML anchors).",
+        "patternProperties": {"^x-": {}},
     }
 
 

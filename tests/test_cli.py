@@ -1,0 +1,117 @@
+"""The CLI as a user runs it: a subprocess, its exit codes, and never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+SCENARIOS = ROOT / "tests" / "scenarios"
+
+
+def reconciler(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_validate_the_example_manifests() -> None:
+    result = reconciler("validate")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == "manifests: 4 files, 1 account, 3 trunks: valid\n"
+    assert result.stderr == ""
+
+
+def test_validate_invalid_exits_one_without_a_traceback() -> None:
+    for folder in sorted(SCENARIOS.iterdir()):
+        result = reconciler("validate", cwd=folder)
+        assert result.returncode == (0 if folder.name.startswith("valid") else 1), folder.name
+        assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_validate_json() -> None:
+    result = reconciler("validate", "--format", "json", cwd=SCENARIOS / "duplicate_entries")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["valid"] is False
+    assert document["errors"] == 5
+    assert document["warnings"] == 0
+    first = document["problems"][0]
+    assert first == {
+        "file": "manifests/a.yaml",
+        "line": 11,
+        "column": 9,
+        "severity": "error",
+        "path": "trunks[0].phone_numbers[1]",
+        "message": "DID +918040264208 is listed twice (also phone_numbers[0]); remove one",
+    }
+
+
+def test_validate_json_when_valid() -> None:
+    result = reconciler("validate", "manifests", "--format", "json")
+    document = json.loads(result.stdout)
+    assert (result.returncode, document["valid"], document["accounts"], document["trunks"]) == (
+        0,
+        True,
+        ["demo"],
+        3,
+    )
+
+
+def test_validate_a_single_file(tmp_path: Path) -> None:
+    manifest = tmp_path / "one.yml"
+    manifest.write_text("trunks:\n  - name: t1\n    account: nowhere\n")
+    result = reconciler("validate", str(manifest))
+    assert result.returncode == 1
+    assert f"{manifest}:3:14: error: trunks[0].account: unknown account 'nowhere'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00\x01\x02", b"{{{{", b"- - - -\n  - :", b"&a [*a]", b"key: !!python/object:os.system x"],
+)
+def test_hostile_files_get_messages(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "m.yaml").write_bytes(content)
+    result = reconciler("validate", str(tmp_path))
+    assert result.returncode == 1
+    assert "error" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_schema_is_the_committed_one() -> None:
+    result = reconciler("schema")
+    assert result.returncode == 0
+    committed = (ROOT / "schema" / "manifest.schema.json").read_text()
+    assert result.stdout == committed, "run: reconciler schema > schema/manifest.schema.json"
+    assert json.loads(result.stdout)["title"] == "Exotel vSIP reconciler manifest"
+
+
+def test_readme_field_reference_is_generated_from_the_models() -> None:
+    result = reconciler("schema", "--format", "markdown")
+    readme = (ROOT / "README.md").read_text()
+    start, end = "<!-- field-reference:start -->\n", "<!-- field-reference:end -->"
+    block = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert block == result.stdout, "run: reconciler schema --format markdown, paste into README"
+
+
+def test_example_manifests_point_editors_at_the_schema() -> None:
+    for manifest in sorted((ROOT / "manifests").glob("*.yaml")):
+        first = manifest.read_text().splitlines()[0]
+        assert first == "# yaml-language-server: $schema=../schema/manifest.schema.json"
+
+
+def test_help_and_version() -> None:
+    assert "validate" in reconciler("--help").stdout
+    assert reconciler("--version").stdout.startswith("reconciler ")
+    result = reconciler("validate", "--help")
+    assert "--format" in result.stdout
+    assert reconciler("frobnicate").returncode == 2

@@ -1,0 +1,230 @@
+"""The loader on its own: positions, merges, secrets, and fuzzing for tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler import cli
+from reconciler.load import load, require_secrets
+from reconciler.problems import Severity
+
+ACCOUNT = """accounts:
+  prod:
+    sid: ameyo5m
+    api_key: ${EXOTEL_API_KEY}
+    api_token: ${EXOTEL_API_TOKEN}
+"""
+TRUNK = """trunks:
+  - name: blr_bot
+    account: prod
+    credentials:
+      - username: bot
+        password: ${SIP_PASSWORD_BLR}
+"""
+
+
+def write(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return folder
+
+
+def test_example_manifests_load_with_defaults_filled_in() -> None:
+    manifests = load(Path(__file__).parents[1] / "manifests")
+    assert manifests.problems == ()
+    assert manifests.accounts["demo"].spec.ledger == "state/demo.json"
+    trunks = {trunk.spec.name: trunk.spec for trunk in manifests.trunks}
+    assert set(trunks) == {"blr_voicebot", "mum_contact_ctr", "outbound_dialer"}
+    assert trunks["outbound_dialer"].domain_name == "demo.pstn.exotel.com"
+    assert trunks["mum_contact_ctr"].phone_numbers[0].mode == "pstn"
+
+
+def test_ledger_defaults_to_the_account_name(tmp_path: Path) -> None:
+    manifests = load(write(tmp_path, {"a.yaml": ACCOUNT}))
+    assert manifests.accounts["prod"].spec.ledger == "state/prod.json"
+
+
+def test_hidden_folders_and_other_files_are_skipped(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "a.yaml": ACCOUNT,
+            ".git/config.yaml": "not: [valid",
+            "state/prod.json": "{}",
+            "notes.txt": "trunks: oops",
+        },
+    )
+    manifests = load(tmp_path)
+    assert manifests.problems == ()
+    assert manifests.files == (str(tmp_path / "a.yaml"),)
+
+
+def test_a_model_with_broken_items_is_still_checked_across_trunks(tmp_path: Path) -> None:
+    text = (
+        ACCOUNT
+        + """trunks:
+  - name: t1
+    account: prod
+    phone_numbers: ["+918040264208", "not a number", "+918040264209"]
+    destination_uris: [44.248.146.11:5061;transport=tls]
+  - name: t2
+    account: prod
+    phone_numbers: ["+918040264209"]
+"""
+    )
+    problems = load(write(tmp_path, {"a.yaml": text})).problems
+    assert [(p.line, p.path) for p in problems] == [
+        (9, "trunks[0].phone_numbers[1].number"),
+        (10, "trunks[0].destination_uris[0]"),
+        (13, "trunks[1].phone_numbers[0]"),
+    ]
+
+
+def test_require_secrets_names_what_is_missing(tmp_path: Path) -> None:
+    manifests = load(write(tmp_path, {"a.yaml": ACCOUNT + TRUNK}))
+    environ = {"EXOTEL_API_KEY": "key", "SIP_PASSWORD_BLR": "bad password!"}
+    secrets, problems = require_secrets(manifests, environ)
+    assert [(p.path, p.message) for p in problems] == [
+        ("accounts.prod.api_token", "environment variable EXOTEL_API_TOKEN is not set"),
+        (
+            "trunks[0].credentials[0].password",
+            "the password in SIP_PASSWORD_BLR must be 1 to 64 letters, digits or underscores "
+            "(Exotel refuses anything else); generate one that is",
+        ),
+    ]
+    assert all("bad password!" not in p.text() for p in problems)
+    assert secrets.get("${EXOTEL_API_KEY}") == "key"
+    assert "key" not in repr(secrets)
+
+
+def test_require_secrets_for_chosen_accounts_only(tmp_path: Path) -> None:
+    manifests = load(write(tmp_path, {"a.yaml": ACCOUNT + TRUNK}))
+    environ = {"EXOTEL_API_KEY": "k", "EXOTEL_API_TOKEN": "t", "SIP_PASSWORD_BLR": "pw_1"}
+    secrets, problems = require_secrets(manifests, environ)
+    assert problems == []
+    assert secrets.get("${SIP_PASSWORD_BLR}") == "pw_1"
+    _, problems = require_secrets(manifests, {}, accounts=[])
+    assert problems == []
+
+
+def test_merge_keys_and_positions_inside_merges(tmp_path: Path) -> None:
+    text = (
+        ACCOUNT
+        + """x-base: &base
+  account: prod
+  whitelisted_ips: [10.0.0.1]
+trunks:
+  - <<: *base
+    name: t1
+"""
+    )
+    [problem] = load(write(tmp_path, {"a.yaml": text})).problems
+    assert (problem.line, problem.path) == (8, "trunks[0].whitelisted_ips[0]")
+    assert "private address" in problem.message
+
+
+def test_warnings_do_not_make_it_invalid(tmp_path: Path) -> None:
+    text = ACCOUNT + 'trunks:\n  - name: t1\n    account: prod\n    alias: "+918040264208"\n'
+    manifests = load(write(tmp_path, {"a.yaml": text}))
+    assert [p.severity for p in manifests.problems] == [Severity.WARNING]
+    assert manifests.errors == ()
+
+
+FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+KEYS = [
+    "accounts",
+    "trunks",
+    "prod",
+    "sid",
+    "region",
+    "api_key",
+    "api_token",
+    "api",
+    "prune",
+    "ledger",
+    "base_url",
+    "name",
+    "account",
+    "renamed_from",
+    "protect",
+    "allow_replace",
+    "nso_code",
+    "domain_name",
+    "phone_numbers",
+    "number",
+    "mode",
+    "whitelisted_ips",
+    "destination_uris",
+    "uri",
+    "priority",
+    "weight",
+    "alias",
+    "credentials",
+    "username",
+    "password",
+    "password_version",
+    "friendly_name",
+    "x-anchor",
+]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "prod",
+            "${K}",
+            "+918040264208",
+            "44.248.146.11",
+            "mumbai",
+            "flow",
+            "sip.company.com:5061;transport=tls",
+            "13.126.40.0/24",
+            "ANY-ANY",
+        ]
+    ),
+)
+TREES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), inner, max_size=5),
+    ),
+    max_leaves=25,
+)
+
+
+def run_validate(path: Path) -> int:
+    return cli.main(["validate", str(path)])
+
+
+@FUZZ
+@given(text=st.text(max_size=300))
+def test_any_text_gets_messages_never_a_traceback(tmp_path_factory: Any, text: str) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "m.yaml").write_text(text, encoding="utf-8")
+    manifests = load(folder)
+    assert all(p.message and p.file == str(folder / "m.yaml") for p in manifests.problems)
+    assert run_validate(folder) == (1 if manifests.errors else 0)
+
+
+@FUZZ
+@given(tree=TREES)
+def test_any_yaml_structure_gets_messages_never_a_traceback(
+    tmp_path_factory: Any, tree: Any
+) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "m.yaml").write_text(yaml.safe_dump({"trunks": [tree], "accounts": {"prod": tree}}))
+    manifests = load(folder)
+    # Every problem in a readable file points at a line of it.
+    assert all(p.line >= 1 and p.column >= 1 and p.message for p in manifests.problems)
+    assert run_validate(folder) == (1 if manifests.errors else 0)
