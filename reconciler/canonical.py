@@ -246,3 +246,11 @@ def domain_name(text: str) -> str:
 
 def default_domain_name(account_sid: str) -> str:
     return f"{account_sid.lower()}{DOMAIN_SUFFIX}"
+
+
+def ip_key(ip: str, mask: int) -> str:
+    """How a whitelisted IP the API returns (ip and mask apart) is keyed: ``a.b.c.d/nn``.
+
+    Not validated: an entry made by hand with host bits set keeps them, so it differs
+    from every canonical manifest value and is planned away."""
+    return f"{ip}/{mask}"

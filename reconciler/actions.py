@@ -1,0 +1,187 @@
+"""Plans as data: actions, notices, and the per-account and whole plan, with their checksum.
+
+Built by ``plan``; rendered by ``render``; executed by ``apply``. Pure, frozen records
+with an enum kind, an address, before/after and a reason (as octoDNS's ``Change`` and
+kopf's diff items are): no I/O methods on them. Secrets never enter them: a credential's
+password shows as ``(sensitive)``; only its ``password_version`` is data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from reconciler.diff import Resource
+
+FORMAT_VERSION = 1
+
+
+class Kind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    REPLACE = "replace"
+    MANUAL = "manual"
+
+
+SYMBOL = {
+    Kind.CREATE: "+",
+    Kind.UPDATE: "~",
+    Kind.DELETE: "-",
+    Kind.REPLACE: "-/+",
+    Kind.MANUAL: "!",
+}
+
+
+class Origin(StrEnum):
+    MANIFEST = "manifest"
+    DRIFT = "drift"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan. ``operation`` names what apply does; ``target`` the API ids."""
+
+    address: str
+    kind: Kind
+    resource: Resource
+    operation: str
+    account: str
+    trunk: str
+    key: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    reason: str
+    origin: Origin
+    depends_on: tuple[str, ...] = ()
+    target: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def symbol(self) -> str:
+        return SYMBOL[self.kind]
+
+    def canonical(self) -> dict[str, Any]:
+        """What the checksum covers: everything that changes what apply would do."""
+        return {
+            "address": self.address,
+            "kind": str(self.kind),
+            "operation": self.operation,
+            "before": self.before,
+            "after": self.after,
+            "depends_on": list(self.depends_on),
+            "target": dict(self.target),
+        }
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "kind": str(self.kind),
+            "symbol": self.symbol,
+            "resource": str(self.resource),
+            "operation": self.operation,
+            "account": self.account,
+            "trunk": self.trunk,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
+            "origin": str(self.origin),
+            "depends_on": list(self.depends_on),
+            "target": dict(self.target),
+        }
+
+
+class NoticeKind(StrEnum):
+    RAIL = "rail"  # apply refuses unless --force
+    REPLACEMENT = "replacement"
+    UNMANAGED = "unmanaged"
+    DID_ELSEWHERE = "did_elsewhere"
+    NOT_DECLARED = "not_declared"
+    NOT_REFRESHED = "not_refreshed"
+    PROFILE = "profile"
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: NoticeKind
+    account: str
+    message: str
+    address: str = ""
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "account": self.account,
+            "address": self.address,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class AccountPlan:
+    account: str
+    sid: str
+    profile: str
+    actions: tuple[Action, ...]
+    notices: tuple[Notice, ...]
+    managed: int  # objects under management (trunks and children), for the delete rail
+    refreshed: int  # trunks read from the API
+    not_refreshed: int
+    calls: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    accounts: tuple[AccountPlan, ...]
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(action for account in self.accounts for action in account.actions)
+
+    @property
+    def notices(self) -> tuple[Notice, ...]:
+        return tuple(notice for account in self.accounts for notice in account.notices)
+
+    @property
+    def rails(self) -> tuple[Notice, ...]:
+        return tuple(n for n in self.notices if n.kind is NoticeKind.RAIL)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    def counts(self) -> dict[Kind, int]:
+        counted = dict.fromkeys(Kind, 0)
+        for action in self.actions:
+            counted[action.kind] += 1
+        return counted
+
+    @property
+    def checksum(self) -> str:
+        text = json.dumps(
+            [action.canonical() for action in self.actions], sort_keys=True, separators=(",", ":")
+        )
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "checksum": self.checksum,
+            "accounts": [
+                {
+                    "account": a.account,
+                    "sid": a.sid,
+                    "profile": a.profile,
+                    "refreshed": a.refreshed,
+                    "not_refreshed": a.not_refreshed,
+                    "api_calls": a.calls,
+                }
+                for a in self.accounts
+            ],
+            "summary": {str(kind): count for kind, count in self.counts().items()},
+            "actions": [action.document() for action in self.actions],
+            "notices": [notice.document() for notice in self.notices],
+        }

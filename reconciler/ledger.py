@@ -1,0 +1,137 @@
+"""The ledger: what the reconciler owns in one account, and what the API cannot tell it.
+
+Read by the CLI before planning (and written by ``apply``). One JSON file per account,
+beside the manifests and committed with them; never a secret in it:
+
+    {
+      "format_version": 1,
+      "account": "prod", "account_sid": "ameyo5m",
+      "trunks": {
+        "blr_bot": {
+          "sid": "trmum1...",
+          "protect": true,                     # remembered: the manifest may be gone
+          "alias": "+918040264208",            # last applied (settings unreadable in minimal)
+          "credentials": {"voice_ai_user": {"password_version": 1}},
+          "fingerprint": "sha256:..."          # of the trunk's last applied desired state
+        }
+      }
+    }
+
+Only trunks in the ledger are ever pruned; live trunks that are neither declared nor
+here are reported as unmanaged and never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import LedgerError
+from reconciler.models import TrunkSpec
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrunkEntry:
+    sid: str
+    protect: bool = False
+    alias: str | None = None
+    credentials: Mapping[str, int] = field(default_factory=dict)  # username -> password_version
+    fingerprint: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "sid": self.sid,
+            "protect": self.protect,
+            "alias": self.alias,
+            "credentials": {
+                name: {"password_version": version}
+                for name, version in sorted(self.credentials.items())
+            },
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass(frozen=True)
+class Ledger:
+    account: str
+    account_sid: str
+    trunks: Mapping[str, TrunkEntry] = field(default_factory=dict)
+
+    def by_sid(self) -> dict[str, str]:
+        return {entry.sid: name for name, entry in self.trunks.items()}
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "account": self.account,
+            "account_sid": self.account_sid,
+            "trunks": {name: self.trunks[name].document() for name in sorted(self.trunks)},
+        }
+
+
+def fingerprint(spec: TrunkSpec) -> str:
+    """A stable digest of a trunk's desired state (secret references left out)."""
+    document = spec.model_dump(mode="json")
+    for credential in document.get("credentials", []):
+        credential.pop("password", None)
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _entry(name: str, raw: Any, path: Path) -> TrunkEntry:
+    if not isinstance(raw, dict) or not isinstance(raw.get("sid"), str):
+        raise LedgerError(f"ledger {path}: trunk {name!r} has no sid")
+    credentials = raw.get("credentials") or {}
+    if not isinstance(credentials, dict):
+        raise LedgerError(f"ledger {path}: trunk {name!r}: credentials must be an object")
+    versions: dict[str, int] = {}
+    for username, value in credentials.items():
+        version = value.get("password_version") if isinstance(value, dict) else None
+        if not isinstance(version, int):
+            raise LedgerError(
+                f"ledger {path}: trunk {name!r}: credential {username!r} has no password_version"
+            )
+        versions[username] = version
+    return TrunkEntry(
+        sid=raw["sid"],
+        protect=bool(raw.get("protect", False)),
+        alias=raw.get("alias") if isinstance(raw.get("alias"), str) else None,
+        credentials=versions,
+        fingerprint=raw.get("fingerprint") if isinstance(raw.get("fingerprint"), str) else None,
+    )
+
+
+def read(path: Path, *, account: str, account_sid: str) -> Ledger:
+    """The ledger at ``path``, or an empty one when the file does not exist yet."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Ledger(account, account_sid)
+    except OSError as exc:
+        raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from exc
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise LedgerError(f"ledger {path} is not valid JSON ({exc}); restore it from git") from exc
+    if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION:
+        version = document.get("format_version") if isinstance(document, dict) else None
+        raise LedgerError(
+            f"ledger {path} has format_version {version!r}; this version reads {FORMAT_VERSION}"
+        )
+    if document.get("account_sid") not in (None, account_sid):
+        raise LedgerError(
+            f"ledger {path} belongs to account SID {document.get('account_sid')!r}, "
+            f"not {account_sid!r}: check the account's ledger path"
+        )
+    trunks = document.get("trunks") or {}
+    if not isinstance(trunks, dict):
+        raise LedgerError(f"ledger {path}: trunks must be an object")
+    return Ledger(
+        account, account_sid, {name: _entry(name, raw, path) for name, raw in trunks.items()}
+    )
