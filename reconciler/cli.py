@@ -8,12 +8,18 @@ and maps the outcome to the exit codes of DESIGN.md section 7: 0 success, 1 erro
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from reconciler import __version__, sandbox, schema
-from reconciler.load import Manifests, load
+from reconciler import __version__, logs, render, sandbox, schema
+from reconciler.actions import Plan
+from reconciler.errors import ApiError, AuthFailed, ManifestError, ReconcilerError
+from reconciler.load import Manifests, environment, load
+from reconciler.pipeline import Options, make_plan
 from reconciler.problems import Severity, plural
 
 DEFAULT_PATH = "manifests"
@@ -53,6 +59,31 @@ def run_validate(args: argparse.Namespace) -> int:
     return EXIT_ERROR if manifests.errors else EXIT_OK
 
 
+def _write_plan(plan: Plan, args: argparse.Namespace) -> None:
+    if args.format == "json":
+        print(render.json_text(plan), end="")
+    elif args.format == "markdown":
+        print(render.markdown(plan), end="")
+    else:
+        colour = sys.stdout.isatty() and "NO_COLOR" not in environment()
+        print(render.text(plan, colour=colour), end="")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(render.json_text(plan), encoding="utf-8")
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    manifests = load(args.path)
+    options = Options(refresh=args.refresh, max_delete=args.max_delete)
+    plan = asyncio.run(
+        make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
+    )
+    _write_plan(plan, args)
+    if args.detailed_exitcode and plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
 def run_schema(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         print(schema.field_reference(), end="")
@@ -70,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more on stderr: -v every API request, -vv debug",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     validate = commands.add_parser(
@@ -91,6 +129,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--format", choices=("text", "json"), default="text")
     validate.set_defaults(run=run_validate)
+
+    plan = commands.add_parser(
+        "plan",
+        help="show what apply would change, without changing anything",
+        description=(
+            "Read live state from Exotel (only GETs), diff it against the manifests and print "
+            "an ordered plan: + create, ~ update, - delete, -/+ replace, ! manual step. "
+            "Exit 0 (or 2 with --detailed-exitcode when there are changes), 1 on error."
+        ),
+    )
+    plan.add_argument(
+        "path",
+        nargs="?",
+        default=DEFAULT_PATH,
+        metavar="PATH",
+        help=f"manifest file or directory (default: {DEFAULT_PATH})",
+    )
+    plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    plan.add_argument("--out", metavar="FILE", help="also write the plan as JSON to FILE")
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when the plan has changes, 0 when it has none",
+    )
+    plan.add_argument(
+        "--account",
+        action="append",
+        metavar="NAME",
+        help="plan only this account (repeatable; default: every declared account)",
+    )
+    plan.add_argument(
+        "--refresh",
+        choices=("all", "changed"),
+        default="all",
+        help="all: read every managed trunk (default); changed: only trunks whose manifests "
+        "changed since the last apply, plus new and removed ones (cheaper, but blind to drift "
+        "on the others)",
+    )
+    plan.add_argument(
+        "--max-delete",
+        type=int,
+        metavar="N",
+        help="deletions above which apply refuses "
+        "(default: 30%% of managed objects, when there are 10 or more)",
+    )
+    plan.set_defaults(run=run_plan)
 
     schema_parser = commands.add_parser(
         "schema",
@@ -118,10 +202,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(error: ReconcilerError) -> None:
+    """A failure as a message on stderr: never a traceback for what a user can fix."""
+    if isinstance(error, ManifestError):
+        for problem in error.problems:
+            print(problem.text(), file=sys.stderr)
+        print(
+            f"{plural(len(error.problems), 'problem')}: nothing was sent to Exotel", file=sys.stderr
+        )
+        return
+    if isinstance(error, AuthFailed):
+        print(
+            f"reconciler: account {error.call.account}: Exotel refused the API key and token "
+            "(HTTP 401): check the account's api_key/api_token variables, its sid, and its "
+            "region (a key for one region fails on the other)",
+            file=sys.stderr,
+        )
+        return
+    prefix = "reconciler: Exotel API: " if isinstance(error, ApiError) else "reconciler: "
+    print(f"{prefix}{error}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logs.configure(level={0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
     try:
         result: int = args.run(args)
+    except ReconcilerError as error:
+        _report(error)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_ERROR

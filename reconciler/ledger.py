@@ -1,6 +1,6 @@
 """The ledger: what the reconciler owns in one account, and what the API cannot tell it.
 
-Read by the CLI before planning (and written by ``apply``). One JSON file per account,
+Read by the CLI before planning; written by ``apply``. One JSON file per account,
 beside the manifests and committed with them; never a secret in it:
 
     {
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,3 +137,27 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
     return Ledger(
         account, account_sid, {name: _entry(name, raw, path) for name, raw in trunks.items()}
     )
+
+
+def write(path: Path, ledger: Ledger) -> None:
+    """Replace the ledger file atomically: a temporary file beside it, fsync, rename,
+    fsync the folder. A crash leaves the old ledger or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(ledger.document(), indent=2, sort_keys=False) + "\n"
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

@@ -1,0 +1,203 @@
+"""Plans as text, markdown and JSON: what people review and what machines read.
+
+Called by the CLI. Pure: takes a :class:`Plan`, returns a string. One description of
+each action serves every format (no copy-pasted printers, octoDNS's one regret):
+
+* text: Terraform-like, a symbol per action and a summary line; colour only when the
+  caller says the output is a terminal;
+* markdown: for a pull-request comment (DESIGN.md section 5): a hidden marker line, the
+  counts, a warning block for deletes, replacements, manual steps and rail breaches, a
+  table per trunk, the full plan in ``<details>`` as a ``diff`` fence; never over 65,000
+  characters (GitHub's comment limit), truncated with a notice when it would be;
+* JSON: ``format_version`` 1, the checksum over the canonical actions, every action.
+
+No format ever shows a secret: plans hold none (passwords are ``(sensitive)``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from reconciler.actions import Action, Kind, Notice, NoticeKind, Origin, Plan
+from reconciler.diff import Resource
+
+MARKDOWN_LIMIT = 65_000  # GitHub refuses comments over 65,536 characters
+MARKER = "<!-- reconciler-plan:{accounts} -->"
+COLOURS = {
+    Kind.CREATE: "\033[32m",
+    Kind.UPDATE: "\033[33m",
+    Kind.DELETE: "\033[31m",
+    Kind.REPLACE: "\033[35m",
+    Kind.MANUAL: "\033[1;31m",
+}
+RESET = "\033[0m"
+LOUD = (NoticeKind.RAIL, NoticeKind.REPLACEMENT)
+
+
+def _value(fields: dict[str, Any] | None, name: str) -> str:
+    value = (fields or {}).get(name)
+    return "(none)" if value is None else str(value)
+
+
+def describe(action: Action) -> str:
+    """One line saying what the action does to its resource."""
+    before, after = dict(action.before or {}), dict(action.after or {})
+    if action.kind is Kind.MANUAL:
+        return f"manual step: {action.reason}"
+    if action.resource is Resource.TRUNK:
+        if action.operation == "create_trunk":
+            text = f"create trunk {after.get('name')} ({after.get('domain_name')})"
+        elif action.operation == "replace_trunk":
+            text = f"replace trunk {before.get('sid')}: {action.reason}"
+        elif action.operation == "delete_trunk":
+            text = f"delete trunk {before.get('sid')}: {action.reason}"
+        elif action.operation == "adopt_trunk":
+            text = f"adopt trunk {after.get('sid')} (ledger only)"
+        else:
+            text = f"rename {before.get('name')} -> {after.get('name')}"
+        return text
+    if action.kind is Kind.CREATE:
+        shown = {k: v for k, v in after.items() if k not in {"number", "ip", "uri", "username"}}
+        details = ", ".join(f"{k} {v}" for k, v in shown.items() if v is not None)
+        return f"add{': ' + details if details else ''}"
+    if action.kind is Kind.DELETE:
+        return "remove"
+    return action.reason
+
+
+def by_trunk(actions: Iterable[Action]) -> list[Action]:
+    """Actions grouped by trunk for reading (trunks in order of first action); within a
+    trunk, execution order. Apply runs them in plan order, not this one."""
+    groups: dict[tuple[str, str], list[Action]] = {}
+    for action in actions:
+        groups.setdefault((action.account, action.trunk), []).append(action)
+    return [action for group in groups.values() for action in group]
+
+
+def _line(action: Action, *, colour: bool = False, pad: bool = True, width: int = 0) -> str:
+    drift = "  (drift)" if action.origin is Origin.DRIFT else ""
+    symbol = f"{action.symbol:>3}" if pad else action.symbol
+    if colour:
+        symbol = f"{COLOURS[action.kind]}{symbol}{RESET}"
+    return f"{symbol} {action.address:<{width}}  {describe(action)}{drift}"
+
+
+def summary(plan: Plan) -> str:
+    counts = plan.counts()
+    manual = counts[Kind.MANUAL]
+    return (
+        f"{counts[Kind.CREATE]} to create, {counts[Kind.UPDATE]} to update, "
+        f"{counts[Kind.DELETE]} to delete, {counts[Kind.REPLACE]} to replace, "
+        f"{manual} manual step{'' if manual == 1 else 's'}"
+    )
+
+
+def _refresh_line(plan: Plan) -> list[str]:
+    lines = []
+    for account in plan.accounts:
+        skipped = f", {account.not_refreshed} not refreshed" if account.not_refreshed else ""
+        lines.append(
+            f"Account {account.account} (sid {account.sid}, profile {account.profile}): "
+            f"{account.refreshed} trunk(s) read{skipped}, {account.calls} API call(s)"
+        )
+    return lines
+
+
+def text(plan: Plan, *, colour: bool = False) -> str:
+    lines = _refresh_line(plan)
+    if not plan.has_changes:
+        lines += ["", "No changes. Live state matches the manifests."]
+    else:
+        lines.append("")
+        width = min(72, max(len(action.address) for action in plan.actions))
+        lines += [_line(a, colour=colour, width=width) for a in by_trunk(plan.actions)]
+    if plan.notices:
+        lines += ["", "Warnings:" if any(n.kind in LOUD for n in plan.notices) else "Notes:"]
+        lines += [f"  ! {notice.message}" for notice in plan.notices]
+    lines += ["", f"Plan: {summary(plan)}.", f"Checksum: {plan.checksum}"]
+    return "\n".join(lines) + "\n"
+
+
+def json_text(plan: Plan) -> str:
+    return json.dumps(plan.document(), indent=2) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _warnings(plan: Plan) -> list[str]:
+    items = [f"**{n.kind}**: {_escape(n.message)}" for n in plan.notices if n.kind in LOUD]
+    for action in plan.actions:
+        if action.kind in (Kind.DELETE, Kind.REPLACE, Kind.MANUAL):
+            items.append(f"**{action.kind}** `{action.address}`: {_escape(describe(action))}")
+    if not items:
+        return []
+    return ["> [!WARNING]", *[f"> - {item}" for item in items], ""]
+
+
+def _tables(actions: Iterable[Action]) -> list[str]:
+    lines: list[str] = []
+    current = None
+    for action in actions:
+        trunk = f"{action.account}/{action.trunk}"
+        if trunk != current:
+            current = trunk
+            lines += [
+                "",
+                f"#### `{trunk}`",
+                "",
+                "| | resource | change | from |",
+                "|---|---|---|---|",
+            ]
+        what, change = _escape(f"{action.resource} {action.key}".strip()), _escape(describe(action))
+        lines.append(f"| `{action.symbol}` | {what} | {change} | {action.origin} |")
+    return lines
+
+
+def _notes(notices: Iterable[Notice]) -> list[str]:
+    quiet = [n for n in notices if n.kind not in LOUD]
+    return ["", "Notes:", *[f"- {_escape(n.message)}" for n in quiet]] if quiet else []
+
+
+def markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+    accounts = ",".join(account.account for account in plan.accounts)
+    head = [
+        MARKER.format(accounts=accounts),
+        f"### Exotel plan: {accounts or '(no accounts)'}",
+        "",
+        f"**{summary(plan)}** · checksum `{plan.checksum}`",
+        "",
+        *[f"- {line}" for line in _refresh_line(plan)],
+        "",
+    ]
+    if not plan.has_changes:
+        body = ["No changes. Live state matches the manifests.", *_notes(plan.notices)]
+        return "\n".join(head + body) + "\n"
+    warnings = _warnings(plan)
+    tables = _tables(by_trunk(plan.actions))
+    details = [
+        "",
+        f"<details><summary>Full plan ({len(plan.actions)} actions)</summary>",
+        "",
+        "```diff",
+        # Symbols at column 0, so GitHub colours + and - (and marks ! and -/+).
+        *[_line(action, pad=False) for action in by_trunk(plan.actions)],
+        "```",
+        "</details>",
+    ]
+    notes = _notes(plan.notices)
+    document = "\n".join(head + warnings + tables + notes + details) + "\n"
+    if len(document) <= limit:
+        return document
+    notice = (
+        "\n\n> [!NOTE]\n> This plan is too long for a comment and was truncated: "
+        "see the full plan in the JSON artifact, or run `reconciler plan`.\n"
+    )
+    budget = limit - len(notice)
+    document = "\n".join(head + warnings + tables + notes)
+    if len(document) > budget:
+        document = document[:budget].rsplit("\n", 1)[0]
+    return document + notice
