@@ -29,6 +29,7 @@ BASE = """\
       password: ${SIP_PASSWORD}
       friendly_name: bot_label
 """
+DID_LINE = '    - "+918040264209"\n'
 CHANGED = """\
 - name: bot2
   renamed_from: bot
@@ -157,7 +158,7 @@ def test_every_change_in_profile_full(tmp_path: Path, sandbox: Sandbox, api: Api
 def test_removing_a_credential_and_the_alias(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
     folder = write(tmp_path, BASE)
     seed(api, folder)
-    trimmed = BASE.split("  alias:")[0]
+    trimmed = BASE.split("  alias:", maxsplit=1)[0]
     write(folder, trimmed)
     assert by_address(plan(folder, sandbox)) == {
         "demo/bot/alias": ("-", "delete_alias", "manifest"),
@@ -197,7 +198,8 @@ def test_allow_replace_rebuilds_what_minimal_cannot_change(
         profile="minimal",
     )
     sids = seed(api, folder)
-    write(folder, BASE.replace('    - "+918040264209"\n', "").replace("account: demo", "account: demo\n  allow_replace: true"), profile="minimal")  # fmt: skip
+    replaceable = BASE.replace("account: demo", "account: demo\n  allow_replace: true")
+    write(folder, replaceable.replace(DID_LINE, ""), profile="minimal")
     result = plan(folder, sandbox)
     first = result.actions[0]
     assert (first.symbol, first.operation, first.target["trunk_sid"]) == (
@@ -216,7 +218,7 @@ def test_protect_wins_over_allow_replace(tmp_path: Path, sandbox: Sandbox, api: 
     header = "account: demo\n  allow_replace: true\n  protect: true"
     folder = write(tmp_path, BASE.replace("account: demo", header), profile="minimal")
     seed(api, folder)
-    write(folder, BASE.replace("account: demo", header).replace('    - "+918040264209"\n', ""), profile="minimal")  # fmt: skip
+    write(folder, BASE.replace("account: demo", header).replace(DID_LINE, ""), profile="minimal")
     assert by_address(plan(folder, sandbox)) == {
         "demo/bot/phone_number/+918040264209": ("!", "manual", "manifest")
     }
