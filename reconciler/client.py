@@ -55,6 +55,7 @@ WINDOW_SECONDS = 60.0
 # closer than departures, so our window is a little longer than the server's.
 WINDOW_MARGIN_SECONDS = 1.0
 PAGE_SIZE = 100  # the API's maximum: fewest pages per collection
+Transport = httpx.AsyncBaseTransport  # for callers that inject one (tests), without httpx
 REGION_URLS = {"mumbai": "https://api.in.exotel.com", "singapore": "https://api.exotel.com"}
 
 
@@ -69,10 +70,12 @@ class Gate:
         concurrency: int = DEFAULT_CONCURRENCY,
         window: float = WINDOW_SECONDS + WINDOW_MARGIN_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.per_minute = per_minute
         self.window = window
         self.clock = clock
+        self.sleep = sleep
         self._slots = asyncio.Semaphore(concurrency)
         self._sent: deque[float] = deque()
         self._turn = asyncio.Lock()  # first come, first served for the window
@@ -86,7 +89,7 @@ class Gate:
             while True:
                 now = self.clock()
                 if now < self._resume_at:
-                    await asyncio.sleep(self._resume_at - now)
+                    await self.sleep(self._resume_at - now)
                     continue
                 if self.per_minute <= 0:
                     return
@@ -95,7 +98,7 @@ class Gate:
                 if len(self._sent) < self.per_minute:
                     self._sent.append(now)
                     return
-                await asyncio.sleep(self._sent[0] + self.window - now)
+                await self.sleep(self._sent[0] + self.window - now)
 
     async def __aenter__(self) -> None:
         await self._slots.acquire()
@@ -448,7 +451,7 @@ def http_client(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float = 30.0,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
 ) -> httpx.AsyncClient:
     """The httpx client for one account: basic auth, pooled connections, timeouts."""
     return httpx.AsyncClient(

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from reconciler.ledger import TrunkEntry
 from reconciler.models import TrunkSpec
-from reconciler.state import LiveTrunk
+from reconciler.state import LiveTrunk, TrunkEntry
 
 SENSITIVE = "(sensitive)"
 

@@ -23,67 +23,16 @@ here are reported as unmanaged and never touched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LedgerError
-from reconciler.models import TrunkSpec
+from reconciler.state import FORMAT_VERSION, Ledger, TrunkEntry, fingerprint
 
-FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class TrunkEntry:
-    sid: str
-    protect: bool = False
-    alias: str | None = None
-    credentials: Mapping[str, int] = field(default_factory=dict)  # username -> password_version
-    fingerprint: str | None = None
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "sid": self.sid,
-            "protect": self.protect,
-            "alias": self.alias,
-            "credentials": {
-                name: {"password_version": version}
-                for name, version in sorted(self.credentials.items())
-            },
-            "fingerprint": self.fingerprint,
-        }
-
-
-@dataclass(frozen=True)
-class Ledger:
-    account: str
-    account_sid: str
-    trunks: Mapping[str, TrunkEntry] = field(default_factory=dict)
-
-    def by_sid(self) -> dict[str, str]:
-        return {entry.sid: name for name, entry in self.trunks.items()}
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "account": self.account,
-            "account_sid": self.account_sid,
-            "trunks": {name: self.trunks[name].document() for name in sorted(self.trunks)},
-        }
-
-
-def fingerprint(spec: TrunkSpec) -> str:
-    """A stable digest of a trunk's desired state (secret references left out)."""
-    document = spec.model_dump(mode="json")
-    for credential in document.get("credentials", []):
-        credential.pop("password", None)
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+__all__ = ["Ledger", "TrunkEntry", "fingerprint", "read", "write"]
 
 
 def _entry(name: str, raw: Any, path: Path) -> TrunkEntry:

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import httpx
-
 from reconciler import ledger as ledgers
 from reconciler import live
 from reconciler.actions import AccountPlan, Plan
@@ -23,6 +21,7 @@ from reconciler.client import (
     DEFAULT_PER_MINUTE,
     ExotelClient,
     Gate,
+    Transport,
     http_client,
 )
 from reconciler.client import base_url as account_url
@@ -38,7 +37,7 @@ class Options:
     max_delete: int | None = None
     per_minute: int = DEFAULT_PER_MINUTE
     concurrency: int = DEFAULT_CONCURRENCY
-    transport: httpx.AsyncBaseTransport | None = None  # tests inject faults here
+    transport: Transport | None = None  # tests inject faults here
 
 
 def select(manifests: Manifests, names: Sequence[str]) -> list[NamedAccount]:

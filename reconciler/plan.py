@@ -42,9 +42,8 @@ from reconciler.actions import (
 )
 from reconciler.capabilities import KIND, MANUAL_HOW, NOT_IN_MINIMAL, OPERATIONS, RANK
 from reconciler.diff import Change, Op, Resource, children, trunk_fields
-from reconciler.ledger import Ledger, TrunkEntry, fingerprint
 from reconciler.models import TrunkSpec
-from reconciler.state import AccountState, LiveTrunk
+from reconciler.state import AccountState, Ledger, LiveTrunk, TrunkEntry, fingerprint
 
 DELETE_SHARE = 0.3  # default --max-delete: 30% of managed objects...
 DELETE_FLOOR = 10  # ...when there are at least this many

@@ -34,6 +34,7 @@ COLOURS = {
 }
 RESET = "\033[0m"
 LOUD = (NoticeKind.RAIL, NoticeKind.REPLACEMENT)
+KEYS = frozenset({"number", "ip", "uri", "username"})  # already in the address
 
 
 def _value(fields: dict[str, Any] | None, name: str) -> str:
@@ -59,12 +60,15 @@ def describe(action: Action) -> str:
             text = f"rename {before.get('name')} -> {after.get('name')}"
         return text
     if action.kind is Kind.CREATE:
-        shown = {k: v for k, v in after.items() if k not in {"number", "ip", "uri", "username"}}
-        details = ", ".join(f"{k} {v}" for k, v in shown.items() if v is not None)
-        return f"add{': ' + details if details else ''}"
+        return f"add{_details(after)}"
     if action.kind is Kind.DELETE:
-        return "remove"
+        return f"remove{_details(before)}"
     return action.reason
+
+
+def _details(fields: dict[str, Any]) -> str:
+    shown = {k: v for k, v in fields.items() if k not in KEYS and v is not None}
+    return ": " + ", ".join(f"{k} {v}" for k, v in shown.items()) if shown else ""
 
 
 def by_trunk(actions: Iterable[Action]) -> list[Action]:

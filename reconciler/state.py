@@ -1,7 +1,8 @@
-"""Live state, as read from Exotel and put in the manifests' canonical form.
+"""What is known about an account: live state from Exotel, and the ledger's records.
 
-Built by ``live`` (which does the reading) and consumed by ``diff`` and ``plan``
-(which must not do I/O, hence this separate, pure module). Children are keyed the way
+Live state is built by ``live`` (which does the reading), the ledger's records by
+``ledger`` (which reads and writes the file); both are consumed by ``diff`` and
+``plan``, which must not do I/O, hence this separate, pure module. Children are keyed the way
 the manifests key them: DIDs by E.164 number, whitelisted IPs by ``a.b.c.d/nn``,
 destinations by canonical URI, credentials by username; each keeps the API's id,
 which updates and deletes need.
@@ -9,8 +10,15 @@ which updates and deletes need.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.models import TrunkSpec
+
+FORMAT_VERSION = 1  # of the ledger file
 
 
 @dataclass(frozen=True)
@@ -58,3 +66,51 @@ class AccountState:
     listed: Mapping[str, str] | None = None  # name -> SID of every live trunk (full, refresh all)
     not_refreshed: frozenset[str] = frozenset()  # trunk names skipped by --refresh changed
     calls: int = 0  # API requests this read made
+
+
+@dataclass(frozen=True)
+class TrunkEntry:
+    sid: str
+    protect: bool = False
+    alias: str | None = None
+    credentials: Mapping[str, int] = field(default_factory=dict)  # username -> password_version
+    fingerprint: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "sid": self.sid,
+            "protect": self.protect,
+            "alias": self.alias,
+            "credentials": {
+                name: {"password_version": version}
+                for name, version in sorted(self.credentials.items())
+            },
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass(frozen=True)
+class Ledger:
+    account: str
+    account_sid: str
+    trunks: Mapping[str, TrunkEntry] = field(default_factory=dict)
+
+    def by_sid(self) -> dict[str, str]:
+        return {entry.sid: name for name, entry in self.trunks.items()}
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "account": self.account,
+            "account_sid": self.account_sid,
+            "trunks": {name: self.trunks[name].document() for name in sorted(self.trunks)},
+        }
+
+
+def fingerprint(spec: TrunkSpec) -> str:
+    """A stable digest of a trunk's desired state (secret references left out)."""
+    document = spec.model_dump(mode="json")
+    for credential in document.get("credentials", []):
+        credential.pop("password", None)
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,144 @@
+"""``reconciler plan`` as a user runs it: a subprocess against a sandbox process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.estate import PASSWORD, environ, seed, write
+from tests.sandboxes import Api, Sandbox, running
+from tests.test_plan import BASE
+
+TOKEN_CANARY = "Tok3n_canary_d41d8"
+
+
+def reconciler(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_exit_codes_and_out_file(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    env = environ(sandbox)
+    result = reconciler("plan", "--detailed-exitcode", "--out", "plan.json", env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Plan: 9 to create, 0 to update" in result.stdout
+    saved = json.loads((tmp_path / "plan.json").read_text())
+    assert saved["summary"]["create"] == 9
+    assert saved["checksum"] in result.stdout
+    seed(api, folder)
+    result = reconciler("plan", "--detailed-exitcode", env=env, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "No changes. Live state matches the manifests." in result.stdout
+    assert reconciler("plan", env=env, cwd=tmp_path).returncode == 0
+
+
+def test_unknown_account_and_missing_secrets(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    write(tmp_path / "manifests", BASE)
+    result = reconciler("plan", "--account", "prod", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "reconciler: no account named prod (declared: demo)\n"
+    env = {k: v for k, v in environ(sandbox).items() if k != "SIP_PASSWORD"}
+    env["SIP_PASSWORD"] = ""
+    result = reconciler("plan", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "environment variable SIP_PASSWORD is not set" in result.stderr
+    assert "nothing was sent to Exotel" in result.stderr
+
+
+def test_invalid_manifests_stop_before_any_call(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    write(tmp_path / "manifests", BASE.replace("44.248.146.11,", "10.0.0.1,"))
+    result = reconciler("plan", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "10.0.0.1 is a private address" in result.stderr
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_a_wrong_token_names_the_account(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    write(tmp_path / "manifests", BASE)
+    env = {**environ(sandbox), "EXOTEL_API_TOKEN": TOKEN_CANARY}
+    result = reconciler("plan", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "reconciler: account demo: Exotel refused the API key and token (HTTP 401)"
+    )
+    assert "Traceback" not in result.stderr
+    assert TOKEN_CANARY not in result.stdout + result.stderr
+
+
+def test_an_unreachable_api_is_a_clear_error(tmp_path: Path) -> None:
+    write(tmp_path / "manifests", BASE)
+    env = {
+        "EXOTEL_BASE_URL": "http://127.0.0.1:9",
+        "EXOTEL_API_KEY": "k",
+        "EXOTEL_API_TOKEN": "t",
+        "SIP_PASSWORD": "p",
+    }
+    result = reconciler("plan", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "reconciler: Exotel API: account demo: GET /v2/accounts/demo/trunks: cannot connect" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_secrets_never_appear_in_any_output_format_or_log(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    seed(api, folder)
+    rotated = "friendly_name: bot_label\n      password_version: 3"
+    write(folder, BASE.replace("friendly_name: bot_label", rotated))
+    env = {**environ(sandbox)}
+    seen = []
+    for fmt in ("text", "markdown", "json"):
+        result = reconciler(
+            "-vv", "plan", "--format", fmt, "--out", f"plan-{fmt}.json", env=env, cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        seen += [result.stdout, result.stderr, (tmp_path / f"plan-{fmt}.json").read_text()]
+    assert "exotel.request" in seen[1]  # -vv logs every request...
+    everything = "\n".join([*seen, (folder / "state" / "demo.json").read_text()])
+    assert "(sensitive)" in everything
+    for secret in (PASSWORD, "demo_token"):
+        assert secret not in everything  # ...but never a credential
+
+
+def test_rate_limiting_is_recovered_without_failing(tmp_path: Path) -> None:
+    # Twelve new DIDs: the plan looks each up (trunk-maps), 13 calls against 4 a second.
+    numbers = "".join(f'    - "+9180402642{i:02d}"\n' for i in range(12))
+    write(tmp_path / "manifests", f"- name: bot\n  account: demo\n  phone_numbers:\n{numbers}")
+    with running(
+        "--rate-limit", "4", "--rate-window", "1", log_path=tmp_path / "sb.log"
+    ) as limited:
+        result = reconciler("plan", env=environ(limited), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert limited.stats()["by_status"].get("429", 0) > 0  # it was limited...
+    assert "Plan: 13 to create" in result.stdout  # ...and finished anyway
+
+
+@pytest.mark.parametrize("fault", ["error_500", "drop_connection", "rate_limit"])
+def test_reads_are_retried_through_faults(
+    tmp_path: Path, sandbox: Sandbox, api: Api, fault: str
+) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    seed(api, folder)
+    rule = {"method": "GET", "path": "*/phone-numbers", "fault": fault, "count": 2}
+    if fault == "rate_limit":
+        rule["retry_after"] = False  # the client must back off on its own
+    sandbox.faults(rule)
+    result = reconciler("plan", "--detailed-exitcode", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sandbox.control("GET", "faults")["rules"][0]["count"] == 0

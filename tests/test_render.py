@@ -1,0 +1,145 @@
+"""Plans rendered as text, markdown and JSON, checked against golden files.
+
+The plan is built purely (models, hand-made live state, a ledger): no sandbox, so every
+byte is reproducible. Set ``UPDATE_GOLDEN=1`` to rewrite the files after a deliberate
+change, and read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler import render
+from reconciler.actions import Plan
+from reconciler.ledger import Ledger, TrunkEntry, fingerprint
+from reconciler.models import TrunkSpec
+from reconciler.plan import AccountInput, did_notices, plan_account
+from reconciler.state import AccountState, LiveCredential, LiveDestination, LiveNumber, LiveTrunk
+
+GOLDEN = Path(__file__).parent / "golden"
+SID_BOT, SID_CC, SID_OLD, SID_STRANGER = (
+    "trmum1bot0000000000000000000",
+    "trmum1cc00000000000000000000",
+    "trmum1old0000000000000000000",
+    "trmum1stranger00000000000000",
+)
+DOMAIN = "ameyo5m.pstn.exotel.com"
+DESIRED = """
+- name: bot
+  account: prod
+  domain_name: ameyo5m.pstn.exotel.com
+  phone_numbers: [{number: "+918040264208", mode: flow}, "+918040264210"]
+  whitelisted_ips: [44.248.146.11]
+  destination_uris: [44.248.146.11:5061;transport=tls]
+  alias: "+918040264208"
+  credentials: [{username: bot_user, password: "${SIP_PASSWORD}", password_version: 2}]
+- name: cc
+  account: prod
+  domain_name: other.pstn.exotel.com
+- name: new_trunk
+  account: prod
+  domain_name: ameyo5m.pstn.exotel.com
+  whitelisted_ips: [13.126.40.0/24]
+  destination_uris: [{uri: sbc.example.com:5061;transport=tls, priority: 1}]
+"""
+
+
+def build() -> Plan:
+    desired = tuple(TrunkSpec.model_validate(raw) for raw in yaml.safe_load(DESIRED))
+    bot = desired[0]
+    ledger = Ledger(
+        "prod",
+        "ameyo5m",
+        {
+            "bot": TrunkEntry(SID_BOT, alias="+918040264208", credentials={"bot_user": 1},
+                              fingerprint=fingerprint(bot)),
+            "cc": TrunkEntry(SID_CC, fingerprint="sha256:older"),
+            "old": TrunkEntry(SID_OLD),
+        },
+    )  # fmt: skip
+    state = AccountState(
+        account="prod",
+        profile="full",
+        trunks={
+            SID_BOT: LiveTrunk(
+                SID_BOT, "bot", "ANY-ANY", "ameyo5m.pstn.exotel.com",
+                numbers={"+918040264208": LiveNumber("11", "pstn"),
+                         "+918040264209": LiveNumber("12", "pstn")},
+                ips={"44.248.146.11/32": "13"},
+                destinations={"44.248.146.11:5061;transport=tls": LiveDestination("14", 0, 1)},
+                credentials={"bot_user": LiveCredential("15", None)},
+                alias="+918040264208", alias_read=True,
+            ),
+            SID_CC: LiveTrunk(SID_CC, "cc", "ANY-ANY", DOMAIN, alias_read=True),
+            SID_OLD: LiveTrunk(SID_OLD, "old", "ANY-ANY", DOMAIN, alias_read=True),
+        },
+        listed={"bot": SID_BOT, "cc": SID_CC, "old": SID_OLD, "stranger": SID_STRANGER},
+        calls=16,
+    )  # fmt: skip
+    account = AccountInput("prod", "ameyo5m", "full", True, desired)
+    planned = plan_account(account, ledger, state)
+    planned = did_notices(planned, {"+918040264210": SID_STRANGER}, ledger)
+    return Plan((planned,))
+
+
+FORMATS = {
+    "plan.txt": render.text,
+    "plan.colour.txt": lambda plan: render.text(plan, colour=True),
+    "plan.md": render.markdown,
+    "plan.json": render.json_text,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_golden(name: str) -> None:
+    got = FORMATS[name](build())
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(got)
+    assert got == path.read_text()
+
+
+def test_checksum_covers_what_apply_would_do() -> None:
+    plan = build()
+    document = json.loads(render.json_text(plan))
+    assert document["format_version"] == 1
+    assert document["checksum"] == plan.checksum
+    assert document["checksum"] == build().checksum  # stable
+    # Anything that changes an action changes the checksum; wording does not.
+    first = plan.accounts[0]
+    reworded = tuple(replace(action, reason="other words") for action in first.actions)
+    assert Plan((replace(first, actions=reworded),)).checksum == plan.checksum
+    retargeted = Plan((replace(first, actions=first.actions[1:]),))
+    assert retargeted.checksum != plan.checksum
+
+
+def test_no_changes_is_quiet() -> None:
+    empty = Plan(())
+    assert "No changes. Live state matches the manifests." in render.text(empty)
+    assert "No changes." in render.markdown(empty)
+    assert json.loads(render.json_text(empty))["actions"] == []
+
+
+def test_markdown_never_exceeds_the_comment_limit() -> None:
+    many = "\n".join(f'    - "+91804{i:07d}"' for i in range(3000))
+    spec = TrunkSpec.model_validate(
+        {"name": "big", "account": "prod", "domain_name": "a.pstn.exotel.com",
+         "phone_numbers": [f"+91804{i:07d}" for i in range(3000)]}
+    )  # fmt: skip
+    del many
+    state = AccountState("prod", "full", listed={})
+    planned = plan_account(
+        AccountInput("prod", "ameyo5m", "full", False, (spec,)), Ledger("prod", "ameyo5m"), state
+    )
+    document = render.markdown(Plan((planned,)))
+    assert len(document) <= render.MARKDOWN_LIMIT
+    assert document.startswith("<!-- reconciler-plan:prod -->")
+    assert "truncated" in document
+    assert "3001 to create" in document
