@@ -47,6 +47,9 @@ bench: $(PIP_STAMP)
 	$(BIN)/python benchmarks/sandbox_throughput.py
 	$(BIN)/python benchmarks/sandbox_startup.py
 	$(BIN)/python benchmarks/manifest_load.py
+	$(BIN)/python benchmarks/plan_pure.py
+	$(BIN)/python benchmarks/plan_calls.py
+	$(BIN)/python benchmarks/plan_rate_limit.py
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

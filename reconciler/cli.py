@@ -17,6 +17,7 @@ from pathlib import Path
 
 from reconciler import __version__, logs, render, sandbox, schema
 from reconciler.actions import Plan
+from reconciler.client import DEFAULT_PER_MINUTE
 from reconciler.errors import ApiError, AuthFailed, ManifestError, ReconcilerError
 from reconciler.load import Manifests, environment, load
 from reconciler.pipeline import Options, make_plan
@@ -74,7 +75,7 @@ def _write_plan(plan: Plan, args: argparse.Namespace) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     manifests = load(args.path)
-    options = Options(refresh=args.refresh, max_delete=args.max_delete)
+    options = Options(refresh=args.refresh, max_delete=args.max_delete, per_minute=args.rate_limit)
     plan = asyncio.run(
         make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
     )
@@ -173,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="deletions above which apply refuses "
         "(default: 30%% of managed objects, when there are 10 or more)",
+    )
+    plan.add_argument(
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_PER_MINUTE,
+        metavar="N",
+        help="API requests per minute per account (default: %(default)s, Exotel's limit; "
+        "0: no limit, for a sandbox)",
     )
     plan.set_defaults(run=run_plan)
 

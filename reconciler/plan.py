@@ -27,6 +27,7 @@ What it decides (DESIGN.md sections 3 and 5):
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -351,63 +352,76 @@ def _child_reason(change: Change) -> str:
 
 
 def _dependencies(actions: list[Action]) -> list[Action]:
-    """The dependencies between children that DESIGN.md section 5 requires."""
-    by_trunk: dict[tuple[str, str], list[Action]] = {}
+    """The dependencies between children that DESIGN.md section 5 requires.
+
+    Only the operations that need one are looked at, each against an index built once
+    per trunk, so a plan of 100,000 actions stays linear."""
+    added_ips: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+    deleted_destinations: dict[tuple[str, str], list[str]] = {}
+    mapped: dict[tuple[str, str, str], str] = {}
+    unmapped: dict[tuple[str, str], str] = {}
     for action in actions:
-        by_trunk.setdefault((action.account, action.trunk), []).append(action)
-    unmaps = {(a.account, a.key): a.address for a in actions if a.operation == "unmap_number"}
+        trunk = (action.account, action.trunk)
+        if action.operation == "add_ip":
+            first, last = canonical.network_range(action.key)
+            added_ips.setdefault(trunk, []).append((first, last, action.address))
+        elif action.operation == "delete_destination":
+            deleted_destinations.setdefault(trunk, []).append(action.address)
+        elif action.operation == "map_number":
+            mapped[(*trunk, action.key)] = action.address
+        elif action.operation == "unmap_number":
+            unmapped[(action.account, action.key)] = action.address
     result = []
     for action in actions:
-        siblings = by_trunk[(action.account, action.trunk)]
+        trunk = (action.account, action.trunk)
         extra: list[str] = []
         if action.operation == "add_destination":
             host = canonical.destination_ip(action.key)
             if host is not None:
-                extra += [
-                    s.address
-                    for s in siblings
-                    if s.operation == "add_ip" and _covers(s.key, int(host))
+                value = int(host)
+                extra = [
+                    where for low, high, where in added_ips.get(trunk, ()) if low <= value <= high
                 ]
         elif action.operation == "delete_ip":
-            extra += [s.address for s in siblings if s.operation == "delete_destination"]
+            extra = deleted_destinations.get(trunk, [])
         elif action.operation == "set_alias" and action.after:
-            alias = action.after.get("alias")
-            extra += [s.address for s in siblings if s.operation == "map_number" and s.key == alias]
+            alias_map = mapped.get((*trunk, str(action.after.get("alias"))))
+            extra = [alias_map] if alias_map else []
         elif action.operation == "map_number":
-            moved_from = unmaps.get((action.account, action.key))
-            if moved_from is not None and moved_from != action.address:
-                extra.append(moved_from)
-        depends = tuple(dict.fromkeys((*action.depends_on, *extra)))
-        result.append(replace(action, depends_on=depends) if extra else action)
+            moved_from = unmapped.get((action.account, action.key))
+            extra = [moved_from] if moved_from and moved_from != action.address else []
+        if extra:
+            depends = tuple(dict.fromkeys((*action.depends_on, *extra)))
+            action = replace(action, depends_on=depends)  # noqa: PLW2901
+        result.append(action)
     return result
 
 
-def _covers(ip_key: str, host: int) -> bool:
-    first, last = canonical.network_range(ip_key)
-    return first <= host <= last
-
-
 def _order(actions: Iterable[Action]) -> tuple[Action, ...]:
-    """Rank order (DESIGN.md section 5), then a stable topological pass over ``depends_on``."""
+    """Kahn's topological sort over ``depends_on``, always taking the ready action of
+    lowest rank (DESIGN.md section 5), then account, trunk and address: O(n log n)."""
     pending = sorted(actions, key=lambda a: (RANK[a.operation], a.account, a.trunk, a.address))
-    known = {action.address for action in pending}
-    placed: set[str] = set()
+    position = {action.address: index for index, action in enumerate(pending)}
+    waiting = [0] * len(pending)
+    dependents: dict[int, list[int]] = {}
+    for index, action in enumerate(pending):
+        for needed in action.depends_on:
+            if needed in position and position[needed] != index:
+                waiting[index] += 1
+                dependents.setdefault(position[needed], []).append(index)
+    ready = [index for index, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
     ordered: list[Action] = []
-    while pending:
-        ready = next(
-            (
-                i
-                for i, a in enumerate(pending)
-                if all(d in placed or d not in known for d in a.depends_on)
-            ),
-            None,
-        )
-        if ready is None:  # the rules above make no cycles; never loop forever regardless
-            ordered += pending
-            break
-        action = pending.pop(ready)
-        ordered.append(action)
-        placed.add(action.address)
+    while ready:
+        index = heapq.heappop(ready)
+        ordered.append(pending[index])
+        for dependent in dependents.get(index, ()):
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                heapq.heappush(ready, dependent)
+    if len(ordered) < len(pending):  # the rules above make no cycles; keep everything anyway
+        placed = {id(action) for action in ordered}
+        ordered += [action for action in pending if id(action) not in placed]
     return tuple(ordered)
 
 

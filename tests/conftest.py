@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import logs
 from tests.sandboxes import Api, Sandbox, running
+
+logs.configure()  # as the CLI does by default: warnings only, on stderr
 
 
 @pytest.fixture(scope="session")
