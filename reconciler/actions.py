@@ -185,3 +185,23 @@ class Plan:
             "actions": [action.document() for action in self.actions],
             "notices": [notice.document() for notice in self.notices],
         }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one action during an apply."""
+
+    action: Action
+    status: str  # done | failed | skipped | manual
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan  # what was approved and executed
+    outcomes: tuple[Outcome, ...]
+    remaining: Plan  # what a re-read after executing still finds to do
+
+    @property
+    def converged(self) -> bool:
+        return not self.remaining.actions

@@ -61,6 +61,7 @@ RANK = {
     "add_credential": 10,
     "update_credential": 10,
     "manual": 11,
+    "import_pending": 11,
     "delete_trunk": 12,
 }
 MANUAL_HOW = {
@@ -70,6 +71,8 @@ MANUAL_HOW = {
     "update_destination": "change this destination's priority/weight in the Exotel dashboard",
     "delete_destination": "remove this destination from the trunk in the Exotel dashboard",
     "delete_alias": "clear the trunk's caller ID alias in the Exotel dashboard",
+    "import_pending": "find its SID in the Exotel dashboard (Trunks) and run "
+    "reconciler import --account ACCOUNT --trunk-sid SID, so it is not created twice",
     "change_domain": "the API cannot change a trunk's domain_name: recreate the trunk, "
     "or set allow_replace: true to let the reconciler replace it",
 }

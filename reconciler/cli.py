@@ -15,12 +15,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reconciler import __version__, logs, render, sandbox, schema
+from reconciler import __version__, logs, progress, render, sandbox, schema
 from reconciler.actions import Plan
 from reconciler.client import DEFAULT_PER_MINUTE
-from reconciler.errors import ApiError, AuthFailed, ManifestError, ReconcilerError
+from reconciler.errors import (
+    ApiError,
+    AuthFailed,
+    ConfigError,
+    ManifestError,
+    ReconcilerError,
+    Refused,
+)
 from reconciler.load import Manifests, environment, load
-from reconciler.pipeline import Options, make_plan
+from reconciler.pipeline import ApplyOptions, Options, apply, make_plan
 from reconciler.problems import Severity, plural
 
 DEFAULT_PATH = "manifests"
@@ -83,6 +90,55 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def _confirm(plan: Plan, args: argparse.Namespace) -> bool:
+    """Ask on a terminal; with --auto-approve, yes; with neither, refuse rather than guess."""
+    if args.auto_approve:
+        return True
+    if not sys.stdin.isatty():
+        raise Refused(
+            "no terminal to confirm on: pass --auto-approve, or --plan FILE with a plan that "
+            "was reviewed (nothing was applied)"
+        )
+    counts = render.summary(plan)
+    answer = input(f"\nApply this plan to Exotel ({counts})? Only 'yes' is accepted: ")
+    return answer.strip() == "yes"
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    manifests = load(args.path)
+    saved = None
+    if args.plan:
+        try:
+            saved = json.loads(Path(args.plan).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the saved plan {args.plan}: {exc}") from exc
+    options = Options(max_delete=args.max_delete, per_minute=args.rate_limit)
+    apply_options = ApplyOptions(force=args.force, saved_plan=saved, break_lock=args.break_lock)
+    shown: list[Plan] = []
+
+    def confirm(plan: Plan) -> bool:
+        colour = sys.stdout.isatty() and "NO_COLOR" not in environment()
+        print(render.text(plan, colour=colour), end="", flush=True)
+        shown.append(plan)
+        return _confirm(plan, args)
+
+    with progress.reporter() as on_outcome:
+        result = asyncio.run(
+            apply(
+                manifests, accounts=args.account or [], environ=environment(), options=options,
+                apply_options=apply_options, confirm=confirm, on_outcome=on_outcome,
+            )
+        )  # fmt: skip
+    if not shown and saved is not None and result.plan.has_changes:
+        print(render.text(result.plan), end="")
+    if not result.plan.has_changes:
+        print(render.text(result.plan), end="")
+        return EXIT_OK
+    print()
+    print(render.report(result, args.format), end="")
+    return EXIT_OK if result.converged else EXIT_ERROR
 
 
 def run_schema(args: argparse.Namespace) -> int:
@@ -185,6 +241,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(run=run_plan)
 
+    apply_parser = commands.add_parser(
+        "apply",
+        help="make Exotel match the manifests: plan, confirm, execute, verify",
+        description=(
+            "Re-plan, then execute the plan in dependency order, saving the ledger after "
+            "every change that matters and journaling every step; then re-read what was "
+            "touched. Exit 0 when converged, 1 when anything failed or remains, 3 when "
+            "refused (a stale --plan, a safety rail, no confirmation)."
+        ),
+    )
+    apply_parser.add_argument(
+        "path",
+        nargs="?",
+        default=DEFAULT_PATH,
+        metavar="PATH",
+        help=f"manifest file or directory (default: {DEFAULT_PATH})",
+    )
+    apply_parser.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="apply only if re-planning gives this saved plan's checksum (from plan --out)",
+    )
+    apply_parser.add_argument(
+        "--auto-approve", action="store_true", help="do not ask for confirmation"
+    )
+    apply_parser.add_argument(
+        "--force",
+        action="store_true",
+        help="go on although a safety rail holds (empty manifests, too many deletions)",
+    )
+    apply_parser.add_argument(
+        "--account", action="append", metavar="NAME", help="apply only this account (repeatable)"
+    )
+    apply_parser.add_argument(
+        "--max-delete",
+        type=int,
+        metavar="N",
+        help="deletions above which apply refuses (default: 30%% of managed objects, "
+        "when there are 10 or more)",
+    )
+    apply_parser.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="remove a lock left by an apply that died on this host",
+    )
+    apply_parser.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="format of the final report",
+    )
+    apply_parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_PER_MINUTE,
+        metavar="N",
+        help="API requests per minute per account (default: %(default)s; 0: no limit)",
+    )
+    apply_parser.set_defaults(run=run_apply)
+
     schema_parser = commands.add_parser(
         "schema",
         help="print the JSON Schema of the manifest language",
@@ -234,9 +350,13 @@ def _report(error: ReconcilerError) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure(level={0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
+    quiet = logging.INFO if args.command == "apply" and not sys.stderr.isatty() else logging.WARNING
+    logs.configure(level={0: quiet, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
     try:
         result: int = args.run(args)
+    except Refused as error:
+        print(f"reconciler: refused: {error}", file=sys.stderr)
+        return EXIT_REFUSED
     except ReconcilerError as error:
         _report(error)
         return EXIT_ERROR

@@ -281,7 +281,7 @@ class ExotelClient:
         attempt: int,
         failure: ApiError | None,
     ) -> None:
-        log.info(
+        log.debug(
             "exotel.request",
             account=self.account,
             method=info.method,

@@ -7,6 +7,8 @@ CLI, which turns each into a message and an exit code. No traceback reaches a us
     ReconcilerError
     ├── ManifestError           the manifests are invalid (carries the problems)
     ├── LedgerError             a ledger file cannot be read or written
+    │   └── Locked              another apply holds the ledger (names who)
+    ├── Refused                 apply will not go on: stale plan, safety rail, no confirmation
     ├── ConfigError             a missing secret, no matching account, a bad option
     └── ApiError                Exotel answered with a failure (or did not answer)
         ├── NotFound            1000 / HTTP 404: unknown trunk, child or route
@@ -40,6 +42,14 @@ class ManifestError(ReconcilerError):
 
 class LedgerError(ReconcilerError):
     pass
+
+
+class Locked(LedgerError):
+    """Another apply holds the ledger's lock."""
+
+
+class Refused(ReconcilerError):
+    """Apply will not go on: a stale plan, a safety rail, or nobody to confirm (exit 3)."""
 
 
 class ConfigError(ReconcilerError):

@@ -112,7 +112,10 @@ async def read(
     desired: Sequence[TrunkSpec],
     profile: str,
     refresh: str = "all",
+    only: frozenset[str] | None = None,
 ) -> AccountState:
+    """Live state of the account; ``only``: read just these trunks (by name), as apply
+    does to verify what it touched."""
     calls_before = client.calls
     full = profile == "full"
     collections = COLLECTIONS_FULL if full else COLLECTIONS_MINIMAL
@@ -124,14 +127,17 @@ async def read(
     for name, entry in ledger.trunks.items():
         spec = declared.get(name) or renamed.get(name)
         unchanged = spec is not None and entry.fingerprint == fingerprint(spec)
-        if refresh == "changed" and unchanged and spec is not None and spec.name == name:
+        skipped_by_refresh = refresh == "changed" and unchanged and spec is not None
+        if (skipped_by_refresh and spec is not None and spec.name == name) or (
+            only is not None and name not in only
+        ):
             not_refreshed.add(name)
         else:
             wanted[entry.sid] = name
 
     listed: dict[str, dict[str, Any]] | None = None
     names: dict[str, str] | None = None
-    if full and refresh == "all":
+    if full and refresh == "all" and only is None:
         listed = {str(item["trunk_sid"]): item for item in await client.list_trunks()}
         names = {str(item.get("trunk_name")): sid for sid, item in listed.items()}
         for spec in desired:  # adoption: declared, not in the ledger, but live by name

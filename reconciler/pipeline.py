@@ -8,13 +8,17 @@ planned concurrently: each has its own client, ledger and rate limit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from reconciler import ledger as ledgers
 from reconciler import live
-from reconciler.actions import AccountPlan, Plan
+from reconciler.actions import AccountPlan, ApplyResult, NoticeKind, Outcome, Plan
+from reconciler.apply import Executor
 from reconciler.checks import NamedAccount
 from reconciler.client import (
     DEFAULT_CONCURRENCY,
@@ -25,9 +29,11 @@ from reconciler.client import (
     http_client,
 )
 from reconciler.client import base_url as account_url
-from reconciler.errors import ConfigError, ManifestError
+from reconciler.errors import ConfigError, ManifestError, Refused
+from reconciler.journal import Journal
 from reconciler.ledger import Ledger
 from reconciler.load import Manifests, Secrets, require_secrets
+from reconciler.models import TrunkSpec
 from reconciler.plan import AccountInput, did_notices, new_numbers, plan_account
 
 
@@ -127,3 +133,163 @@ async def make_plan(
 
     planned = await asyncio.gather(*(one(account) for account in chosen))
     return Plan(tuple(planned))
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    force: bool = False  # override the safety rails
+    saved_plan: Mapping[str, Any] | None = None  # a reviewed `plan --out` document
+    break_lock: bool = False  # remove a stale lock left by a process that died here
+
+
+def _refusal_for_saved(saved: Mapping[str, Any], plan: Plan) -> Refused | None:
+    if saved.get("checksum") == plan.checksum:
+        return None
+    reviewed = {str(a.get("address")): a for a in saved.get("actions", []) if isinstance(a, dict)}
+    now = {action.address: action for action in plan.actions}
+    lines = [
+        f"  + {address} (new since the plan was made)" for address in now.keys() - reviewed.keys()
+    ]
+    lines += [f"  - {address} (no longer needed)" for address in reviewed.keys() - now.keys()]
+    for address in now.keys() & reviewed.keys():
+        before = {key: reviewed[address].get(key) for key in now[address].canonical()}
+        if json.dumps(before, sort_keys=True) != json.dumps(
+            now[address].canonical(), sort_keys=True
+        ):
+            lines.append(
+                f"  ~ {address} (changed: now {now[address].kind} {now[address].operation})"
+            )
+    detail = (
+        "\n".join(sorted(lines)) or "  (the same actions, in another order or with other targets)"
+    )
+    return Refused(
+        f"the saved plan is stale: re-planning now gives checksum {plan.checksum}, the plan "
+        f"you reviewed had {saved.get('checksum')}. What differs:\n{detail}\n"
+        "Nothing was applied: review a new plan."
+    )
+
+
+async def apply(
+    manifests: Manifests,
+    *,
+    accounts: Sequence[str],
+    environ: Mapping[str, str],
+    options: Options,
+    apply_options: ApplyOptions,
+    confirm: Callable[[Plan], bool],
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+) -> ApplyResult:
+    """Lock, re-plan, check, confirm, execute, verify. Raises Refused (exit 3) before any
+    write when the plan is stale, a rail is breached or nobody approved it."""
+    if manifests.errors:
+        raise ManifestError(manifests.errors)
+    chosen = select(manifests, accounts)
+    secrets, problems = require_secrets(manifests, environ, accounts=[a.name for a in chosen])
+    if problems:
+        raise ManifestError(problems)
+    paths = {account.name: ledger_path(manifests, account) for account in chosen}
+    locks: list[ledgers.Lock] = []
+    try:
+        for account in sorted(chosen, key=lambda a: str(paths[a.name])):
+            lock = ledgers.Lock.beside(paths[account.name])
+            lock.acquire(break_stale=apply_options.break_lock)
+            locks.append(lock)
+        clients = {
+            account.name: open_client(account, secrets, environ, options) for account in chosen
+        }
+        try:
+            return await _apply_locked(
+                manifests, chosen, paths=paths, clients=clients, secrets=secrets,
+                options=options, apply_options=apply_options, confirm=confirm,
+                on_outcome=on_outcome,
+            )  # fmt: skip
+        finally:
+            for client in clients.values():
+                await client.http.aclose()
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+async def _apply_locked(
+    manifests: Manifests,
+    chosen: Sequence[NamedAccount],
+    *,
+    paths: Mapping[str, Path],
+    clients: Mapping[str, ExotelClient],
+    secrets: Secrets,
+    options: Options,
+    apply_options: ApplyOptions,
+    confirm: Callable[[Plan], bool],
+    on_outcome: Callable[[Outcome], None],
+) -> ApplyResult:
+    read = {
+        a.name: ledgers.read(paths[a.name], account=a.name, account_sid=a.spec.sid) for a in chosen
+    }
+    planned = await asyncio.gather(
+        *(plan_one(manifests, a, clients[a.name], read[a.name], options) for a in chosen)
+    )
+    plan = Plan(tuple(planned))
+    if apply_options.saved_plan is not None:
+        refusal = _refusal_for_saved(apply_options.saved_plan, plan)
+        if refusal is not None:
+            raise refusal
+    if plan.rails and not apply_options.force:
+        listed = "\n".join(f"  ! {notice.message}" for notice in plan.rails)
+        raise Refused(f"safety rails hold:\n{listed}\nNothing was applied (--force overrides).")
+    if not plan.has_changes:
+        return ApplyResult(plan, (), plan)
+    if apply_options.saved_plan is None and not confirm(plan):
+        raise Refused("not confirmed: nothing was applied")
+
+    async def one(
+        account: NamedAccount, account_plan: AccountPlan
+    ) -> tuple[list[Outcome], AccountPlan]:
+        recorder = ledgers.Recorder(paths[account.name], read[account.name])
+        journal = Journal(journal_path(paths[account.name]), run=uuid.uuid4().hex[:12])
+        desired = {t.spec.name: t.spec for t in manifests.trunks if t.spec.account == account.name}
+        try:
+            journal.note("apply.started", account=account.name, checksum=plan.checksum)
+            executor = Executor(
+                plan=account_plan, client=clients[account.name], recorder=recorder,
+                journal=journal, desired=desired, secrets=secrets, on_outcome=on_outcome,
+            )  # fmt: skip
+            outcomes = await executor.run()
+            await recorder.save()
+            remaining = await _verify(
+                account, account_plan, clients[account.name], recorder, desired
+            )
+            journal.note("apply.finished", account=account.name, remaining=len(remaining.actions))
+        finally:
+            journal.close()
+        return outcomes, remaining
+
+    results = await asyncio.gather(*(one(a, p) for a, p in zip(chosen, plan.accounts, strict=True)))
+    outcomes = tuple(outcome for account_outcomes, _ in results for outcome in account_outcomes)
+    return ApplyResult(plan, outcomes, Plan(tuple(remaining for _, remaining in results)))
+
+
+async def _verify(
+    account: NamedAccount,
+    executed: AccountPlan,
+    client: ExotelClient,
+    recorder: ledgers.Recorder,
+    desired: Mapping[str, TrunkSpec],
+) -> AccountPlan:
+    """Re-read the trunks that were touched and plan again: what is left to do."""
+    touched = frozenset(action.trunk for action in executed.actions)
+    specs = tuple(desired.values())
+    state = await live.read(
+        client, ledger=recorder.ledger, desired=specs, profile=account.spec.api, only=touched
+    )
+    account_input = AccountInput(
+        account.name, account.spec.sid, account.spec.api, account.spec.prune, specs
+    )
+    remaining = plan_account(account_input, recorder.ledger, state)
+    return replace(
+        remaining, notices=tuple(n for n in remaining.notices if n.kind is NoticeKind.RAIL)
+    )
+
+
+def journal_path(ledger_file: Path) -> Path:
+    return ledger_file.with_name(ledger_file.stem + ".journal.jsonl")

@@ -127,6 +127,14 @@ class _Builder:
                 )
             return
         adopted = self._adoptable(spec)
+        if adopted is None and spec.name in self.ledger.pending:
+            self._manual(
+                spec, resource=Resource.TRUNK, key="", operation="import_pending",
+                before=None, after={"name": spec.name},
+                reason="an earlier create of this trunk may have succeeded without an answer",
+                origin=Origin.MANIFEST, target={},
+            )  # fmt: skip
+            return
         if adopted is None:
             self._create(spec, Origin.MANIFEST, "declared, not yet created")
             return
@@ -260,9 +268,9 @@ class _Builder:
         target: Mapping[str, str],
     ) -> None:
         profile = (
-            ""
-            if operation == "change_domain"
-            else f" (profile {self.account.profile} has no API for it)"
+            f" (profile {self.account.profile} has no API for it)"
+            if operation in NOT_IN_MINIMAL
+            else ""
         )
         self.act(
             spec.name, resource, key, "manual", Kind.MANUAL, before=before, after=after,

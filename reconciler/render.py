@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from reconciler.actions import Action, Kind, Notice, NoticeKind, Origin, Plan
+from reconciler.actions import Action, ApplyResult, Kind, Notice, NoticeKind, Origin, Outcome, Plan
 from reconciler.diff import Resource
 
 MARKDOWN_LIMIT = 65_000  # GitHub refuses comments over 65,536 characters
@@ -205,3 +205,70 @@ def markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     if len(document) > budget:
         document = document[:budget].rsplit("\n", 1)[0]
     return document + notice
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    action = outcome.action
+    detail = f": {outcome.detail}" if outcome.detail and outcome.status != "done" else ""
+    return f"{action.symbol} {action.address}  {describe(action)}{detail}"
+
+
+def report(result: ApplyResult, fmt: str = "text") -> str:
+    """What an apply did: done, failed, skipped, manual steps, and what is left."""
+    groups: dict[str, list[Outcome]] = {"done": [], "failed": [], "skipped": [], "manual": []}
+    for outcome in result.outcomes:
+        groups[outcome.status].append(outcome)
+    converged = result.converged
+    if fmt == "json":
+        return (
+            json.dumps(
+                {
+                    "format_version": 1,
+                    "checksum": result.plan.checksum,
+                    "converged": converged,
+                    **{
+                        status: [
+                            {
+                                "address": o.action.address,
+                                "operation": o.action.operation,
+                                "detail": o.detail,
+                            }
+                            for o in outcomes
+                        ]
+                        for status, outcomes in groups.items()
+                    },
+                    "remaining": [action.document() for action in result.remaining.actions],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    counts = ", ".join(f"{len(outcomes)} {status}" for status, outcomes in groups.items())
+    verdict = (
+        "Converged: live state matches the manifests."
+        if converged
+        else f"Not converged: {len(result.remaining.actions)} action(s) remain (listed below); "
+        "fix what failed and apply again."
+    )
+    if fmt == "markdown":
+        lines = [f"### Exotel apply: {counts}", "", f"**{verdict}**", ""]
+        for status, outcomes in groups.items():
+            if outcomes:
+                lines += [f"#### {status}", "", "```diff", *map(_outcome_line, outcomes), "```", ""]
+        if not converged:
+            lines += [
+                "#### remaining",
+                "",
+                "```diff",
+                *[_line(a, pad=False) for a in result.remaining.actions],
+                "```",
+            ]
+        return "\n".join(lines) + "\n"
+    lines = [f"Apply: {counts}."]
+    for status, outcomes in groups.items():
+        if outcomes and status != "done":
+            lines += ["", f"{status.capitalize()}:", *[f"  {_outcome_line(o)}" for o in outcomes]]
+    if not converged:
+        lines += ["", "Remaining:", *[_line(a) for a in result.remaining.actions]]
+    lines += ["", verdict]
+    return "\n".join(lines) + "\n"

@@ -94,17 +94,31 @@ class Ledger:
     account: str
     account_sid: str
     trunks: Mapping[str, TrunkEntry] = field(default_factory=dict)
+    # Trunk names whose create may have succeeded without our knowing its SID (profile
+    # minimal cannot list trunks to find out): never created again until imported.
+    pending: tuple[str, ...] = ()
 
     def by_sid(self) -> dict[str, str]:
         return {entry.sid: name for name, entry in self.trunks.items()}
 
+    def with_trunk(self, name: str, entry: TrunkEntry | None) -> Ledger:
+        """A copy with ``name`` set to ``entry`` (or removed when None)."""
+        trunks = {key: value for key, value in self.trunks.items() if key != name}
+        if entry is not None:
+            trunks[name] = entry
+        pending = tuple(p for p in self.pending if p != name or entry is None)
+        return Ledger(self.account, self.account_sid, trunks, pending)
+
     def document(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "account": self.account,
             "account_sid": self.account_sid,
             "trunks": {name: self.trunks[name].document() for name in sorted(self.trunks)},
         }
+        if self.pending:
+            document["pending_creates"] = sorted(self.pending)
+        return document
 
 
 def fingerprint(spec: TrunkSpec) -> str:
