@@ -363,7 +363,10 @@ class Executor:
     async def _set_alias(self, action: Action) -> None:
         alias = str((action.after or {}).get("alias"))
         results = await self.client.add_batch(
-            self._sid(action), "settings", {"settings": [{"name": ALIAS, "value": alias}]}
+            self._sid(action),
+            "settings",
+            {"settings": [{"name": ALIAS, "value": alias}]},
+            idempotent=True,  # an upsert: sending it again after a lost answer is safe
         )
         if not results[0].ok:
             raise results[0].error or ApiError("alias refused")

@@ -9,10 +9,11 @@ tests can hand it a loopback sandbox or a mock transport) and gives back plain d
   batch answers (207) come back per item; lists follow ``next_page_uri`` and cope with
   an empty list that has no ``metadata``;
 * every failure mapped to the tree in ``errors`` at this boundary (``raise ... from``);
-* retries: reads on 429, 5xx and connection failures with exponential backoff and full
-  jitter, honouring ``Retry-After`` and working without it; a write is retried only
-  when it certainly did nothing (refused before sending, or a 429), never when it may
-  have reached the server (a timeout or a dropped connection: the caller must check);
+* retries: reads and idempotent writes (PUT, DELETE, the settings upsert) on 429, 5xx
+  and connection failures, with exponential backoff and full jitter, honouring
+  ``Retry-After`` and working without it; a create (POST) is retried only when it
+  certainly did nothing (refused before sending, or a 429), never when it may have
+  reached the server (a timeout, a dropped connection, a 5xx): the caller must check;
 * a per-account :class:`Gate` shared by every request of that account: a sliding-window
   rate limit (Exotel allows 200 a minute) and a cap on requests in flight (50);
 * one structlog event per request: method, path, status, Exotel ``request_id``,
@@ -56,6 +57,7 @@ WINDOW_SECONDS = 60.0
 WINDOW_MARGIN_SECONDS = 1.0
 PAGE_SIZE = 100  # the API's maximum: fewest pages per collection
 LANE_SIZE = 10  # connections per pool lane (see LanedTransport)
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})  # safe to send again
 Transport = httpx.AsyncBaseTransport  # for callers that inject one (tests), without httpx
 REGION_URLS = {"mumbai": "https://api.in.exotel.com", "singapore": "https://api.exotel.com"}
 
@@ -201,10 +203,16 @@ class ExotelClient:
     # -- transport ---------------------------------------------------------------------
 
     async def _send(
-        self, method: str, url: str, *, params: Mapping[str, Any] | None, body: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None,
+        body: Any,
+        idempotent: bool,
     ) -> tuple[httpx.Response, float, int]:
         """The answer, when it started, and on which attempt; failures raised or retried."""
-        writes = method != "GET"
+        writes = not idempotent
         for attempt in range(1, self.retry.attempts + 1):
             info = CallInfo(self.account, method, url.split("?", 1)[0])
             async with self.gate:
@@ -294,10 +302,19 @@ class ExotelClient:
         )
 
     async def _envelope(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool | None = None,
     ) -> tuple[Any, httpx.Response]:
         url = path if path.startswith("/v2/") else self.root + path
-        response, started, attempt = await self._send(method, url, params=params, body=body)
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        response, started, attempt = await self._send(
+            method, url, params=params, body=body, idempotent=safe
+        )
         info = CallInfo(self.account, method, url.split("?", 1)[0], response.status_code)
         try:
             document = response.json()
@@ -359,9 +376,9 @@ class ExotelClient:
             url, query = (next_uri, None) if next_uri and next_uri.startswith("/") else (None, None)
         return items
 
-    async def batch(self, path: str, body: JSON) -> list[ItemResult]:
+    async def batch(self, path: str, body: JSON, *, idempotent: bool = False) -> list[ItemResult]:
         """A batch write (destination URIs, settings): one result per item, in order."""
-        document, response = await self._envelope("POST", path, body=body)
+        document, response = await self._envelope("POST", path, body=body, idempotent=idempotent)
         envelope = document["response"]
         if not isinstance(envelope, list):
             info = CallInfo(self.account, "POST", path, response.status_code)
@@ -412,8 +429,10 @@ class ExotelClient:
             "DELETE", f"/trunks/{trunk_sid}/{collection}", params={key: child_id}
         )
 
-    async def add_batch(self, trunk_sid: str, collection: str, body: JSON) -> list[ItemResult]:
-        return await self.batch(f"/trunks/{trunk_sid}/{collection}", body)
+    async def add_batch(
+        self, trunk_sid: str, collection: str, body: JSON, *, idempotent: bool = False
+    ) -> list[ItemResult]:
+        return await self.batch(f"/trunks/{trunk_sid}/{collection}", body, idempotent=idempotent)
 
     async def trunk_map(self, exophone: str) -> JSON | None:
         """Which trunk holds a DID, or None when it is mapped nowhere."""

@@ -43,6 +43,7 @@ class Options:
     max_delete: int | None = None
     per_minute: int = DEFAULT_PER_MINUTE
     concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = 30.0  # seconds to wait for an answer
     transport: Transport | None = None  # tests inject faults here
 
 
@@ -73,6 +74,7 @@ def open_client(
         secrets.get(spec.api_key),
         secrets.get(spec.api_token),
         concurrency=options.concurrency,
+        timeout=options.timeout,
         transport=options.transport,
     )
     gate = Gate(per_minute=options.per_minute, concurrency=options.concurrency)

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import ledger as ledgers
-from reconciler.actions import Plan
+from reconciler.actions import ApplyResult, Plan
 from reconciler.ledger import Ledger, TrunkEntry, fingerprint
 from reconciler.load import Manifests, load
-from reconciler.pipeline import Options, make_plan
+from reconciler.pipeline import ApplyOptions, Options, make_plan
+from reconciler.pipeline import apply as run_apply
 from tests.sandboxes import Api, Sandbox, ok
 
 PASSWORD = "Canary_pw_7f3a9"  # distinctive, so tests can prove it never leaks
@@ -107,3 +108,33 @@ def seed(api: Api, folder: Path, *, record: bool = True) -> dict[str, str]:
 def by_address(plan: Plan) -> dict[str, tuple[str, str, str]]:
     """address -> (symbol, operation, origin): the shape most assertions need."""
     return {a.address: (a.symbol, a.operation, str(a.origin)) for a in plan.actions}
+
+
+def apply(
+    folder: Path, sandbox: Sandbox, *, env: dict[str, str] | None = None, **options: Any
+) -> ApplyResult:
+    """An approved apply, in process, against the sandbox."""
+    apply_keys = {"force", "saved_plan", "break_lock"}
+    manifests = load(folder)
+    assert not manifests.errors, manifests.errors
+    return asyncio.run(
+        run_apply(
+            manifests,
+            accounts=[],
+            environ=env or environ(sandbox),
+            options=Options(**{k: v for k, v in options.items() if k not in apply_keys}),
+            apply_options=ApplyOptions(**{k: v for k, v in options.items() if k in apply_keys}),
+            confirm=lambda plan: True,
+        )
+    )
+
+
+def writes(sandbox: Sandbox) -> int:
+    """API write calls the sandbox has seen since its last reset."""
+    routes = sandbox.stats()["by_route"]
+    return sum(n for route, n in routes.items() if not route.startswith("GET"))
+
+
+def live_trunks(sandbox: Sandbox) -> list[dict[str, Any]]:
+    trunks: list[dict[str, Any]] = sandbox.state()["accounts"]["demo"]["trunks"]
+    return trunks
