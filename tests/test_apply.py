@@ -131,7 +131,13 @@ def test_password_rotation_in_minimal_recreates_the_credential(
     folder = write(tmp_path, BASE, profile="minimal")
     apply(folder, sandbox)
     first_id = live_trunks(sandbox)[0]["credentials"][0]["id"]
-    write(folder, BASE.replace("friendly_name: bot_label", "friendly_name: bot_label\n      password_version: 2"), profile="minimal")  # fmt: skip
+    write(
+        folder,
+        BASE.replace(
+            "friendly_name: bot_label", "friendly_name: bot_label\n      password_version: 2"
+        ),
+        profile="minimal",
+    )
     result = apply(folder, sandbox, env={**environ(sandbox), "SIP_PASSWORD": "New_pw_3"})
     assert converged(result)
     [credential] = live_trunks(sandbox)[0]["credentials"]
@@ -141,13 +147,11 @@ def test_password_rotation_in_minimal_recreates_the_credential(
 
 
 def test_a_did_moves_between_trunks(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
-    two = '- name: a\n  account: demo\n  phone_numbers: ["+918040264208"]\n- name: b\n  account: demo\n'
-    folder = write(tmp_path, two)
+    did = '  phone_numbers: ["+918040264208"]\n'
+    a, b = "- name: a\n  account: demo\n", "- name: b\n  account: demo\n"
+    folder = write(tmp_path, a + did + b)
     apply(folder, sandbox)
-    write(
-        folder,
-        '- name: a\n  account: demo\n- name: b\n  account: demo\n  phone_numbers: ["+918040264208"]\n',
-    )
+    write(folder, a + b + did)
     result = apply(folder, sandbox)
     assert converged(result)
     order = [o.action.operation for o in result.outcomes]
@@ -209,7 +213,10 @@ def test_a_trunk_create_with_a_lost_answer_is_found_by_name(
     folder = write(tmp_path, BASE)
     sandbox.faults({"method": "POST", "path": "*/trunks", "fault": "drop_connection", "count": 1})
     assert converged(apply(folder, sandbox))  # nothing had landed: created once
-    other = write(tmp_path / "other", BASE.replace("name: bot", "name: bot_two").replace("+9180402642", "+9180402643"))  # fmt: skip
+    other = write(
+        tmp_path / "other",
+        BASE.replace("name: bot", "name: bot_two").replace("+9180402642", "+9180402643"),
+    )
     sandbox.faults(
         {"method": "POST", "path": "*/trunks", "fault": "timeout_after_commit", "count": 1}
     )
@@ -283,7 +290,12 @@ def test_an_empty_checkout_is_refused_unless_forced(
 def test_protect_keeps_a_trunk_that_is_no_longer_declared(
     tmp_path: Path, sandbox: Sandbox, api: Api
 ) -> None:
-    folder = write(tmp_path, BASE.replace("account: demo", "account: demo\n  protect: true") + "- name: other\n  account: demo\n", prune=True)  # fmt: skip
+    folder = write(
+        tmp_path,
+        BASE.replace("account: demo", "account: demo\n  protect: true")
+        + "- name: other\n  account: demo\n",
+        prune=True,
+    )
     apply(folder, sandbox)
     write(folder, "- name: other\n  account: demo\n", prune=True)
     result = apply(folder, sandbox)
