@@ -267,7 +267,7 @@ class ExotelClient:
             if attempt == self.retry.attempts:
                 raise failure
             wait = self.retry.delay(attempt, getattr(failure, "retry_after", None), self.rng)
-            log.warning(
+            log.info(
                 "exotel.retry",
                 account=self.account,
                 method=method,

@@ -1,26 +1,33 @@
-"""``make demo``: Exotel's vSIP setup flow, walked against the embedded sandbox.
+"""``make demo``: the whole story against the embedded sandbox, in one command.
 
-Starts ``reconciler sandbox`` on a free loopback port, makes the calls a team makes to
-connect a SIP platform (create a trunk, map a DID, whitelist an IP, add destinations,
-set the outbound alias), lists what the trunk now holds, shows two of the API's quirks
-the reconciler is built around, and stops the sandbox. Needs no Exotel account and
-no network. Exits 0 when every step answered as Exotel documents.
+Starts ``reconciler sandbox`` on a free loopback port, then runs the real CLI on a copy
+of the example manifests (so the repository's own ledger is never touched):
+
+    validate -> plan -> apply -> plan (no changes) -> a change by hand through the
+    sandbox's API -> plan (drift shown) -> apply (converged)
+
+and stops the sandbox. Needs no Exotel account and no network. Exits 0 only when every
+step answered as expected.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
-from typing import Any
+import tempfile
+from pathlib import Path
 
 import httpx
 
-ACCOUNT = "demo"
+ROOT = Path(__file__).parents[1]
 AUTH = ("demo_key", "demo_token")
-DID = "+918040264208"
-SBC_IP = "44.248.146.11"
+
+
+class StepFailedError(Exception):
+    pass
 
 
 def start_sandbox() -> tuple[subprocess.Popen[str], str]:
@@ -38,104 +45,81 @@ def start_sandbox() -> tuple[subprocess.Popen[str], str]:
     return process, line.split()[-1]
 
 
-class UnexpectedAnswerError(Exception):
-    pass
+def step(title: str, *args: str, env: dict[str, str], cwd: Path, expect: int = 0) -> str:
+    print(f"\n=== {title}\n$ reconciler {' '.join(args)}", flush=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(result.stdout, end="")
+    if result.returncode != expect:
+        print(result.stderr, file=sys.stderr)
+        raise StepFailedError(f"{title}: exit {result.returncode}, expected {expect}")
+    print(f"(exit {result.returncode})")
+    return result.stdout
 
 
-def show(
-    step: str, response: httpx.Response, *, status: int = 200, codes: tuple[int, ...] = (200,)
-) -> Any:
-    """Print one call and what came back; check it is what Exotel documents; return the data."""
-    document = response.json()
-    request = response.request
-    envelope = document["response"]
-    items = envelope if isinstance(envelope, list) else [envelope]
-    outcome = ", ".join(f"{item['code']} {item['status']}" for item in items) or "empty list"
-    print(f"\n{step}\n  {request.method} {request.url.raw_path.decode()}")
-    print(f"  HTTP {response.status_code}, envelope: {outcome}")
-    for item in items:
-        shown = item["data"] if item["status"] == "success" else item["error_data"]
-        print("   ", json.dumps(shown))
-    got = tuple(sorted({item["code"] for item in items}))
-    if response.status_code != status or (items and got != codes):
-        raise UnexpectedAnswerError(
-            f"{step}: expected HTTP {status} with {codes}, got {response.status_code} {got}"
+def change_by_hand(url: str) -> None:
+    """What an engineer might do in a hurry: edit the live trunk outside of git."""
+    with httpx.Client(base_url=f"{url}/v2/accounts/demo", auth=AUTH, timeout=10) as api:
+        trunks = api.get("/trunks").json()["response"]
+        sid = next(
+            t["data"]["trunk_sid"] for t in trunks if t["data"]["trunk_name"] == "blr_voicebot"
         )
-    return [item["data"] for item in items] if isinstance(envelope, list) else envelope["data"]
-
-
-def walk(client: httpx.Client) -> None:
-    root = f"/v2/accounts/{ACCOUNT}"
-    trunk = show(
-        "1. Create a trunk",
-        client.post(
-            f"{root}/trunks",
-            json={
-                "trunk_name": "blr_bot",
-                "nso_code": "ANY-ANY",
-                "domain_name": f"{ACCOUNT}.pstn.exotel.com",
-            },
-        ),
-    )
-    base = f"{root}/trunks/{trunk['trunk_sid']}"
-    show(
-        "2. Map a DID to it, in flow mode",
-        client.post(f"{base}/phone-numbers", json={"phone_number": DID, "mode": "flow"}),
-    )
-    show(
-        "3. Whitelist the SBC's public IP",
-        client.post(f"{base}/whitelisted-ips", json={"ip": SBC_IP, "mask": 32}),
-    )
-    show(
-        "4. Add inbound destinations (one request for all of them)",
-        client.post(
-            f"{base}/destination-uris",
-            json={
-                "destinations": [
-                    {"destination": f"{SBC_IP}:5061;transport=tls"},
-                    {"destination": "sip.company.com:5061;transport=tls", "priority": 1},
-                ]
-            },
-        ),
-    )
-    show(
-        "5. Set the outbound caller ID (trunk_external_alias)",
-        client.post(
-            f"{base}/settings", json={"settings": [{"name": "trunk_external_alias", "value": DID}]}
-        ),
-    )
-    for child in ("phone-numbers", "whitelisted-ips", "destination-uris", "settings"):
-        show(f"6. List {child}", client.get(f"{base}/{child}"))
-    print("\nTwo quirks the reconciler handles for you:")
-    show(
-        "a. Mapping the DID again is a duplicate: HTTP 200, yet envelope 409 / error 1008",
-        client.post(f"{base}/phone-numbers", json={"phone_number": DID}),
-        codes=(409,),
-    )
-    show(
-        "b. An IP destination that is not whitelisted: HTTP 207 with a per-item failure",
-        client.post(
-            f"{base}/destination-uris",
-            json={"destinations": [{"destination": "13.126.40.7:5061;transport=tls"}]},
-        ),
-        status=207,
-        codes=(400,),
+        numbers = api.get(f"/trunks/{sid}/phone-numbers").json()["response"]
+        first = numbers[-1]["data"]
+        api.put(
+            f"/trunks/{sid}/phone-numbers/{first['id']}",
+            json={"phone_number": first["phone_number"], "mode": "pstn"},
+        )
+        api.post(f"/trunks/{sid}/whitelisted-ips", json={"ip": "52.66.100.1", "mask": 32})
+    print(
+        f"\n=== A change by hand, outside git\n"
+        f"Through the API: {first['phone_number']} switched from flow to pstn on blr_voicebot, "
+        "and 52.66.100.1 added to its ACL."
     )
 
 
 def main() -> int:
     process, url = start_sandbox()
-    print(f"Started the Exotel sandbox: {url} (account {ACCOUNT}, key {AUTH[0]})")
+    print(f"Started the Exotel sandbox at {url} (account demo).")
+    workdir = Path(tempfile.mkdtemp(prefix="reconciler-demo-"))
+    shutil.copytree(
+        ROOT / "manifests", workdir / "manifests", ignore=shutil.ignore_patterns("state")
+    )
+    env = {
+        **os.environ,
+        "EXOTEL_BASE_URL": url,
+        "EXOTEL_API_KEY": AUTH[0],
+        "EXOTEL_API_TOKEN": AUTH[1],
+        "SIP_PASSWORD_MUM_PBX": "demo_pbx_password_1",
+        "NO_COLOR": "1",
+    }
     try:
-        with httpx.Client(base_url=url, auth=AUTH, timeout=10) as client:
-            walk(client)
-    except UnexpectedAnswerError as exc:
-        print(f"\nThe sandbox did not answer as documented: {exc}", file=sys.stderr)
+        step("Validate the example manifests", "validate", env=env, cwd=workdir)
+        step("Plan: what would change", "plan", env=env, cwd=workdir)
+        step("Apply", "apply", "--auto-approve", env=env, cwd=workdir)
+        step("Plan again: nothing to do", "plan", "--detailed-exitcode", env=env, cwd=workdir)
+        change_by_hand(url)
+        drift = step(
+            "Plan: the drift shows", "plan", "--detailed-exitcode", env=env, cwd=workdir, expect=2
+        )
+        if "(drift)" not in drift:
+            raise StepFailedError("the hand-made change was not labelled drift")
+        step("Apply: back to what git says", "apply", "--auto-approve", env=env, cwd=workdir)
+        step("Plan once more: converged", "plan", "--detailed-exitcode", env=env, cwd=workdir)
+    except StepFailedError as failure:
+        print(f"\nThe demo failed: {failure}", file=sys.stderr)
         return 1
     finally:
         process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=10)
-        print(f"\nStopped the sandbox (exit {code}).")
+        process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\nStopped the sandbox. The ledger the apply wrote lived in a temporary copy.")
     return 0
 
 

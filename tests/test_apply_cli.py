@@ -1,0 +1,85 @@
+"""``reconciler apply`` as CI runs it: a subprocess, no terminal, exit codes 0, 1 and 3."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from tests.estate import environ, live_trunks, write
+from tests.sandboxes import Api, Sandbox
+from tests.test_plan import BASE
+from tests.test_plan_cli import reconciler
+
+
+def test_no_terminal_and_no_approval_is_refused(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    write(tmp_path / "manifests", BASE)
+    result = reconciler("apply", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 3
+    assert "refused: no terminal to confirm on: pass --auto-approve" in result.stderr
+    assert "Plan: 9 to create" in result.stdout  # it showed what it would have done
+    assert live_trunks(sandbox) == []
+
+
+def test_auto_approve_applies_and_reports(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    write(tmp_path / "manifests", BASE)
+    result = reconciler("apply", "--auto-approve", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Apply: 9 done, 0 failed, 0 skipped, 0 manual." in result.stdout
+    assert "Converged: live state matches the manifests." in result.stdout
+    # Without a terminal, progress is one structured line per action on stderr.
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert sum(1 for e in events if e["event"] == "apply.action") == 9
+    again = reconciler("apply", "--auto-approve", env=environ(sandbox), cwd=tmp_path)
+    assert again.returncode == 0
+    assert "No changes." in again.stdout
+
+
+def test_a_reviewed_plan_applies_without_a_question(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    env = environ(sandbox)
+    assert reconciler("plan", "--out", "plan.json", env=env, cwd=tmp_path).returncode == 0
+    result = reconciler("apply", "--plan", "plan.json", "--format", "json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout[result.stdout.index('{\n  "format_version"') :])
+    assert report["converged"] is True
+    assert len(report["done"]) == 9
+    write(folder, BASE.replace("mode: flow", "mode: pstn"))
+    stale = reconciler("apply", "--plan", "plan.json", env=env, cwd=tmp_path)
+    assert stale.returncode == 3
+    assert "the saved plan is stale" in stale.stderr
+
+
+def test_rails_and_locks_from_the_command_line(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    folder = write(tmp_path / "manifests", BASE, prune=True)
+    env = environ(sandbox)
+    assert reconciler("apply", "--auto-approve", env=env, cwd=tmp_path).returncode == 0
+    (folder / "trunks.yaml").write_text("trunks: []\n")
+    refused = reconciler("apply", "--auto-approve", env=env, cwd=tmp_path)
+    assert refused.returncode == 3
+    assert "safety rails hold" in refused.stderr
+    lock = folder / "state" / "demo.json.lock"
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-11-26T00:00:00Z"}
+    lock.write_text(json.dumps(holder))
+    locked = reconciler("apply", "--auto-approve", "--force", env=env, cwd=tmp_path)
+    assert locked.returncode == 1
+    assert f"is locked by pid {os.getppid()} on host {socket.gethostname()}" in locked.stderr
+    lock.unlink()
+    forced = reconciler("apply", "--auto-approve", "--force", env=env, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert live_trunks(sandbox) == []
+
+
+def test_a_failed_apply_exits_one_and_lists_what_remains(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    write(tmp_path / "manifests", BASE)
+    sandbox.faults({"method": "POST", "path": "*/credentials", "fault": "error_500", "count": 1})
+    result = reconciler("apply", "--auto-approve", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Failed:" in result.stdout
+    assert "Not converged: 1 action(s) remain" in result.stdout
+    assert "demo/bot/credential/bot_user" in result.stdout.split("Remaining:")[1]
