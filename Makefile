@@ -50,6 +50,8 @@ bench: $(PIP_STAMP)
 	$(BIN)/python benchmarks/plan_pure.py
 	$(BIN)/python benchmarks/plan_calls.py
 	$(BIN)/python benchmarks/plan_rate_limit.py
+	$(BIN)/python benchmarks/apply_create.py
+	$(BIN)/python benchmarks/chaos_soak.py
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

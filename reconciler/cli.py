@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         action="count",
         default=0,
-        help="log more on stderr: -v every API request, -vv debug",
+        help="log more on stderr: -v retries and progress, -vv every API request",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -1,8 +1,10 @@
 """Structured logs for the reconciler's commands: stderr, JSON unless it is a terminal.
 
 Called once by the CLI. Stdout is for what the command produces (plans, reports);
-logs never go there. The level defaults to warning so a plan stays readable; ``-v``
-shows every API request (method, path, status, request id, duration; never a secret).
+logs never go there. The level defaults to warning so a plan stays readable (apply,
+when stderr is not a terminal, logs each action's outcome at info as its progress);
+``-v`` adds retries and progress, ``-vv`` every API request (method, path, status,
+request id, duration; never a secret).
 """
 
 from __future__ import annotations
