@@ -116,25 +116,21 @@ def run_apply(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot read the saved plan {args.plan}: {exc}") from exc
     options = Options(max_delete=args.max_delete, per_minute=args.rate_limit)
     apply_options = ApplyOptions(force=args.force, saved_plan=saved, break_lock=args.break_lock)
-    shown: list[Plan] = []
-
-    def confirm(plan: Plan) -> bool:
-        colour = sys.stdout.isatty() and "NO_COLOR" not in environment()
-        print(render.text(plan, colour=colour), end="", flush=True)
-        shown.append(plan)
-        return _confirm(plan, args)
-
     with progress.reporter() as on_outcome:
+
+        def show(plan: Plan) -> None:
+            colour = sys.stdout.isatty() and "NO_COLOR" not in environment()
+            print(render.text(plan, colour=colour), end="", flush=True)
+            on_outcome.begin(len(plan.actions))
+
         result = asyncio.run(
             apply(
                 manifests, accounts=args.account or [], environ=environment(), options=options,
-                apply_options=apply_options, confirm=confirm, on_outcome=on_outcome,
+                apply_options=apply_options, confirm=lambda plan: _confirm(plan, args),
+                on_outcome=on_outcome, on_plan=show,
             )
         )  # fmt: skip
-    if not shown and saved is not None and result.plan.has_changes:
-        print(render.text(result.plan), end="")
     if not result.plan.has_changes:
-        print(render.text(result.plan), end="")
         return EXIT_OK
     print()
     print(render.report(result, args.format), end="")

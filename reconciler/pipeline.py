@@ -180,9 +180,10 @@ async def apply(
     apply_options: ApplyOptions,
     confirm: Callable[[Plan], bool],
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+    on_plan: Callable[[Plan], None] = lambda plan: None,
 ) -> ApplyResult:
-    """Lock, re-plan, check, confirm, execute, verify. Raises Refused (exit 3) before any
-    write when the plan is stale, a rail is breached or nobody approved it."""
+    """Lock, re-plan, check, show (``on_plan``), confirm, execute, verify. Raises Refused
+    (exit 3) before any write when the plan is stale, a rail holds or nobody approved it."""
     if manifests.errors:
         raise ManifestError(manifests.errors)
     chosen = select(manifests, accounts)
@@ -203,7 +204,7 @@ async def apply(
             return await _apply_locked(
                 manifests, chosen, paths=paths, clients=clients, secrets=secrets,
                 options=options, apply_options=apply_options, confirm=confirm,
-                on_outcome=on_outcome,
+                on_outcome=on_outcome, on_plan=on_plan,
             )  # fmt: skip
         finally:
             for client in clients.values():
@@ -224,6 +225,7 @@ async def _apply_locked(
     apply_options: ApplyOptions,
     confirm: Callable[[Plan], bool],
     on_outcome: Callable[[Outcome], None],
+    on_plan: Callable[[Plan], None],
 ) -> ApplyResult:
     read = {
         a.name: ledgers.read(paths[a.name], account=a.name, account_sid=a.spec.sid) for a in chosen
@@ -236,6 +238,7 @@ async def _apply_locked(
         refusal = _refusal_for_saved(apply_options.saved_plan, plan)
         if refusal is not None:
             raise refusal
+    on_plan(plan)
     if plan.rails and not apply_options.force:
         listed = "\n".join(f"  ! {notice.message}" for notice in plan.rails)
         raise Refused(f"safety rails hold:\n{listed}\nNothing was applied (--force overrides).")

@@ -7,7 +7,7 @@ log is the record, so each action's outcome becomes a structlog event on stderr.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
@@ -17,22 +17,38 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from reconciler.actions import Outcome
 
 log = structlog.get_logger("reconciler.apply")
+MARKS = {"done": "", "failed": " FAILED", "skipped": " skipped", "manual": " manual"}
+
+
+class Reporter:
+    """Called with each outcome; ``begin`` says how many actions there will be."""
+
+    def __init__(self, bar: Progress | None) -> None:
+        self.bar = bar
+        self.task = bar.add_task("apply", total=None, last="") if bar else None
+
+    def begin(self, total: int) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, total=total)
+
+    def __call__(self, outcome: Outcome) -> None:
+        if self.bar is not None and self.task is not None:
+            last = f"{outcome.action.address}{MARKS[outcome.status]}"
+            self.bar.update(self.task, advance=1, last=last)
+            return
+        log.info(
+            "apply.action",
+            address=outcome.action.address,
+            operation=outcome.action.operation,
+            status=outcome.status,
+            detail=outcome.detail or None,
+        )
 
 
 @contextmanager
-def reporter() -> Iterator[Callable[[Outcome], None]]:
+def reporter() -> Iterator[Reporter]:
     if not sys.stderr.isatty():
-
-        def record(outcome: Outcome) -> None:
-            log.info(
-                "apply.action",
-                address=outcome.action.address,
-                operation=outcome.action.operation,
-                status=outcome.status,
-                detail=outcome.detail or None,
-            )
-
-        yield record
+        yield Reporter(None)
         return
     bar = Progress(
         TextColumn("[bold]apply"),
@@ -43,11 +59,5 @@ def reporter() -> Iterator[Callable[[Outcome], None]]:
         console=Console(stderr=True),
         transient=True,
     )
-    task = bar.add_task("apply", total=None, last="")
-
-    def advance(outcome: Outcome) -> None:
-        mark = {"done": "", "failed": " FAILED", "skipped": " skipped", "manual": " manual"}
-        bar.update(task, advance=1, last=f"{outcome.action.address}{mark[outcome.status]}")
-
     with bar:
-        yield advance
+        yield Reporter(bar)
