@@ -101,6 +101,7 @@ class NoticeKind(StrEnum):
     DID_ELSEWHERE = "did_elsewhere"
     NOT_DECLARED = "not_declared"
     NOT_REFRESHED = "not_refreshed"
+    UNREADABLE = "unreadable"
     PROFILE = "profile"
 
 

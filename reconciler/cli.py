@@ -15,9 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reconciler import __version__, logs, progress, render, sandbox, schema
+from reconciler import arguments, github, logs, progress, render, schema
 from reconciler.actions import Plan
-from reconciler.client import DEFAULT_PER_MINUTE
 from reconciler.errors import (
     ApiError,
     AuthFailed,
@@ -27,10 +26,9 @@ from reconciler.errors import (
     Refused,
 )
 from reconciler.load import Manifests, environment, load
-from reconciler.pipeline import ApplyOptions, Options, apply, make_plan
+from reconciler.pipeline import ApplyOptions, Options, apply, import_trunks, make_plan
 from reconciler.problems import Severity, plural
 
-DEFAULT_PATH = "manifests"
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
 
 
@@ -64,6 +62,9 @@ def run_validate(args: argparse.Namespace) -> int:
         for problem in manifests.problems:
             print(problem.text())
         print(_summary(manifests))
+    if github.enabled(args.github, environment()):
+        for line in github.annotate(manifests.problems):
+            print(line)
     return EXIT_ERROR if manifests.errors else EXIT_OK
 
 
@@ -80,13 +81,30 @@ def _write_plan(plan: Plan, args: argparse.Namespace) -> None:
         Path(args.out).write_text(render.json_text(plan), encoding="utf-8")
 
 
+def _annotated(manifests: Manifests, args: argparse.Namespace) -> Manifests:
+    """On GitHub, manifest errors also become annotations on the pull request's diff."""
+    if manifests.errors and github.enabled(args.github, environment()):
+        for line in github.annotate(manifests.problems):
+            print(line)
+    return manifests
+
+
 def run_plan(args: argparse.Namespace) -> int:
-    manifests = load(args.path)
+    manifests = _annotated(load(args.path), args)
     options = Options(refresh=args.refresh, max_delete=args.max_delete, per_minute=args.rate_limit)
     plan = asyncio.run(
         make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
     )
     _write_plan(plan, args)
+    if github.enabled(args.github, environment()):
+        github.summary(render.markdown(plan))
+        github.outputs(
+            {
+                "has_changes": str(plan.has_changes).lower(),
+                "checksum": plan.checksum,
+                "plan_path": args.out or "",
+            }
+        )
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -107,7 +125,7 @@ def _confirm(plan: Plan, args: argparse.Namespace) -> bool:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    manifests = load(args.path)
+    manifests = _annotated(load(args.path), args)
     saved = None
     if args.plan:
         try:
@@ -130,11 +148,68 @@ def run_apply(args: argparse.Namespace) -> int:
                 on_outcome=on_outcome, on_plan=show,
             )
         )  # fmt: skip
+    if github.enabled(args.github, environment()):
+        github.summary(render.report(result, "markdown"))
+        github.outputs(
+            {
+                "has_changes": str(result.plan.has_changes).lower(),
+                "checksum": result.plan.checksum,
+                "converged": str(result.converged).lower(),
+            }
+        )
     if not result.plan.has_changes:
         return EXIT_OK
     print()
     print(render.report(result, args.format), end="")
     return EXIT_OK if result.converged else EXIT_ERROR
+
+
+def run_drift(args: argparse.Namespace) -> int:
+    manifests = _annotated(load(args.path), args)
+    options = Options(per_minute=args.rate_limit, tolerant=True)
+    plan = asyncio.run(
+        make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
+    )
+    print(render.drift(plan, args.format), end="")
+    drifted, _, unreadable = render.drift_parts(plan)
+    if github.enabled(args.github, environment()):
+        github.summary(render.drift(plan, "markdown"))
+        github.outputs({"drift": str(bool(drifted)).lower(), "checksum": plan.checksum})
+    if drifted:
+        return EXIT_CHANGES
+    return EXIT_ERROR if unreadable else EXIT_OK
+
+
+def run_import(args: argparse.Namespace) -> int:
+    manifests = load(args.path)
+    if not args.trunk_sid and not args.all:
+        raise ConfigError("name the trunks to import: --trunk-sid SID (repeatable), or --all")
+    root = Path(args.path)
+    folder = Path(args.into) if args.into else (root if root.is_dir() else root.parent)
+    imported = asyncio.run(
+        import_trunks(
+            manifests, account=args.account, targets=args.trunk_sid or [], everything=args.all,
+            folder=folder, environ=environment(), options=Options(per_minute=args.rate_limit),
+            force=args.force,
+        )
+    )  # fmt: skip
+    if not imported:
+        print(f"Nothing to import: every live trunk of account {args.account} is managed.")
+        return EXIT_OK
+    for trunk in imported:
+        print(f"imported trunk {trunk.name} ({trunk.sid}) -> {trunk.file}")
+    passwords = [variable for trunk in imported for variable in trunk.passwords]
+    print(f"\nThe ledger now tracks {plural(len(imported), 'more trunk')}.")
+    if passwords:
+        print(
+            "Exotel never returns SIP passwords, so the next plan shows each credential as "
+            "'password unknown to the ledger' and apply sets it from these variables (set "
+            "them first, as CI secrets too):"
+        )
+        print("".join(f"  {variable}\n" for variable in passwords), end="")
+    else:
+        print("A plan now should show no changes.")
+    return EXIT_OK
 
 
 def run_schema(args: argparse.Namespace) -> int:
@@ -146,181 +221,16 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="reconciler",
-        description=(
-            "Declarative, GitOps-style reconciler for Exotel vSIP trunking. "
-            "Exit codes: 0 success, 1 error, 2 changes or drift present, 3 refused."
-        ),
+    return arguments.build_parser(
+        {
+            "validate": run_validate,
+            "plan": run_plan,
+            "apply": run_apply,
+            "drift": run_drift,
+            "import": run_import,
+            "schema": run_schema,
+        }
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log more on stderr: -v retries and progress, -vv every API request",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    validate = commands.add_parser(
-        "validate",
-        help="check manifests without calling any API",
-        description=(
-            "Load every *.yaml/*.yml under PATH and report every problem at once, with file, "
-            "line, column and field path. Errors (exit 1) are what Exotel would refuse or what "
-            "would break calls; warnings (exit 0) are allowed but probably not meant. Secrets "
-            "must be ${ENV_VAR} references; they need not be set for validate."
-        ),
-    )
-    validate.add_argument(
-        "path",
-        nargs="?",
-        default=DEFAULT_PATH,
-        metavar="PATH",
-        help=f"manifest file or directory (default: {DEFAULT_PATH})",
-    )
-    validate.add_argument("--format", choices=("text", "json"), default="text")
-    validate.set_defaults(run=run_validate)
-
-    plan = commands.add_parser(
-        "plan",
-        help="show what apply would change, without changing anything",
-        description=(
-            "Read live state from Exotel (only GETs), diff it against the manifests and print "
-            "an ordered plan: + create, ~ update, - delete, -/+ replace, ! manual step. "
-            "Exit 0 (or 2 with --detailed-exitcode when there are changes), 1 on error."
-        ),
-    )
-    plan.add_argument(
-        "path",
-        nargs="?",
-        default=DEFAULT_PATH,
-        metavar="PATH",
-        help=f"manifest file or directory (default: {DEFAULT_PATH})",
-    )
-    plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    plan.add_argument("--out", metavar="FILE", help="also write the plan as JSON to FILE")
-    plan.add_argument(
-        "--detailed-exitcode",
-        action="store_true",
-        help="exit 2 when the plan has changes, 0 when it has none",
-    )
-    plan.add_argument(
-        "--account",
-        action="append",
-        metavar="NAME",
-        help="plan only this account (repeatable; default: every declared account)",
-    )
-    plan.add_argument(
-        "--refresh",
-        choices=("all", "changed"),
-        default="all",
-        help="all: read every managed trunk (default); changed: only trunks whose manifests "
-        "changed since the last apply, plus new and removed ones (cheaper, but blind to drift "
-        "on the others)",
-    )
-    plan.add_argument(
-        "--max-delete",
-        type=int,
-        metavar="N",
-        help="deletions above which apply refuses "
-        "(default: 30%% of managed objects, when there are 10 or more)",
-    )
-    plan.add_argument(
-        "--rate-limit",
-        type=int,
-        default=DEFAULT_PER_MINUTE,
-        metavar="N",
-        help="API requests per minute per account (default: %(default)s, Exotel's limit; "
-        "0: no limit, for a sandbox)",
-    )
-    plan.set_defaults(run=run_plan)
-
-    apply_parser = commands.add_parser(
-        "apply",
-        help="make Exotel match the manifests: plan, confirm, execute, verify",
-        description=(
-            "Re-plan, then execute the plan in dependency order, saving the ledger after "
-            "every change that matters and journaling every step; then re-read what was "
-            "touched. Exit 0 when converged, 1 when anything failed or remains, 3 when "
-            "refused (a stale --plan, a safety rail, no confirmation)."
-        ),
-    )
-    apply_parser.add_argument(
-        "path",
-        nargs="?",
-        default=DEFAULT_PATH,
-        metavar="PATH",
-        help=f"manifest file or directory (default: {DEFAULT_PATH})",
-    )
-    apply_parser.add_argument(
-        "--plan",
-        metavar="FILE",
-        help="apply only if re-planning gives this saved plan's checksum (from plan --out)",
-    )
-    apply_parser.add_argument(
-        "--auto-approve", action="store_true", help="do not ask for confirmation"
-    )
-    apply_parser.add_argument(
-        "--force",
-        action="store_true",
-        help="go on although a safety rail holds (empty manifests, too many deletions)",
-    )
-    apply_parser.add_argument(
-        "--account", action="append", metavar="NAME", help="apply only this account (repeatable)"
-    )
-    apply_parser.add_argument(
-        "--max-delete",
-        type=int,
-        metavar="N",
-        help="deletions above which apply refuses (default: 30%% of managed objects, "
-        "when there are 10 or more)",
-    )
-    apply_parser.add_argument(
-        "--break-lock",
-        action="store_true",
-        help="remove a lock left by an apply that died on this host",
-    )
-    apply_parser.add_argument(
-        "--format",
-        choices=("text", "markdown", "json"),
-        default="text",
-        help="format of the final report",
-    )
-    apply_parser.add_argument(
-        "--rate-limit",
-        type=int,
-        default=DEFAULT_PER_MINUTE,
-        metavar="N",
-        help="API requests per minute per account (default: %(default)s; 0: no limit)",
-    )
-    apply_parser.set_defaults(run=run_apply)
-
-    schema_parser = commands.add_parser(
-        "schema",
-        help="print the JSON Schema of the manifest language",
-        description=(
-            "Print the JSON Schema of manifest files (editors use the copy in "
-            "schema/manifest.schema.json), or with --format markdown the field reference."
-        ),
-    )
-    schema_parser.add_argument("--format", choices=("json", "markdown"), default="json")
-    schema_parser.set_defaults(run=run_schema)
-
-    sandbox_parser = commands.add_parser(
-        "sandbox",
-        help="serve a faithful emulator of Exotel's vSIP API on loopback",
-        description=(
-            "Serve Exotel's vSIP API with its envelopes, validation, "
-            "pagination, rate limit and quirks, plus control endpoints under /_sandbox/ "
-            "(reset, state, stats, faults). Prints 'listening on URL' when ready; "
-            "stops on SIGINT or SIGTERM."
-        ),
-    )
-    sandbox.add_arguments(sandbox_parser)
-    sandbox_parser.set_defaults(run=sandbox.run)
-    return parser
 
 
 def _report(error: ReconcilerError) -> None:

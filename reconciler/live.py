@@ -25,7 +25,7 @@ from typing import Any
 
 from reconciler import canonical
 from reconciler.client import ExotelClient
-from reconciler.errors import NotFound
+from reconciler.errors import ApiError, NotFound
 from reconciler.ledger import Ledger, fingerprint
 from reconciler.models import TrunkSpec
 from reconciler.state import AccountState, LiveCredential, LiveDestination, LiveNumber, LiveTrunk
@@ -95,13 +95,23 @@ def live_trunk(
 
 
 async def _read_trunk(
-    client: ExotelClient, sid: str, listed: Mapping[str, Any] | None, collections: Sequence[str]
-) -> LiveTrunk | None:
-    """A trunk with its children, or None when Exotel no longer has it."""
+    client: ExotelClient,
+    sid: str,
+    listed: Mapping[str, Any] | None,
+    collections: Sequence[str],
+    *,
+    tolerant: bool,
+) -> LiveTrunk | ApiError | None:
+    """A trunk with its children; None when Exotel no longer has it; with ``tolerant``,
+    the error that kept it from being read (the others are still worth reporting)."""
     try:
         answers = await asyncio.gather(*(client.children(sid, c) for c in collections))
     except NotFound:
         return None
+    except ApiError as error:
+        if not tolerant:
+            raise
+        return error
     return live_trunk(sid, listed, dict(zip(collections, answers, strict=True)))
 
 
@@ -113,6 +123,7 @@ async def read(
     profile: str,
     refresh: str = "all",
     only: frozenset[str] | None = None,
+    tolerant: bool = False,
 ) -> AccountState:
     """Live state of the account; ``only``: read just these trunks (by name), as apply
     does to verify what it touched."""
@@ -154,14 +165,19 @@ async def read(
             to_read.append(sid)
     results = await asyncio.gather(
         *(
-            _read_trunk(client, sid, listed.get(sid) if listed else None, collections)
+            _read_trunk(
+                client, sid, listed.get(sid) if listed else None, collections, tolerant=tolerant
+            )
             for sid in to_read
         )
     )
     trunks = {}
+    unreadable: dict[str, str] = {}
     for sid, trunk in zip(to_read, results, strict=True):
         if trunk is None:
             missing.add(sid)
+        elif isinstance(trunk, ApiError):
+            unreadable[sid] = str(trunk)
         else:
             trunks[sid] = trunk
     return AccountState(
@@ -171,6 +187,7 @@ async def read(
         missing=frozenset(missing),
         listed=names,
         not_refreshed=frozenset(not_refreshed),
+        unreadable=unreadable,
         calls=client.calls - calls_before,
     )
 

@@ -294,7 +294,11 @@ class Secrets:
 
 
 def require_secrets(
-    manifests: Manifests, environ: Mapping[str, str], *, accounts: Sequence[str] | None = None
+    manifests: Manifests,
+    environ: Mapping[str, str],
+    *,
+    accounts: Sequence[str] | None = None,
+    passwords: bool = True,
 ) -> tuple[Secrets, list[Problem]]:
     """The secrets of the chosen accounts, from the environment; problems name what is missing.
 
@@ -331,7 +335,7 @@ def require_secrets(
         account = manifests.accounts[name]
         need(account.spec.api_key, account.origin, ("api_key",))
         need(account.spec.api_token, account.origin, ("api_token",))
-    for trunk in manifests.trunks:
+    for trunk in manifests.trunks if passwords else ():
         if trunk.spec.account in wanted:
             for index, credential in enumerate(trunk.spec.credentials):
                 need(

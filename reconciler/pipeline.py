@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from reconciler import importer, live
 from reconciler import ledger as ledgers
-from reconciler import live
 from reconciler.actions import AccountPlan, ApplyResult, NoticeKind, Outcome, Plan
 from reconciler.apply import Executor
 from reconciler.checks import NamedAccount
@@ -30,6 +30,7 @@ from reconciler.client import (
 )
 from reconciler.client import base_url as account_url
 from reconciler.errors import ConfigError, ManifestError, Refused
+from reconciler.importer import Imported
 from reconciler.journal import Journal
 from reconciler.ledger import Ledger
 from reconciler.load import Manifests, Secrets, require_secrets
@@ -44,6 +45,7 @@ class Options:
     per_minute: int = DEFAULT_PER_MINUTE
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = 30.0  # seconds to wait for an answer
+    tolerant: bool = False  # report trunks that cannot be read instead of failing (drift)
     transport: Transport | None = None  # tests inject faults here
 
 
@@ -90,7 +92,12 @@ async def plan_one(
 ) -> AccountPlan:
     desired = tuple(t.spec for t in manifests.trunks if t.spec.account == account.name)
     state = await live.read(
-        client, ledger=ledger, desired=desired, profile=account.spec.api, refresh=options.refresh
+        client,
+        ledger=ledger,
+        desired=desired,
+        profile=account.spec.api,
+        refresh=options.refresh,
+        tolerant=options.tolerant,
     )
     account_input = AccountInput(
         account.name, account.spec.sid, account.spec.api, account.spec.prune, desired
@@ -298,3 +305,35 @@ async def _verify(
 
 def journal_path(ledger_file: Path) -> Path:
     return ledger_file.with_name(ledger_file.stem + ".journal.jsonl")
+
+
+async def import_trunks(
+    manifests: Manifests,
+    *,
+    account: str,
+    targets: Sequence[str],
+    everything: bool,
+    folder: Path,
+    environ: Mapping[str, str],
+    options: Options,
+    force: bool,
+) -> list[Imported]:
+    """Import under the ledger's lock: an apply must not run while the ledger grows."""
+    if manifests.errors:
+        raise ManifestError(manifests.errors)
+    [named] = select(manifests, [account])
+    secrets, problems = require_secrets(manifests, environ, accounts=[account], passwords=False)
+    if problems:
+        raise ManifestError(problems)
+    path = ledger_path(manifests, named)
+    lock = ledgers.Lock.beside(path)
+    lock.acquire()
+    try:
+        client = open_client(named, secrets, environ, options)
+        async with client.http:
+            return await importer.import_trunks(
+                manifests, client, account=account, targets=targets, everything=everything,
+                folder=folder, ledger_file=path, force=force,
+            )  # fmt: skip
+    finally:
+        lock.release()

@@ -112,7 +112,9 @@ class _Builder:
 
     def declared(self, spec: TrunkSpec) -> None:
         ledger_name, entry = self._ledger_entry(spec)
-        if entry is not None and ledger_name in self.state.not_refreshed:
+        if entry is not None and (
+            ledger_name in self.state.not_refreshed or entry.sid in self.state.unreadable
+        ):
             return
         if entry is not None and entry.sid in self.state.missing:
             reason = f"trunk {entry.sid} was deleted outside the reconciler: recreate it (new SID)"
@@ -455,6 +457,13 @@ def plan_account(
             f"account {account.name} declares no trunks but its ledger tracks "
             f"{len(ledger.trunks)}: apply refuses (an empty checkout must not wipe production) "
             "unless --force",
+        )
+    for sid, why in sorted(state.unreadable.items()):
+        name = ledger.by_sid().get(sid, sid)
+        builder.notice(
+            NoticeKind.UNREADABLE,
+            f"trunk {name} ({sid}) could not be read, so it was not checked: {why}",
+            address(account.name, name, Resource.TRUNK),
         )
     if state.not_refreshed:
         builder.notice(

@@ -272,3 +272,78 @@ def report(result: ApplyResult, fmt: str = "text") -> str:
         lines += ["", "Remaining:", *[_line(a) for a in result.remaining.actions]]
     lines += ["", verdict]
     return "\n".join(lines) + "\n"
+
+
+DRIFT_MARKER = "<!-- reconciler-drift:{accounts} -->"
+
+
+def drift_parts(plan: Plan) -> tuple[list[Action], list[Action], list[Notice]]:
+    """(drift: live changed by hand since the last apply; pending: manifest changes not yet
+    applied; unreadable: trunks that could not be checked)."""
+    drift = [a for a in plan.actions if a.origin is Origin.DRIFT]
+    pending = [a for a in plan.actions if a.origin is not Origin.DRIFT]
+    unreadable = [n for n in plan.notices if n.kind is NoticeKind.UNREADABLE]
+    return drift, pending, unreadable
+
+
+def _drift_line(action: Action) -> str:
+    field = f"{action.resource} {action.key}".strip()
+    return f"{action.address}: {field} differs from the last apply; apply would: {describe(action)}"
+
+
+def drift(plan: Plan, fmt: str = "text") -> str:
+    found, pending, unreadable = drift_parts(plan)
+    accounts = ",".join(account.account for account in plan.accounts)
+    if fmt == "json":
+        document = {
+            "format_version": 1,
+            "drift": bool(found),
+            "accounts": [account.account for account in plan.accounts],
+            "drifted": [action.document() for action in found],
+            "pending": [action.document() for action in pending],
+            "unreadable": [notice.document() for notice in unreadable],
+            "checksum": plan.checksum,
+        }
+        return json.dumps(document, indent=2) + "\n"
+    headline = (
+        f"Drift: {len(found)} change(s) made outside the reconciler since the last apply"
+        if found
+        else "No drift: live state matches the last apply"
+    )
+    if fmt == "markdown":
+        lines = [
+            DRIFT_MARKER.format(accounts=accounts),
+            f"### Exotel drift: {accounts}",
+            "",
+            f"**{headline}.**",
+            "",
+        ]
+        if found:
+            lines += [
+                "Someone changed these trunks by hand. `reconciler apply` puts them back as git "
+                "says; or change the manifests to keep what was done.",
+                "",
+                "| trunk | resource | what apply would do |",
+                "|---|---|---|",
+            ]
+            for a in found:
+                what = _escape(f"{a.resource} {a.key}".strip())
+                lines.append(f"| `{a.account}/{a.trunk}` | {what} | {_escape(describe(a))} |")
+            lines.append("")
+        if pending:
+            lines += [
+                f"Pending manifest changes not yet applied: {len(pending)} (see the plan).",
+                "",
+            ]
+        if unreadable:
+            lines += ["Could not be checked:", *[f"- {_escape(n.message)}" for n in unreadable], ""]
+        return "\n".join(lines) + "\n"
+    lines = [headline + "."]
+    if found:
+        lines += ["", *[f"  ! {_drift_line(a)}" for a in found]]
+    if pending:
+        lines += ["", f"Pending manifest changes, not yet applied ({len(pending)}):"]
+        lines += [_line(a) for a in pending]
+    if unreadable:
+        lines += ["", "Could not be checked:", *[f"  ! {n.message}" for n in unreadable]]
+    return "\n".join(lines) + "\n"

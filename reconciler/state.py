@@ -65,6 +65,7 @@ class AccountState:
     missing: frozenset[str] = frozenset()  # ledger SIDs Exotel no longer has
     listed: Mapping[str, str] | None = None  # name -> SID of every live trunk (full, refresh all)
     not_refreshed: frozenset[str] = frozenset()  # trunk names skipped by --refresh changed
+    unreadable: Mapping[str, str] = field(default_factory=dict)  # SID -> why it failed (drift)
     calls: int = 0  # API requests this read made
 
 

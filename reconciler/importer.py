@@ -1,0 +1,176 @@
+"""``reconciler import``: bring trunks that already exist under management.
+
+Called by the CLI. Reads each trunk (and, in profile ``full``, finds it in the trunk
+list for its name and domain), writes one canonical manifest file per trunk, and
+records it in the ledger, so that a plan right after an import is empty, apart from the
+credentials: the API never returns passwords, so each gets a ``${ENV}`` placeholder with
+``password_version: 1`` and the next apply sets the password from that variable.
+
+Profile ``minimal`` cannot read a trunk's name: give it as ``--trunk-sid SID=NAME``.
+Existing manifest files, declared trunks and ledger entries are never overwritten
+unless ``--force`` says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from reconciler import canonical, live
+from reconciler import ledger as ledgers
+from reconciler.client import ExotelClient
+from reconciler.errors import ConfigError, NotFound
+from reconciler.load import Manifests
+from reconciler.models import TrunkSpec
+from reconciler.state import LiveTrunk, TrunkEntry, fingerprint
+
+SCHEMA_LINE = "# yaml-language-server: $schema={path}\n"
+
+
+@dataclass(frozen=True)
+class Imported:
+    name: str
+    sid: str
+    file: Path
+    passwords: tuple[str, ...]  # environment variables to set before the next apply
+
+
+def password_variable(trunk: str, username: str) -> str:
+    return re.sub(r"[^A-Z0-9_]", "_", f"SIP_PASSWORD_{trunk}_{username}".upper())
+
+
+def manifest_for(account: str, account_sid: str, name: str, trunk: LiveTrunk) -> dict[str, Any]:
+    """The canonical manifest of a live trunk: defaults left out, shorthands used."""
+    document: dict[str, Any] = {"name": name, "account": account}
+    if trunk.domain_name and trunk.domain_name != canonical.default_domain_name(account_sid):
+        document["domain_name"] = trunk.domain_name
+    numbers = [
+        number if found.mode == "pstn" else {"number": number, "mode": found.mode}
+        for number, found in sorted(trunk.numbers.items())
+    ]
+    if numbers:
+        document["phone_numbers"] = numbers
+    if trunk.ips:
+        document["whitelisted_ips"] = [ip.removesuffix("/32") for ip in sorted(trunk.ips)]
+    destinations = [
+        uri
+        if (found.priority, found.weight) == (0, 1)
+        else {"uri": uri, "priority": found.priority, "weight": found.weight}
+        for uri, found in sorted(trunk.destinations.items())
+    ]
+    if destinations:
+        document["destination_uris"] = destinations
+    if trunk.alias:
+        document["alias"] = trunk.alias
+    credentials = []
+    for username, found in sorted(trunk.credentials.items()):
+        credential: dict[str, Any] = {
+            "username": username,
+            "password": f"${{{password_variable(name, username)}}}",
+            "password_version": 1,
+        }
+        if found.friendly_name:
+            credential["friendly_name"] = found.friendly_name
+        credentials.append(credential)
+    if credentials:
+        document["credentials"] = credentials
+    return document
+
+
+def _parse_targets(targets: Sequence[str], *, full: bool) -> list[tuple[str, str | None]]:
+    parsed = []
+    for target in targets:
+        sid, _, name = target.partition("=")
+        if not full and not name:
+            raise ConfigError(
+                f"profile minimal cannot read trunk names: write --trunk-sid {sid}=NAME"
+            )
+        if name:
+            canonical.trunk_name(name)
+        parsed.append((sid, name or None))
+    return parsed
+
+
+async def import_trunks(
+    manifests: Manifests,
+    client: ExotelClient,
+    *,
+    account: str,
+    targets: Sequence[str],
+    everything: bool,
+    folder: Path,
+    ledger_file: Path,
+    force: bool,
+) -> list[Imported]:
+    spec = manifests.accounts[account].spec
+    full = spec.api == "full"
+    if everything and not full:
+        raise ConfigError(
+            "--all needs the trunk list, which profile minimal lacks: use --trunk-sid"
+        )
+    ledger = ledgers.read(ledger_file, account=account, account_sid=spec.sid)
+    declared = {t.spec.name for t in manifests.trunks if t.spec.account == account}
+    listed: dict[str, dict[str, Any]] = {}
+    if full:
+        listed = {str(item["trunk_sid"]): item for item in await client.list_trunks()}
+    wanted = _parse_targets(targets, full=full)
+    if everything:
+        owned = set(ledger.by_sid())
+        wanted += [(sid, None) for sid in listed if sid not in owned and sid not in dict(wanted)]
+    collections = live.COLLECTIONS_FULL if full else live.COLLECTIONS_MINIMAL
+    imported: list[Imported] = []
+    for sid, given in wanted:
+        if full and sid not in listed:
+            raise ConfigError(f"account {account} has no trunk {sid}")
+        try:
+            children = {c: await client.children(sid, c) for c in collections}
+        except NotFound:
+            raise ConfigError(f"account {account} has no trunk {sid}") from None
+        trunk = live.live_trunk(sid, listed.get(sid), children)
+        name = given or str(trunk.name)
+        if not force:
+            if name in declared:
+                raise ConfigError(f"trunk {name} is already declared: --force to write it again")
+            if name in ledger.trunks or sid in ledger.by_sid():
+                raise ConfigError(f"trunk {name} ({sid}) is already in the ledger")
+        document = manifest_for(account, spec.sid, name, trunk)
+        domain = trunk.domain_name or canonical.default_domain_name(spec.sid)
+        try:
+            model = TrunkSpec.model_validate({**document, "domain_name": domain})
+        except ValidationError as error:
+            details = "; ".join(e["msg"] for e in error.errors(include_url=False))
+            raise ConfigError(
+                f"trunk {name} ({sid}) holds values the manifests cannot express: {details}; "
+                "fix them in the dashboard, then import again"
+            ) from None
+        file = folder / f"{name}.yaml"
+        if file.exists() and not force:
+            raise ConfigError(f"{file} exists: --force to overwrite it")
+        schema = _schema_path(folder)
+        text = yaml.safe_dump({"trunks": [document]}, sort_keys=False, allow_unicode=True)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(
+            (SCHEMA_LINE.format(path=schema) if schema else "") + text, encoding="utf-8"
+        )
+        entry = TrunkEntry(sid, alias=trunk.alias, credentials={}, fingerprint=fingerprint(model))
+        ledger = ledger.with_trunk(name, entry)
+        ledgers.write(ledger_file, ledger)
+        passwords = tuple(password_variable(name, user) for user in sorted(trunk.credentials))
+        imported.append(Imported(name, sid, file, passwords))
+    return imported
+
+
+def _schema_path(folder: Path) -> str | None:
+    """The committed schema, relative to where the manifest goes, when there is one."""
+    here = folder.resolve()
+    for parent in [here, *here.parents]:
+        if (parent / "schema" / "manifest.schema.json").exists():
+            up = [".."] * len(here.relative_to(parent).parts)
+            return str(Path(*up, "schema", "manifest.schema.json"))
+    return None
