@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PIP_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: test demo lint types imports pytest newman bench clean
+.PHONY: test demo lint types imports workflows pytest newman bench clean
 
 $(PIP_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: lint types imports pytest newman
+test: lint types imports workflows pytest newman
 
 lint: $(PIP_STAMP)
 	$(BIN)/ruff check .
@@ -33,6 +33,9 @@ types: $(PIP_STAMP)
 
 imports: $(PIP_STAMP)
 	$(BIN)/lint-imports
+
+workflows: $(PIP_STAMP)
+	$(BIN)/actionlint .github/workflows/*.yml
 
 pytest: $(PIP_STAMP)
 	$(BIN)/pytest -m "not newman"

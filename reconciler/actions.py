@@ -94,6 +94,20 @@ class Action:
         }
 
 
+CANONICAL_KEYS = ("address", "kind", "operation", "before", "after", "depends_on", "target")
+
+
+def checksum(canonical_actions: list[dict[str, Any]]) -> str:
+    """The digest reviewers approve: over what each action would do, in order."""
+    text = json.dumps(canonical_actions, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def saved_canonical(action: Mapping[str, Any]) -> dict[str, Any]:
+    """An action of a saved JSON plan, reduced to what its checksum covered."""
+    return {key: action.get(key) for key in CANONICAL_KEYS}
+
+
 class NoticeKind(StrEnum):
     RAIL = "rail"  # apply refuses unless --force
     REPLACEMENT = "replacement"
@@ -162,10 +176,7 @@ class Plan:
 
     @property
     def checksum(self) -> str:
-        text = json.dumps(
-            [action.canonical() for action in self.actions], sort_keys=True, separators=(",", ":")
-        )
-        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        return checksum([action.canonical() for action in self.actions])
 
     def document(self) -> dict[str, Any]:
         return {

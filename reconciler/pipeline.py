@@ -17,7 +17,15 @@ from typing import Any
 
 from reconciler import importer, live
 from reconciler import ledger as ledgers
-from reconciler.actions import AccountPlan, ApplyResult, NoticeKind, Outcome, Plan
+from reconciler.actions import (
+    AccountPlan,
+    ApplyResult,
+    NoticeKind,
+    Outcome,
+    Plan,
+    checksum,
+    saved_canonical,
+)
 from reconciler.apply import Executor
 from reconciler.checks import NamedAccount
 from reconciler.client import (
@@ -152,16 +160,26 @@ class ApplyOptions:
 
 
 def _refusal_for_saved(saved: Mapping[str, Any], plan: Plan) -> Refused | None:
-    if saved.get("checksum") == plan.checksum:
+    """None when the saved plan is what applying would do now, for the accounts applied
+    (a plan of several accounts may be applied one account at a time)."""
+    accounts = {account.account for account in plan.accounts}
+    actions = [a for a in saved.get("actions", []) if isinstance(a, dict)]
+    chosen = [a for a in actions if a.get("account") in accounts]
+    reviewed_checksum = (
+        saved.get("checksum")
+        if len(chosen) == len(actions)
+        else checksum([saved_canonical(a) for a in chosen])
+    )
+    if reviewed_checksum == plan.checksum:
         return None
-    reviewed = {str(a.get("address")): a for a in saved.get("actions", []) if isinstance(a, dict)}
+    reviewed = {str(a.get("address")): a for a in chosen}
     now = {action.address: action for action in plan.actions}
     lines = [
         f"  + {address} (new since the plan was made)" for address in now.keys() - reviewed.keys()
     ]
     lines += [f"  - {address} (no longer needed)" for address in reviewed.keys() - now.keys()]
     for address in now.keys() & reviewed.keys():
-        before = {key: reviewed[address].get(key) for key in now[address].canonical()}
+        before = saved_canonical(reviewed[address])
         if json.dumps(before, sort_keys=True) != json.dumps(
             now[address].canonical(), sort_keys=True
         ):
@@ -173,7 +191,7 @@ def _refusal_for_saved(saved: Mapping[str, Any], plan: Plan) -> Refused | None:
     )
     return Refused(
         f"the saved plan is stale: re-planning now gives checksum {plan.checksum}, the plan "
-        f"you reviewed had {saved.get('checksum')}. What differs:\n{detail}\n"
+        f"you reviewed had {reviewed_checksum}. What differs:\n{detail}\n"
         "Nothing was applied: review a new plan."
     )
 
