@@ -42,6 +42,12 @@ def _value(fields: dict[str, Any] | None, name: str) -> str:
     return "(none)" if value is None else str(value)
 
 
+def what(action: Action) -> str:
+    """The resource an action is about: ``phone_number +9180...``, ``alias``, ``trunk``."""
+    key = "" if action.key == str(action.resource) else action.key
+    return f"{action.resource} {key}".strip()
+
+
 def describe(action: Action) -> str:
     """One line saying what the action does to its resource."""
     before, after = dict(action.before or {}), dict(action.after or {})
@@ -156,8 +162,8 @@ def _tables(actions: Iterable[Action]) -> list[str]:
                 "| | resource | change | from |",
                 "|---|---|---|---|",
             ]
-        what, change = _escape(f"{action.resource} {action.key}".strip()), _escape(describe(action))
-        lines.append(f"| `{action.symbol}` | {what} | {change} | {action.origin} |")
+        thing, change = _escape(what(action)), _escape(describe(action))
+        lines.append(f"| `{action.symbol}` | {thing} | {change} | {action.origin} |")
     return lines
 
 
@@ -287,8 +293,8 @@ def drift_parts(plan: Plan) -> tuple[list[Action], list[Action], list[Notice]]:
 
 
 def _drift_line(action: Action) -> str:
-    field = f"{action.resource} {action.key}".strip()
-    return f"{action.address}: {field} differs from the last apply; apply would: {describe(action)}"
+    differs = f"{what(action)} differs from the last apply"
+    return f"{action.address}: {differs}; apply would: {describe(action)}"
 
 
 def drift(plan: Plan, fmt: str = "text") -> str:
@@ -327,8 +333,8 @@ def drift(plan: Plan, fmt: str = "text") -> str:
                 "|---|---|---|",
             ]
             for a in found:
-                what = _escape(f"{a.resource} {a.key}".strip())
-                lines.append(f"| `{a.account}/{a.trunk}` | {what} | {_escape(describe(a))} |")
+                thing = _escape(what(a))
+                lines.append(f"| `{a.account}/{a.trunk}` | {thing} | {_escape(describe(a))} |")
             lines.append("")
         if pending:
             lines += [

@@ -1,0 +1,279 @@
+"""GitOps in practice: the workflows' command lines, GitHub extras, drift and import."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler import arguments
+from tests.estate import PASSWORD, environ, live_trunks, seed, write
+from tests.sandboxes import Api, Sandbox
+from tests.test_plan import BASE
+from tests.test_plan_cli import reconciler
+
+WORKFLOWS = Path(__file__).parents[1] / ".github" / "workflows"
+
+
+def workflow_commands() -> list[tuple[str, str]]:
+    """(workflow file, command line) for every reconciler invocation in a run: step."""
+    found = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        document = yaml.safe_load(path.read_text())
+        for job in document["jobs"].values():
+            for step in job.get("steps", []):
+                for raw in step.get("run", "").splitlines():
+                    line = raw.strip()
+                    if re.match(r"(\S+=\S+ )*reconciler ", line):
+                        found.append((path.name, line))
+    return found
+
+
+def test_the_workflows_call_the_cli_as_it_is() -> None:
+    commands = workflow_commands()
+    assert len(commands) >= 6, commands  # a test that finds nothing would prove nothing
+    parser = arguments.build_parser(
+        dict.fromkeys(("validate", "plan", "apply", "drift", "import", "schema"), lambda args: 0)
+    )
+    for name, line in commands:
+        words = shlex.split(line.replace('"$ACCOUNT"', "demo"))
+        words = words[words.index("reconciler") + 1 :]
+        for redirect in (">", "2>"):
+            if redirect in words:
+                words = words[: words.index(redirect)]
+        try:
+            parser.parse_args(words)
+        except SystemExit:
+            pytest.fail(f"{name}: the CLI no longer accepts: {line}")
+
+
+def test_the_workflows_pin_actions_and_grant_least_privilege() -> None:
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        text = path.read_text()
+        document = yaml.safe_load(text)
+        assert document["permissions"] == {"contents": "read"}, path.name
+        for job_name, job in document["jobs"].items():
+            assert "permissions" in job, f"{path.name}: job {job_name} must say what it needs"
+            for step in job.get("steps", []):
+                if "uses" in step:
+                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+        assert "secrets.GITHUB_TOKEN" not in text  # the built-in token, least privilege
+    apply = yaml.safe_load((WORKFLOWS / "apply.yml").read_text())["jobs"]["apply"]
+    assert apply["environment"] == "production"
+    assert apply["concurrency"]["cancel-in-progress"] is False
+    assert "[skip ci]" in (WORKFLOWS / "apply.yml").read_text()
+
+
+def github_env(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "summary.md").write_text("")
+    (tmp_path / "output.txt").write_text("")
+    return {
+        **environ(sandbox),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_OUTPUT": str(tmp_path / "output.txt"),
+    }
+
+
+def outputs(tmp_path: Path) -> dict[str, str]:
+    lines = (tmp_path / "output.txt").read_text().splitlines()
+    values = dict(line.split("=", 1) for line in lines)
+    (tmp_path / "output.txt").write_text("")
+    return values
+
+
+def test_the_workflow_steps_end_to_end(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    env = github_env(sandbox, tmp_path)
+    # plan.yml: validate, plan to markdown with the JSON kept
+    assert reconciler("validate", "manifests", env=env, cwd=tmp_path).returncode == 0
+    planned = reconciler(
+        "plan", "manifests", "--format", "markdown", "--out", "plan.json", env=env, cwd=tmp_path
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stdout.startswith("<!-- reconciler-plan:demo -->")
+    checksum = json.loads((tmp_path / "plan.json").read_text())["checksum"]
+    assert f"checksum `{checksum}`" in planned.stdout
+    assert outputs(tmp_path) == {
+        "has_changes": "true",
+        "checksum": checksum,
+        "plan_path": "plan.json",
+    }
+    assert "<!-- reconciler-plan:demo -->" in (tmp_path / "summary.md").read_text()
+    # apply.yml: the reviewed plan, one account
+    applied = reconciler(
+        "apply", "manifests", "--account", "demo", "--plan", "plan.json", env=env, cwd=tmp_path
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert outputs(tmp_path) == {"has_changes": "true", "checksum": checksum, "converged": "true"}
+    assert "Converged" in (tmp_path / "summary.md").read_text()
+    # drift.yml: nothing, then a change by hand
+    quiet = reconciler("drift", "manifests", "--format", "markdown", env=env, cwd=tmp_path)
+    assert quiet.returncode == 0
+    assert outputs(tmp_path)["drift"] == "false"
+    sid = live_trunks(sandbox)[0]["trunk_sid"]
+    api.post(
+        f"/trunks/{sid}/settings",
+        {"settings": [{"name": "trunk_external_alias", "value": "+919999999999"}]},
+    )
+    drifted = reconciler("drift", "manifests", "--format", "markdown", env=env, cwd=tmp_path)
+    assert drifted.returncode == 2
+    assert drifted.stdout.startswith("<!-- reconciler-drift:demo -->")
+    assert "| `demo/bot` | alias | alias +919999999999 -&gt; +918040264208 |" in drifted.stdout
+    assert outputs(tmp_path)["drift"] == "true"
+    # A broken manifest on a pull request: annotations on the diff.
+    (folder / "trunks.yaml").write_text(
+        (folder / "trunks.yaml").read_text().replace("13.126.40.0/24", "10.0.0.0/24")
+    )
+    invalid = reconciler("validate", "manifests", env=env, cwd=tmp_path)
+    assert invalid.returncode == 1
+    annotation = (
+        "::error file=manifests/trunks.yaml,line=8,col=38,title=trunks[0].whitelisted_ips[1]"
+    )
+    assert f"{annotation}::10.0.0.0 is a private address" in invalid.stdout
+    for secret in (PASSWORD, "demo_token"):
+        assert secret not in (tmp_path / "summary.md").read_text()
+
+
+def test_off_github_nothing_changes(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    write(tmp_path / "manifests", BASE.replace("13.126.40.0/24", "10.0.0.0/24"))
+    result = reconciler("validate", "manifests", env=environ(sandbox), cwd=tmp_path)
+    assert "::error" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ("mode", "phone_number +918040264208"),
+        ("unmap", "phone_number +918040264209"),
+        ("ip", "whitelisted_ip 13.126.40.0/24"),
+        ("destination", "destination_uri sbc.example.com:5061;transport=tls"),
+        ("alias", "alias"),
+        ("credential", "credential bot_user"),
+        ("rename", "trunk"),
+    ],
+)
+def test_each_kind_of_drift_is_named_then_gone_after_apply(
+    tmp_path: Path, sandbox: Sandbox, api: Api, change: str, field: str
+) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    sid = seed(api, folder)["bot"]
+    trunk = api.trunk(sid)
+    if change == "mode":
+        number = next(
+            n for n in trunk.items("phone-numbers") if n["phone_number"] == "+918040264208"
+        )
+        trunk.put(
+            f"phone-numbers/{number['id']}", {"phone_number": "+918040264208", "mode": "pstn"}
+        )
+    elif change == "unmap":
+        number = next(
+            n for n in trunk.items("phone-numbers") if n["phone_number"] == "+918040264209"
+        )
+        trunk.delete("phone-numbers", params={"id": number["id"]})
+    elif change == "ip":
+        entry = next(i for i in trunk.items("whitelisted-ips") if i["mask"] == 24)
+        trunk.delete("whitelisted-ips", params={"id": entry["id"]})
+    elif change == "destination":
+        entry = next(d for d in trunk.items("destination-uris") if "sbc" in d["destination"])
+        trunk.put(f"destination-uris/{entry['id']}", {"priority": 9})
+    elif change == "alias":
+        trunk.delete("settings", params={"name": "trunk_external_alias"})
+    elif change == "credential":
+        entry = trunk.items("credentials")[0]
+        trunk.delete("credentials", params={"id": entry["id"]})
+    else:
+        api.put(f"/trunks/{sid}", {"trunk_name": "by_hand"})
+    env = environ(sandbox)
+    drifted = reconciler("drift", env=env, cwd=tmp_path)
+    assert drifted.returncode == 2, drifted.stdout + drifted.stderr
+    assert "demo/bot" in drifted.stdout
+    assert f": {field} differs from the last apply" in drifted.stdout
+    assert reconciler("apply", "--auto-approve", env=env, cwd=tmp_path).returncode == 0
+    assert reconciler("drift", env=env, cwd=tmp_path).returncode == 0
+
+
+def test_drift_separates_pending_manifest_changes(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    seed(api, folder)
+    write(folder, BASE.replace("mode: flow", "mode: pstn"))
+    result = reconciler("drift", "--format", "json", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 0  # not drift: a change in git, not yet applied
+    document = json.loads(result.stdout)
+    assert (document["drift"], len(document["pending"]), document["unreadable"]) == (False, 1, [])
+
+
+def test_drift_says_which_trunks_it_could_not_read(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    seed(api, folder)
+    sandbox.faults({"method": "GET", "path": "*/credentials", "fault": "error_500", "count": 100})
+    result = reconciler("drift", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Could not be checked:" in result.stdout
+    assert "trunk bot" in result.stdout
+
+
+@pytest.mark.parametrize("profile", ["full", "minimal"])
+def test_import_round_trip(tmp_path: Path, sandbox: Sandbox, api: Api, profile: str) -> None:
+    source = write(tmp_path / "source", BASE, profile=profile)
+    sids = seed(api, source, record=False)
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "accounts.yaml").write_text((source / "accounts.yaml").read_text())
+    target = sids["bot"] if profile == "full" else f"{sids['bot']}=bot"
+    env = environ(sandbox)
+    result = reconciler("import", "--account", "demo", "--trunk-sid", target, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"imported trunk bot ({sids['bot']}) -> manifests/bot.yaml" in result.stdout
+    assert "SIP_PASSWORD_BOT_BOT_USER" in result.stdout
+    written = yaml.safe_load((folder / "bot.yaml").read_text())["trunks"][0]
+    assert written["credentials"] == [
+        {
+            "username": "bot_user",
+            "password": "${SIP_PASSWORD_BOT_BOT_USER}",
+            "password_version": 1,
+            "friendly_name": "bot_label",
+        }
+    ]
+    env["SIP_PASSWORD_BOT_BOT_USER"] = "Imported_pw_1"
+    planned = reconciler("plan", "--format", "json", env=env, cwd=tmp_path)
+    actions = json.loads(planned.stdout)["actions"]
+    # Only the credential whose password the ledger cannot know; nothing else.
+    assert [(a["address"], a["operation"]) for a in actions] == [
+        (
+            "demo/bot/credential/bot_user",
+            "update_credential" if profile == "full" else "replace_credential",
+        )
+    ]
+    refused = reconciler(
+        "import", "--account", "demo", "--trunk-sid", target, env=env, cwd=tmp_path
+    )
+    assert refused.returncode == 1
+    assert "already declared" in refused.stderr
+
+
+def test_import_all_takes_every_unmanaged_trunk(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    for name in ("one", "two"):
+        api.trunk(api.create_trunk(name)).whitelist("44.248.146.11")
+    folder = write(tmp_path / "manifests", "- name: keep\n  account: demo\n")
+    result = reconciler("import", "--account", "demo", "--all", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder.glob("*.yaml")) == [
+        "accounts.yaml",
+        "one.yaml",
+        "trunks.yaml",
+        "two.yaml",
+    ]
+    assert "A plan now should show no changes." in result.stdout
+    planned = reconciler("plan", "--detailed-exitcode", env=environ(sandbox), cwd=tmp_path)
+    # "keep" is declared but not created yet; the imported ones plan nothing.
+    assert "demo/one" not in planned.stdout
+    assert "demo/two" not in planned.stdout
