@@ -203,6 +203,23 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
         ("import", _import),
     ):
         make(commands).set_defaults(run=runs[name])
+    serve = commands.add_parser(
+        "serve",
+        help="answer Exotel's Dynamic URL and handoff webhooks from the routes: manifests",
+        description=(
+            "Serve GET /connect (the Connect applet's Dynamic URL), GET /handoff (the Passthru "
+            "applet) and GET /healthz from the manifests' routes, resolving trunk names to SIDs "
+            "through the ledger. Reloads when manifests or ledgers change, without a restart."
+        ),
+    )
+    _path(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--reload-interval", type=float, default=2.0, metavar="S",
+        help="how often to look for changed manifests and ledgers (default: %(default)s s)",
+    )  # fmt: skip
+    serve.set_defaults(run=runs["serve"])
     schema = commands.add_parser(
         "schema",
         help="print the JSON Schema of the manifest language",

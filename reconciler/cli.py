@@ -212,6 +212,20 @@ def run_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    from reconciler import serve  # noqa: PLC0415 (starlette and uvicorn load only to serve)
+
+    manifests = load(args.path)
+    if manifests.errors:
+        raise ManifestError(manifests.errors)
+    print(
+        f"serving routes on http://{args.host}:{args.port} (/connect, /handoff, /healthz)",
+        flush=True,
+    )
+    serve.run(Path(args.path), host=args.host, port=args.port, reload_interval=args.reload_interval)
+    return EXIT_OK
+
+
 def run_schema(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         print(schema.field_reference(), end="")
@@ -229,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
             "drift": run_drift,
             "import": run_import,
             "schema": run_schema,
+            "serve": run_serve,
         }
     )
 

@@ -512,3 +512,14 @@ def http_client(
         headers={"User-Agent": f"exotel-reconciler/{__version__}"},
         transport=transport or LanedTransport(connections=concurrency),
     )
+
+
+async def probe(url: str, *, timeout: float) -> bool | None:
+    """Ask an availability URL (routing's agents check): True on 2xx, False on another
+    status, None when it fails or is too slow (the caller's fallback decides)."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            response = await http.get(url)
+    except httpx.HTTPError:
+        return None
+    return 200 <= response.status_code < 300

@@ -27,11 +27,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from reconciler import canonical, checks, yamlsource
+from reconciler import canonical, checks, route_checks, yamlsource
 from reconciler.checks import Declared, NamedAccount
 from reconciler.explain import explain
-from reconciler.models import ACCOUNT_NAME, SECRET_REFERENCE, AccountSpec, ManifestFile, TrunkSpec
+from reconciler.manifest import ManifestFile
+from reconciler.models import ACCOUNT_NAME, SECRET_REFERENCE, AccountSpec, TrunkSpec
 from reconciler.problems import Loc, Origin, Problem, Severity
+from reconciler.route_models import RouteSpec
 
 TOP_LEVEL = tuple(ManifestFile.model_fields)
 EXTENSION_PREFIX = "x-"  # top-level keys ignored, to hold YAML anchors (as in Compose files)
@@ -47,6 +49,7 @@ class Manifests:
     accounts: Mapping[str, NamedAccount]
     trunks: tuple[Declared[TrunkSpec], ...]
     problems: tuple[Problem, ...] = field(default=())
+    routes: tuple[Declared[RouteSpec], ...] = field(default=())
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -135,6 +138,7 @@ class _Collector:
         self.problems: list[Problem] = []
         self.accounts: list[NamedAccount] = []
         self.trunks: list[Declared[TrunkSpec]] = []
+        self.routes: list[Declared[RouteSpec]] = []
         self.account_names: set[str] = set()
 
     def document(self, file: str, document: yamlsource.Document) -> None:
@@ -158,7 +162,7 @@ class _Collector:
                         (key,), Severity.ERROR, f"unknown key {key!r}; {said}", at_key=True
                     )
                 )
-        accounts, trunks = data.get("accounts"), data.get("trunks")
+        accounts, trunks = data.get("accounts"), data.get("trunks")  # routes: below
         if accounts is not None and not isinstance(accounts, dict):
             self.problems.append(
                 root.problem(
@@ -181,6 +185,20 @@ class _Collector:
                 self.problems += problems
                 if spec is not None:
                     self.trunks.append(Declared(spec, origin))
+        routes = data.get("routes")
+        if routes is not None and not isinstance(routes, list):
+            self.problems.append(
+                root.problem(
+                    ("routes",), Severity.ERROR, "routes must be a list ('- did: ...' items)"
+                )
+            )
+        elif routes:
+            for index, raw in enumerate(routes):
+                origin = Origin(file, ("routes", index), _locator(node))
+                route, _, problems = _validate(RouteSpec, raw, origin, node)
+                self.problems += problems
+                if route is not None:
+                    self.routes.append(Declared(route, origin))
 
     def account(self, file: str, node: yaml.Node | None, name: str, raw: Any) -> None:
         origin = Origin(file, ("accounts", name), _locator(node))
@@ -257,6 +275,9 @@ def _load(root: Path) -> Manifests:
             collector.document(shown, document)
     collector.problems += checks.check_accounts(collector.accounts)
     collector.problems += checks.check_trunks(collector.trunks, collector.account_names)
+    collector.problems += route_checks.check_routes(
+        collector.routes, collector.trunks, collector.account_names
+    )
     accounts = {}
     for account in collector.accounts:
         if account.name not in accounts:
@@ -266,7 +287,12 @@ def _load(root: Path) -> Manifests:
             )
     trunks = tuple(_with_defaults(trunk, accounts) for trunk in collector.trunks)
     return Manifests(
-        str(root), tuple(map(str, files)), accounts, trunks, tuple(sorted(collector.problems))
+        str(root),
+        tuple(map(str, files)),
+        accounts,
+        trunks,
+        tuple(sorted(collector.problems)),
+        tuple(collector.routes),
     )
 
 

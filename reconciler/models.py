@@ -260,12 +260,3 @@ class TrunkSpec(Spec):
         None, description="trunk_external_alias: the caller ID on outbound calls, in E.164"
     )
     credentials: tuple[CredentialSpec, ...] = Field((), description="SIP digest credentials")
-
-
-class ManifestFile(Spec):
-    """One YAML document: accounts, trunks, or both."""
-
-    accounts: dict[str, AccountSpec] = Field(
-        default_factory=dict, description="accounts by name (the name trunks refer to)"
-    )
-    trunks: tuple[TrunkSpec, ...] = Field((), description="trunks")

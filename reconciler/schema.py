@@ -15,14 +15,15 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from reconciler.manifest import ManifestFile
 from reconciler.models import (
     AccountSpec,
     CredentialSpec,
     DestinationSpec,
-    ManifestFile,
     PhoneNumberSpec,
     TrunkSpec,
 )
+from reconciler.route_models import Agents, Conditions, Handoff, RouteSpec, Rule, Target
 
 REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("`accounts.<name>`", AccountSpec),
@@ -30,6 +31,12 @@ REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("`trunks[].phone_numbers[]` (or a plain string: the number)", PhoneNumberSpec),
     ("`trunks[].destination_uris[]` (or a plain string: the uri)", DestinationSpec),
     ("`trunks[].credentials[]`", CredentialSpec),
+    ("`routes[]`", RouteSpec),
+    ("`routes[].default` (and each rule)", Target),
+    ("`routes[].rules[]`", Rule),
+    ("`routes[].rules[].when`", Conditions),
+    ("`routes[].handoff`", Handoff),
+    ("`routes[].handoff.agents`", Agents),
 )
 
 
