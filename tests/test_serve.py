@@ -1,0 +1,221 @@
+"""``reconciler serve`` over loopback HTTP: Exotel-shaped requests, a fixed clock, reloads."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler import ledger as ledgers
+from reconciler.routing import IST
+from reconciler.serve import create_app
+from reconciler.state import Ledger, TrunkEntry
+
+SID_BOT, SID_CC, SID_NEW = "trmum1bot" + "0" * 19, "trmum1cc" + "0" * 20, "trmum1new" + "0" * 19
+MANIFEST = """\
+accounts:
+  demo:
+    sid: demo
+    api_key: ${EXOTEL_API_KEY}
+    api_token: ${EXOTEL_API_TOKEN}
+trunks:
+  - name: bot
+    account: demo
+    phone_numbers: ["+918040264208"]
+  - name: cc
+    account: demo
+    phone_numbers: ["+912247788100"]
+routes:
+  - did: "+918040264208"
+    account: demo
+    rules:
+      - when:
+          caller_prefixes: ["+9198"]
+          hours: "09:00-18:00"
+          weekdays: [mon, tue, wed, thu, fri]
+        trunk: cc
+        custom_params: {X-Tenant: acme, X-Queue: vip}
+        record: true
+        recording_channels: dual
+    default:
+      trunk: bot
+    handoff:
+      hours: "09:00-18:00"
+      weekdays: [mon, tue, wed, thu, fri]
+      agents: {available: true}
+      otherwise: 302
+  - did: "+912247788100"
+    account: demo
+    default: {trunk: cc, fetch_after_attempt: true}
+    handoff:
+      agents: {url: "http://127.0.0.1:9/agents", timeout_ms: 200, fallback: false}
+      otherwise: 404
+"""
+THURSDAY_NOON = datetime(2026, 11, 26, 12, 0, tzinfo=IST)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = THURSDAY_NOON
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path, Clock]]:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "all.yaml").write_text(MANIFEST)
+    ledger = Ledger("demo", "demo", {"bot": TrunkEntry(SID_BOT), "cc": TrunkEntry(SID_CC)})
+    ledgers.write(folder / "state" / "demo.json", ledger)
+    clock = Clock()
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(folder, clock=clock, reload_interval=0.1),
+        host="127.0.0.1", port=port, log_level="error", access_log=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}", folder, clock
+    server.should_exit = True
+    thread.join(5)
+
+
+def get(url: str, path: str, **query: str) -> httpx.Response:
+    return httpx.get(url + path, params={"CallSid": "abc123", "Direction": "incoming", **query})
+
+
+def test_a_rule_matches_with_headers_and_recording(served: tuple[str, Path, Clock]) -> None:
+    url, _, _ = served
+    response = get(url, "/connect", CallFrom="09876543210", CallTo="08040264208")
+    assert response.status_code == 200
+    assert response.json() == {
+        "fetch_after_attempt": False,
+        "destination": {"trunk": SID_CC},
+        "custom_params": "X-Tenant=acme&X-Queue=vip",
+        "record": True,
+        "recording_channels": "dual",
+    }
+
+
+@pytest.mark.parametrize(
+    ("caller", "when"),
+    [
+        ("09123456789", THURSDAY_NOON),  # another caller prefix
+        ("09876543210", datetime(2026, 11, 26, 19, 0, tzinfo=IST)),  # after hours
+        ("09876543210", datetime(2026, 11, 28, 12, 0, tzinfo=IST)),  # a Saturday
+    ],
+)
+def test_otherwise_the_default(
+    served: tuple[str, Path, Clock], caller: str, when: datetime
+) -> None:
+    url, _, clock = served
+    clock.now = when
+    response = get(url, "/connect", CallFrom=caller, CallTo="+918040264208")
+    assert response.json() == {
+        "fetch_after_attempt": False,
+        "destination": {"trunk": SID_BOT},
+        "record": False,
+        "recording_channels": "single",
+    }
+
+
+def test_unknown_numbers_and_unknown_trunks_are_failures_not_errors(
+    served: tuple[str, Path, Clock],
+) -> None:
+    url, folder, _ = served
+    unknown = get(url, "/connect", CallFrom="0999", CallTo="0111111111")
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "no route for this number"})
+    ledgers.write(
+        folder / "state" / "demo.json", Ledger("demo", "demo", {"cc": TrunkEntry(SID_CC)})
+    )
+    deadline = time.monotonic() + 5
+    while (
+        get(url, "/connect", CallTo="08040264208").status_code == 200
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    missing = get(url, "/connect", CallTo="08040264208")
+    assert missing.status_code == 503
+    assert "not in the ledger yet" in missing.json()["error"]
+
+
+def test_a_replaced_trunk_is_picked_up_without_a_restart(served: tuple[str, Path, Clock]) -> None:
+    url, folder, _ = served
+    assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_BOT
+    replaced = Ledger("demo", "demo", {"bot": TrunkEntry(SID_NEW), "cc": TrunkEntry(SID_CC)})
+    ledgers.write(folder / "state" / "demo.json", replaced)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_NEW:
+            break
+        time.sleep(0.05)
+    assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_NEW
+    # A broken edit is not served: the last good snapshot stays.
+    (folder / "all.yaml").write_text(MANIFEST.replace("trunk: bot", "trunk: nowhere"))
+    time.sleep(0.5)
+    assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_NEW
+    assert httpx.get(url + "/healthz").json()["ok"] is True
+
+
+def test_handoff_in_and_out_of_hours(served: tuple[str, Path, Clock]) -> None:
+    url, _, clock = served
+    assert get(url, "/handoff", CallTo="08040264208").json() == {"result": "agent"}
+    clock.now = datetime(2026, 11, 26, 20, 0, tzinfo=IST)
+    closed = get(url, "/handoff", CallTo="08040264208")
+    assert (closed.status_code, closed.json()["reason"]) == (302, "outside business hours")
+
+
+def test_handoff_asks_agents_and_falls_back(served: tuple[str, Path, Clock]) -> None:
+    url, _, _ = served
+    response = get(url, "/handoff", CallTo="02247788100")  # the agents URL does not answer
+    assert (response.status_code, response.json()["reason"]) == (404, "no agent available")
+
+
+def test_healthz(served: tuple[str, Path, Clock]) -> None:
+    url, _, _ = served
+    health = httpx.get(url + "/healthz").json()
+    assert (health["ok"], health["routes"], health["trunks"]) == (True, 2, 2)
+
+
+FUZZ = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@FUZZ
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["CallSid", "CallFrom", "CallTo", "Direction", "x", "CallTo[]"]),
+        st.text(max_size=30),
+        max_size=5,
+    ),
+    path=st.sampled_from(["/connect", "/handoff", "/healthz"]),
+)
+def test_no_query_string_makes_a_500(
+    served: tuple[str, Path, Clock], query: dict[str, Any], path: str
+) -> None:
+    url, _, _ = served
+    response = httpx.get(url + path, params=query)
+    assert response.status_code in {200, 302, 404, 503}
+    assert isinstance(response.json(), dict)
