@@ -432,6 +432,13 @@ class Executor:
         await self._create_child(action, body, lambda item: item.get("user_name") == action.key)
         await self._remember_version(action)
 
+    async def _record_route(self, action: Action) -> None:
+        """Routes are served by ``reconciler serve``: apply records what it deployed."""
+        self.recorder.update(
+            self.recorder.ledger.with_route(action.key, action.target.get("fingerprint"))
+        )
+        await self.recorder.save()
+
     async def _delete_credential(self, action: Action) -> None:
         await self._delete_child(action)
         await self._remember_version(action)

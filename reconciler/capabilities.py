@@ -63,6 +63,7 @@ RANK = {
     "manual": 11,
     "import_pending": 11,
     "delete_trunk": 12,
+    "record_route": 13,
 }
 MANUAL_HOW = {
     "rename_trunk": "rename the trunk in the Exotel dashboard",

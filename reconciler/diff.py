@@ -28,6 +28,16 @@ class Resource(StrEnum):
     DESTINATION_URI = "destination_uri"
     ALIAS = "alias"
     CREDENTIAL = "credential"
+    ROUTE = "route"  # served by reconciler serve; recorded, never sent to Exotel
+
+
+CHILDREN = (
+    Resource.PHONE_NUMBER,
+    Resource.WHITELISTED_IP,
+    Resource.DESTINATION_URI,
+    Resource.ALIAS,
+    Resource.CREDENTIAL,
+)
 
 
 class Op(StrEnum):
@@ -98,9 +108,9 @@ def children(
     spec: TrunkSpec | None, live: LiveTrunk | None, entry: TrunkEntry | None
 ) -> list[Change]:
     """Every child change that turns ``live`` into ``spec`` (either may be absent)."""
-    wanted = desired_children(spec) if spec else {resource: {} for resource in Resource}
-    have: dict[Resource, dict[str, dict[str, Any]]] = {resource: {} for resource in Resource}
-    ids: dict[Resource, dict[str, str]] = {resource: {} for resource in Resource}
+    wanted = desired_children(spec) if spec else {resource: {} for resource in CHILDREN}
+    have: dict[Resource, dict[str, dict[str, Any]]] = {resource: {} for resource in CHILDREN}
+    ids: dict[Resource, dict[str, str]] = {resource: {} for resource in CHILDREN}
     if live is not None:
         for number, found in live.numbers.items():
             have[Resource.PHONE_NUMBER][number] = {"number": number, "mode": found.mode}
@@ -129,9 +139,8 @@ def children(
             }
             ids[Resource.CREDENTIAL][username] = credential.id
     changes: list[Change] = []
-    for resource in Resource:
-        if resource is not Resource.TRUNK:
-            changes += _pair(resource, wanted[resource], have[resource], ids[resource])
+    for resource in CHILDREN:
+        changes += _pair(resource, wanted[resource], have[resource], ids[resource])
     return changes
 
 

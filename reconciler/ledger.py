@@ -90,11 +90,15 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
     pending = document.get("pending_creates") or []
     if not isinstance(pending, list) or not all(isinstance(name, str) for name in pending):
         raise LedgerError(f"ledger {path}: pending_creates must be a list of trunk names")
+    routes = document.get("routes") or {}
+    if not isinstance(routes, dict) or not all(isinstance(v, str) for v in routes.values()):
+        raise LedgerError(f"ledger {path}: routes must map DIDs to fingerprints")
     return Ledger(
         account,
         account_sid,
         {name: _entry(name, raw, path) for name, raw in trunks.items()},
         tuple(pending),
+        routes,
     )
 
 

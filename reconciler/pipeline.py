@@ -44,6 +44,7 @@ from reconciler.ledger import Ledger
 from reconciler.load import Manifests, Secrets, require_secrets
 from reconciler.models import TrunkSpec
 from reconciler.plan import AccountInput, did_notices, new_numbers, plan_account
+from reconciler.route_models import RouteSpec
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ async def plan_one(
         refresh=options.refresh,
         tolerant=options.tolerant,
     )
+    routes = tuple(r.spec for r in manifests.routes if r.spec.account == account.name)
     account_input = AccountInput(
-        account.name, account.spec.sid, account.spec.api, account.spec.prune, desired
+        account.name, account.spec.sid, account.spec.api, account.spec.prune, desired, routes
     )
     planned = plan_account(account_input, ledger, state, max_delete=options.max_delete)
     numbers = new_numbers(planned)
@@ -286,9 +288,11 @@ async def _apply_locked(
             )  # fmt: skip
             outcomes = await executor.run()
             await recorder.save()
+            routes = tuple(r.spec for r in manifests.routes if r.spec.account == account.name)
             remaining = await _verify(
-                account, account_plan, clients[account.name], recorder, desired
-            )
+                account, account_plan, clients[account.name], recorder,
+                desired=desired, routes=routes,
+            )  # fmt: skip
             journal.note("apply.finished", account=account.name, remaining=len(remaining.actions))
         finally:
             journal.close()
@@ -304,7 +308,9 @@ async def _verify(
     executed: AccountPlan,
     client: ExotelClient,
     recorder: ledgers.Recorder,
+    *,
     desired: Mapping[str, TrunkSpec],
+    routes: tuple[RouteSpec, ...],
 ) -> AccountPlan:
     """Re-read the trunks that were touched and plan again: what is left to do."""
     touched = frozenset(action.trunk for action in executed.actions)
@@ -313,7 +319,7 @@ async def _verify(
         client, ledger=recorder.ledger, desired=specs, profile=account.spec.api, only=touched
     )
     account_input = AccountInput(
-        account.name, account.spec.sid, account.spec.api, account.spec.prune, specs
+        account.name, account.spec.sid, account.spec.api, account.spec.prune, specs, routes
     )
     remaining = plan_account(account_input, recorder.ledger, state)
     return replace(

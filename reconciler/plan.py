@@ -27,7 +27,9 @@ What it decides (DESIGN.md sections 3 and 5):
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,8 +46,10 @@ from reconciler.actions import (
 from reconciler.capabilities import KIND, MANUAL_HOW, NOT_IN_MINIMAL, OPERATIONS, RANK
 from reconciler.diff import Change, Op, Resource, children, trunk_fields
 from reconciler.models import TrunkSpec
+from reconciler.route_models import RouteSpec
 from reconciler.state import AccountState, Ledger, LiveTrunk, TrunkEntry, fingerprint
 
+ROUTES_TRUNK = "(routes)"  # the pseudo-trunk route actions are grouped under
 DELETE_SHARE = 0.3  # default --max-delete: 30% of managed objects...
 DELETE_FLOOR = 10  # ...when there are at least this many
 Fields = Mapping[str, Any] | None
@@ -56,6 +60,8 @@ def address(account: str, trunk: str, resource: Resource, key: str = "") -> str:
         return f"{account}/{trunk}"
     if resource is Resource.ALIAS:
         return f"{account}/{trunk}/alias"
+    if resource is Resource.ROUTE:
+        return f"{account}/route/{key}"
     return f"{account}/{trunk}/{resource}/{key}"
 
 
@@ -68,6 +74,7 @@ class AccountInput:
     profile: str
     prune: bool
     desired: tuple[TrunkSpec, ...]
+    routes: tuple[RouteSpec, ...] = ()
 
 
 class _Builder:
@@ -329,6 +336,34 @@ class _Builder:
                     origin=Origin.MANIFEST, target={"trunk_sid": entry.sid},
                 )  # fmt: skip
 
+    def routes(self) -> None:
+        """Route changes since the last apply: served by ``reconciler serve``, not Exotel."""
+        declared = {route.did: route for route in self.account.routes}
+        recorded = self.ledger.routes
+        why = (
+            "takes effect when these manifests are deployed to reconciler serve; apply only "
+            "records it (no Exotel API call)"
+        )
+        for did in sorted(declared.keys() | recorded.keys()):
+            route = declared.get(did)
+            now = route_fingerprint(route) if route else None
+            if now == recorded.get(did):
+                continue
+            after = route_summary(route) if route else None
+            kind = (
+                Kind.CREATE
+                if did not in recorded
+                else Kind.DELETE
+                if route is None
+                else Kind.UPDATE
+            )
+            self.act(
+                ROUTES_TRUNK, Resource.ROUTE, did, "record_route", kind,
+                before={"fingerprint": recorded.get(did)} if did in recorded else None,
+                after=after, reason=why, origin=Origin.MANIFEST,
+                target={"fingerprint": now} if now else {},
+            )  # fmt: skip
+
     def unmanaged(self, adopted: set[str]) -> None:
         if self.state.listed is None:
             return
@@ -451,6 +486,7 @@ def plan_account(
             adopted.add(state.listed[spec.name])
     builder.undeclared(claimed)
     builder.unmanaged(adopted)
+    builder.routes()
     if not account.desired and ledger.trunks:
         builder.notice(
             NoticeKind.RAIL,
@@ -538,3 +574,16 @@ def did_notices(plan: AccountPlan, holders: Mapping[str, str], ledger: Ledger) -
         )
         notices.append(Notice(NoticeKind.DID_ELSEWHERE, plan.account, message, action.address))
     return replace(plan, notices=tuple(notices))
+
+
+def route_fingerprint(route: RouteSpec) -> str:
+    text = json.dumps(route.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def route_summary(route: RouteSpec) -> dict[str, Any]:
+    return {
+        "default_trunk": route.default.trunk,
+        "rules": len(route.rules),
+        "handoff": route.handoff is not None,
+    }

@@ -53,6 +53,14 @@ def describe(action: Action) -> str:
     before, after = dict(action.before or {}), dict(action.after or {})
     if action.kind is Kind.MANUAL:
         return f"manual step: {action.reason}"
+    if action.resource is Resource.ROUTE:
+        if action.after is None:
+            return f"route removed: {action.reason}"
+        after = dict(action.after)
+        return (
+            f"route to {after['default_trunk']} ({after['rules']} rule(s), handoff "
+            f"{'on' if after['handoff'] else 'off'}): {action.reason}"
+        )
     if action.resource is Resource.TRUNK:
         if action.operation == "create_trunk":
             text = f"create trunk {after.get('name')} ({after.get('domain_name')})"

@@ -98,6 +98,8 @@ class Ledger:
     # Trunk names whose create may have succeeded without our knowing its SID (profile
     # minimal cannot list trunks to find out): never created again until imported.
     pending: tuple[str, ...] = ()
+    # DID -> fingerprint of the route last applied: plans show route changes against it.
+    routes: Mapping[str, str] = field(default_factory=dict)
 
     def by_sid(self) -> dict[str, str]:
         return {entry.sid: name for name, entry in self.trunks.items()}
@@ -108,7 +110,13 @@ class Ledger:
         if entry is not None:
             trunks[name] = entry
         pending = tuple(p for p in self.pending if p != name or entry is None)
-        return Ledger(self.account, self.account_sid, trunks, pending)
+        return Ledger(self.account, self.account_sid, trunks, pending, self.routes)
+
+    def with_route(self, did: str, fingerprint_: str | None) -> Ledger:
+        routes = {key: value for key, value in self.routes.items() if key != did}
+        if fingerprint_ is not None:
+            routes[did] = fingerprint_
+        return Ledger(self.account, self.account_sid, self.trunks, self.pending, routes)
 
     def document(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -119,6 +127,8 @@ class Ledger:
         }
         if self.pending:
             document["pending_creates"] = sorted(self.pending)
+        if self.routes:
+            document["routes"] = dict(sorted(self.routes.items()))
         return document
 
 

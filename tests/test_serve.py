@@ -20,6 +20,8 @@ from reconciler import ledger as ledgers
 from reconciler.routing import IST
 from reconciler.serve import create_app
 from reconciler.state import Ledger, TrunkEntry
+from tests.estate import apply, plan, write
+from tests.sandboxes import Api, Sandbox
 
 SID_BOT, SID_CC, SID_NEW = "trmum1bot" + "0" * 19, "trmum1cc" + "0" * 20, "trmum1new" + "0" * 19
 MANIFEST = """\
@@ -219,3 +221,26 @@ def test_no_query_string_makes_a_500(
     response = httpx.get(url + path, params=query)
     assert response.status_code in {200, 302, 404, 503}
     assert isinstance(response.json(), dict)
+
+
+def test_plan_shows_route_changes_and_apply_records_them(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    route = 'routes:\n  - did: "+918040264208"\n    account: demo\n    default: {trunk: bot}\n'
+    folder = write(tmp_path, '- name: bot\n  account: demo\n  phone_numbers: ["+918040264208"]\n')
+    (folder / "routes.yaml").write_text(route)
+    first = plan(folder, sandbox)
+    [recorded] = [a for a in first.actions if a.resource == "route"]
+    assert (recorded.address, recorded.symbol) == ("demo/route/+918040264208", "+")
+    assert "deployed to reconciler serve" in recorded.reason
+    assert "no Exotel API call" in recorded.reason
+    assert apply(folder, sandbox).converged
+    assert plan(folder, sandbox).actions == ()
+    (folder / "routes.yaml").write_text(
+        route.replace("default: {trunk: bot}", "default: {trunk: bot, record: true}")
+    )
+    [changed] = plan(folder, sandbox).actions
+    assert (changed.symbol, changed.operation) == ("~", "record_route")
+    (folder / "routes.yaml").unlink()
+    [removed] = plan(folder, sandbox).actions
+    assert removed.symbol == "-"
