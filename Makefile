@@ -55,6 +55,7 @@ bench: $(PIP_STAMP)
 	$(BIN)/python benchmarks/plan_rate_limit.py
 	$(BIN)/python benchmarks/apply_create.py
 	$(BIN)/python benchmarks/chaos_soak.py
+	$(BIN)/python benchmarks/serve_decisions.py
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -37,7 +37,9 @@ def test_the_workflows_call_the_cli_as_it_is() -> None:
     commands = workflow_commands()
     assert len(commands) >= 6, commands  # a test that finds nothing would prove nothing
     parser = arguments.build_parser(
-        dict.fromkeys(("validate", "plan", "apply", "drift", "import", "schema", "serve"), lambda args: 0)
+        dict.fromkeys(
+            ("validate", "plan", "apply", "drift", "import", "schema", "serve"), lambda args: 0
+        )
     )
     for name, line in commands:
         words = shlex.split(line.replace('"$ACCOUNT"', "demo"))
