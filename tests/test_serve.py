@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -244,3 +246,42 @@ def test_plan_shows_route_changes_and_apply_records_them(
     (folder / "routes.yaml").unlink()
     [removed] = plan(folder, sandbox).actions
     assert removed.symbol == "-"
+
+
+def test_the_serve_command(tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "all.yaml").write_text(MANIFEST)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "serve", str(folder), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(f"serving routes on http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        assert health["routes"] == 2
+        assert health["trunks"] == 0  # no ledger yet: routes answer 503 until apply
+        answer = httpx.get(f"http://127.0.0.1:{port}/connect", params={"CallTo": "08040264208"})
+        assert answer.status_code == 503
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "all.yaml").write_text(MANIFEST.replace("trunk: bot", "trunk: nowhere"))
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "serve", str(broken), "--port", str(port)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "trunk 'nowhere' is not declared in account demo" in result.stderr
