@@ -43,6 +43,17 @@ def _summary(manifests: Manifests) -> str:
     return f"{manifests.root}: {scope}: {verdict}" + (f" ({', '.join(counts)})" if counts else "")
 
 
+def _validate_markdown(manifests: Manifests) -> str:
+    lines = [f"### reconciler validate: {render.escape(_summary(manifests))}", ""]
+    if manifests.problems:
+        lines += ["| Where | Severity | Field | Problem |", "|---|---|---|---|"]
+        for problem in manifests.problems:
+            where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+            cells = (where, str(problem.severity), problem.path or "", problem.message)
+            lines.append("| " + " | ".join(render.escape(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def run_validate(args: argparse.Namespace) -> int:
     manifests = load(args.path)
     if args.format == "json":
@@ -63,9 +74,15 @@ def run_validate(args: argparse.Namespace) -> int:
             print(problem.text())
         print(_summary(manifests))
     if github.enabled(args.github, environment()):
-        for line in github.annotate(manifests.problems):
-            print(line)
+        github.summary(_validate_markdown(manifests))
+        _print_annotations(manifests)
     return EXIT_ERROR if manifests.errors else EXIT_OK
+
+
+def _print_annotations(manifests: Manifests) -> None:
+    """On standard error, which the runner reads too, so ``--format json`` stays parseable."""
+    for line in github.annotate(manifests.problems):
+        print(line, file=sys.stderr)
 
 
 def _write_plan(plan: Plan, args: argparse.Namespace) -> None:
@@ -84,8 +101,7 @@ def _write_plan(plan: Plan, args: argparse.Namespace) -> None:
 def _annotated(manifests: Manifests, args: argparse.Namespace) -> Manifests:
     """On GitHub, manifest errors also become annotations on the pull request's diff."""
     if manifests.errors and github.enabled(args.github, environment()):
-        for line in github.annotate(manifests.problems):
-            print(line)
+        _print_annotations(manifests)
     return manifests
 
 

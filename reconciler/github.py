@@ -10,6 +10,7 @@ minus these extras. Nothing here sees a secret: it is handed rendered text.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -34,8 +35,13 @@ def summary(markdown: str, environ: Mapping[str, str] = os.environ) -> None:
 
 
 def outputs(values: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> None:
-    """``name=value`` lines (values are single-line: checksums, paths, true/false)."""
-    _append("GITHUB_OUTPUT", "".join(f"{k}={v}\n" for k, v in values.items()), environ)
+    """Each value between random delimiters, so no value (a path with a newline in it,
+    say) can end early and set an output of its own."""
+    text = ""
+    for name, value in values.items():
+        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+        text += f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+    _append("GITHUB_OUTPUT", text, environ)
 
 
 def _escape_data(text: str) -> str:

@@ -142,15 +142,16 @@ def json_text(plan: Plan) -> str:
     return json.dumps(plan.document(), indent=2) + "\n"
 
 
-def _escape(value: str) -> str:
-    return value.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+def escape(value: str) -> str:
+    """Safe inside a markdown table cell."""
+    return value.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
 
 
 def _warnings(plan: Plan) -> list[str]:
-    items = [f"**{n.kind}**: {_escape(n.message)}" for n in plan.notices if n.kind in LOUD]
+    items = [f"**{n.kind}**: {escape(n.message)}" for n in plan.notices if n.kind in LOUD]
     for action in plan.actions:
         if action.kind in (Kind.DELETE, Kind.REPLACE, Kind.MANUAL):
-            items.append(f"**{action.kind}** `{action.address}`: {_escape(describe(action))}")
+            items.append(f"**{action.kind}** `{action.address}`: {escape(describe(action))}")
     if not items:
         return []
     return ["> [!WARNING]", *[f"> - {item}" for item in items], ""]
@@ -170,14 +171,14 @@ def _tables(actions: Iterable[Action]) -> list[str]:
                 "| | resource | change | from |",
                 "|---|---|---|---|",
             ]
-        thing, change = _escape(what(action)), _escape(describe(action))
+        thing, change = escape(what(action)), escape(describe(action))
         lines.append(f"| `{action.symbol}` | {thing} | {change} | {action.origin} |")
     return lines
 
 
 def _notes(notices: Iterable[Notice]) -> list[str]:
     quiet = [n for n in notices if n.kind not in LOUD]
-    return ["", "Notes:", *[f"- {_escape(n.message)}" for n in quiet]] if quiet else []
+    return ["", "Notes:", *[f"- {escape(n.message)}" for n in quiet]] if quiet else []
 
 
 def markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
@@ -341,8 +342,8 @@ def drift(plan: Plan, fmt: str = "text") -> str:
                 "|---|---|---|",
             ]
             for a in found:
-                thing = _escape(what(a))
-                lines.append(f"| `{a.account}/{a.trunk}` | {thing} | {_escape(describe(a))} |")
+                thing = escape(what(a))
+                lines.append(f"| `{a.account}/{a.trunk}` | {thing} | {escape(describe(a))} |")
             lines.append("")
         if pending:
             lines += [
@@ -350,7 +351,7 @@ def drift(plan: Plan, fmt: str = "text") -> str:
                 "",
             ]
         if unreadable:
-            lines += ["Could not be checked:", *[f"- {_escape(n.message)}" for n in unreadable], ""]
+            lines += ["Could not be checked:", *[f"- {escape(n.message)}" for n in unreadable], ""]
         return "\n".join(lines) + "\n"
     lines = [headline + "."]
     if found:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler import arguments
+from reconciler import arguments, github
 from tests.estate import PASSWORD, environ, live_trunks, seed, write
 from tests.sandboxes import Api, Sandbox
 from tests.test_plan import BASE
@@ -81,9 +81,30 @@ def github_env(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
     }
 
 
+def parse_outputs(text: str) -> dict[str, str]:
+    """``$GITHUB_OUTPUT`` read the way the runner reads it: ``name=value`` or
+    ``name<<DELIMITER`` ... ``DELIMITER``."""
+    values: dict[str, str] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for inner in lines:
+                if inner == delimiter:
+                    break
+                body.append(inner)
+            else:
+                raise AssertionError(f"output {name} never closed")
+            values[name] = "\n".join(body)
+        else:
+            name, value = line.split("=", 1)
+            values[name] = value
+    return values
+
+
 def outputs(tmp_path: Path) -> dict[str, str]:
-    lines = (tmp_path / "output.txt").read_text().splitlines()
-    values = dict(line.split("=", 1) for line in lines)
+    values = parse_outputs((tmp_path / "output.txt").read_text())
     (tmp_path / "output.txt").write_text("")
     return values
 
@@ -136,7 +157,8 @@ def test_the_workflow_steps_end_to_end(tmp_path: Path, sandbox: Sandbox, api: Ap
     annotation = (
         "::error file=manifests/trunks.yaml,line=8,col=38,title=trunks[0].whitelisted_ips[1]"
     )
-    assert f"{annotation}::10.0.0.0 is a private address" in invalid.stdout
+    assert f"{annotation}::10.0.0.0 is a private address" in invalid.stderr
+    assert "10.0.0.0 is a private address" in (tmp_path / "summary.md").read_text()
     for secret in (PASSWORD, "demo_token"):
         assert secret not in (tmp_path / "summary.md").read_text()
 
@@ -144,7 +166,28 @@ def test_the_workflow_steps_end_to_end(tmp_path: Path, sandbox: Sandbox, api: Ap
 def test_off_github_nothing_changes(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
     write(tmp_path / "manifests", BASE.replace("13.126.40.0/24", "10.0.0.0/24"))
     result = reconciler("validate", "manifests", env=environ(sandbox), cwd=tmp_path)
-    assert "::error" not in result.stdout
+    assert "::error" not in result.stdout + result.stderr
+
+
+def test_annotations_leave_json_parseable(tmp_path: Path, sandbox: Sandbox) -> None:
+    """apply.yml reads ``validate --format json``: a warning must not break that JSON."""
+    write(tmp_path / "manifests", BASE.replace("13.126.40.0/24", "10.0.0.0/24"))
+    env = github_env(sandbox, tmp_path)
+    result = reconciler("validate", "manifests", "--format", "json", env=env, cwd=tmp_path)
+    assert json.loads(result.stdout)["errors"] == 1
+    assert "::error file=manifests/trunks.yaml" in result.stderr
+
+
+def test_outputs_cannot_be_forged_by_a_value(tmp_path: Path) -> None:
+    target = tmp_path / "output.txt"
+    github.outputs(
+        {"plan_path": "x\nhas_changes=false", "has_changes": "true"},
+        {"GITHUB_OUTPUT": str(target)},
+    )
+    assert parse_outputs(target.read_text()) == {
+        "plan_path": "x\nhas_changes=false",
+        "has_changes": "true",
+    }
 
 
 @pytest.mark.parametrize(
