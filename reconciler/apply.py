@@ -34,6 +34,7 @@ import structlog
 
 from reconciler.actions import AccountPlan, Action, Outcome
 from reconciler.client import ExotelClient
+from reconciler.diff import parts
 from reconciler.errors import ApiError, Duplicate, NotFound, TransportError
 from reconciler.journal import Journal
 from reconciler.ledger import Recorder
@@ -151,7 +152,10 @@ class Executor:
             return
         if all(self.outcomes[a.address].status == DONE for a in actions):
             await self._record(
-                trunk, replace(entry, fingerprint=fingerprint(spec), protect=spec.protect)
+                trunk,
+                replace(
+                    entry, fingerprint=fingerprint(spec), parts=parts(spec), protect=spec.protect
+                ),
             )
 
     def _sid(self, action: Action) -> str:

@@ -215,7 +215,7 @@ def run_import(args: argparse.Namespace) -> int:
     for trunk in imported:
         print(f"imported trunk {trunk.name} ({trunk.sid}) -> {trunk.file}")
     passwords = [variable for trunk in imported for variable in trunk.passwords]
-    print(f"\nThe ledger now tracks {plural(len(imported), 'more trunk')}.")
+    print(f"\nThe ledger records {plural(len(imported), 'imported trunk')} by SID.")
     if passwords:
         print(
             "Exotel never returns SIP passwords, so the next plan shows each credential as "
@@ -231,13 +231,6 @@ def run_import(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from reconciler import serve  # noqa: PLC0415 (starlette and uvicorn load only to serve)
 
-    manifests = load(args.path)
-    if manifests.errors:
-        raise ManifestError(manifests.errors)
-    print(
-        f"serving routes on http://{args.host}:{args.port} (/connect, /handoff, /healthz)",
-        flush=True,
-    )
     serve.run(Path(args.path), host=args.host, port=args.port, reload_interval=args.reload_interval)
     return EXIT_OK
 
@@ -287,12 +280,16 @@ def _report(error: ReconcilerError) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet = logging.INFO if args.command == "apply" and not sys.stderr.isatty() else logging.WARNING
+    # apply logs each outcome when nobody watches a progress bar; serve a line per decision
+    chatty = args.command == "serve" or (args.command == "apply" and not sys.stderr.isatty())
+    quiet = logging.INFO if chatty else logging.WARNING
     logs.configure(level={0: quiet, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
     try:
         result: int = args.run(args)
     except Refused as error:
         print(f"reconciler: refused: {error}", file=sys.stderr)
+        if github.enabled(getattr(args, "github", False), environment()):
+            github.summary(f"### reconciler {args.command}: refused (exit 3)\n\n{error}\n")
         return EXIT_REFUSED
     except ReconcilerError as error:
         _report(error)

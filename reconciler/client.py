@@ -516,10 +516,11 @@ def http_client(
 
 async def probe(url: str, *, timeout: float) -> bool | None:
     """Ask an availability URL (routing's agents check): True on 2xx, False on another
-    status, None when it fails or is too slow (the caller's fallback decides)."""
+    status, None when it fails or is too slow (the caller's fallback decides). The
+    timeout bounds the whole exchange, not each read: a server trickling bytes is slow."""
     try:
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        async with asyncio.timeout(timeout), httpx.AsyncClient(timeout=timeout) as http:
             response = await http.get(url)
-    except httpx.HTTPError:
+    except (httpx.HTTPError, TimeoutError):
         return None
     return 200 <= response.status_code < 300

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.models import TrunkSpec
-from reconciler.state import LiveTrunk, TrunkEntry
+from reconciler.state import LiveTrunk, TrunkEntry, digest
 
 SENSITIVE = "(sensitive)"
 
@@ -101,6 +101,16 @@ def desired_children(spec: TrunkSpec) -> dict[Resource, dict[str, dict[str, Any]
             }
             for c in spec.credentials
         },
+    }
+
+
+def parts(spec: TrunkSpec) -> dict[str, str]:
+    """``resource:key`` -> digest of each desired child (no secret: passwords are
+    references, and stand as a marker)."""
+    return {
+        f"{resource}:{key}": digest(fields)
+        for resource, wanted in desired_children(spec).items()
+        for key, fields in wanted.items()
     }
 
 

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from reconciler import canonical, live
 from reconciler import ledger as ledgers
 from reconciler.client import ExotelClient
+from reconciler.diff import parts
 from reconciler.errors import ConfigError, NotFound
 from reconciler.load import Manifests
 from reconciler.models import TrunkSpec
@@ -45,8 +46,15 @@ def password_variable(trunk: str, username: str) -> str:
     return re.sub(r"[^A-Z0-9_]", "_", f"SIP_PASSWORD_{trunk}_{username}".upper())
 
 
-def manifest_for(account: str, account_sid: str, name: str, trunk: LiveTrunk) -> dict[str, Any]:
-    """The canonical manifest of a live trunk: defaults left out, shorthands used."""
+def manifest_for(
+    account: str,
+    account_sid: str,
+    name: str,
+    trunk: LiveTrunk,
+    variables: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The canonical manifest of a live trunk: defaults left out, shorthands used;
+    ``variables`` names each credential's password variable (username -> NAME)."""
     document: dict[str, Any] = {"name": name, "account": account}
     if trunk.domain_name and trunk.domain_name != canonical.default_domain_name(account_sid):
         document["domain_name"] = trunk.domain_name
@@ -70,9 +78,10 @@ def manifest_for(account: str, account_sid: str, name: str, trunk: LiveTrunk) ->
         document["alias"] = trunk.alias
     credentials = []
     for username, found in sorted(trunk.credentials.items()):
+        variable = (variables or {}).get(username) or password_variable(name, username)
         credential: dict[str, Any] = {
             "username": username,
-            "password": f"${{{password_variable(name, username)}}}",
+            "password": f"${{{variable}}}",
             "password_version": 1,
         }
         if found.friendly_name:
@@ -115,7 +124,6 @@ async def import_trunks(
             "--all needs the trunk list, which profile minimal lacks: use --trunk-sid"
         )
     ledger = ledgers.read(ledger_file, account=account, account_sid=spec.sid)
-    declared = {t.spec.name for t in manifests.trunks if t.spec.account == account}
     listed: dict[str, dict[str, Any]] = {}
     if full:
         listed = {str(item["trunk_sid"]): item for item in await client.list_trunks()}
@@ -124,7 +132,14 @@ async def import_trunks(
         owned = set(ledger.by_sid())
         wanted += [(sid, None) for sid in listed if sid not in owned and sid not in dict(wanted)]
     collections = live.COLLECTIONS_FULL if full else live.COLLECTIONS_MINIMAL
-    imported: list[Imported] = []
+    declared_in = {
+        t.spec.name: Path(t.origin.file).resolve()
+        for t in manifests.trunks
+        if t.spec.account == account
+    }
+    # First read and check everything, then write: a refusal leaves no file behind.
+    ready: list[tuple[Imported, str, TrunkEntry]] = []
+    variables: set[str] = set()
     for sid, given in wanted:
         if full and sid not in listed:
             raise ConfigError(f"account {account} has no trunk {sid}")
@@ -134,12 +149,12 @@ async def import_trunks(
             raise ConfigError(f"account {account} has no trunk {sid}") from None
         trunk = live.live_trunk(sid, listed.get(sid), children)
         name = given or str(trunk.name)
-        if not force:
-            if name in declared:
-                raise ConfigError(f"trunk {name} is already declared: --force to write it again")
-            if name in ledger.trunks or sid in ledger.by_sid():
-                raise ConfigError(f"trunk {name} ({sid}) is already in the ledger")
-        document = manifest_for(account, spec.sid, name, trunk)
+        file = folder / f"{name}.yaml"
+        _check_target(name, sid, file, declared_in, ledger, force=force)
+        if any(item.file == file for item, _, _ in ready):
+            raise ConfigError(f"two trunks would be written to {file}: import them one by one")
+        names = _variables(name, sorted(trunk.credentials), variables)
+        document = manifest_for(account, spec.sid, name, trunk, names)
         domain = trunk.domain_name or canonical.default_domain_name(spec.sid)
         try:
             model = TrunkSpec.model_validate({**document, "domain_name": domain})
@@ -149,21 +164,84 @@ async def import_trunks(
                 f"trunk {name} ({sid}) holds values the manifests cannot express: {details}; "
                 "fix them in the dashboard, then import again"
             ) from None
-        file = folder / f"{name}.yaml"
-        if file.exists() and not force:
-            raise ConfigError(f"{file} exists: --force to overwrite it")
         schema = _schema_path(folder)
         text = yaml.safe_dump({"trunks": [document]}, sort_keys=False, allow_unicode=True)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(
-            (SCHEMA_LINE.format(path=schema) if schema else "") + text, encoding="utf-8"
-        )
-        entry = TrunkEntry(sid, alias=trunk.alias, credentials={}, fingerprint=fingerprint(model))
-        ledger = ledger.with_trunk(name, entry)
+        entry = TrunkEntry(
+            sid, alias=trunk.alias, credentials={}, fingerprint=fingerprint(model),
+            parts=parts(model),
+        )  # fmt: skip
+        passwords = tuple(names[user] for user in sorted(trunk.credentials))
+        content = (SCHEMA_LINE.format(path=schema) if schema else "") + text
+        ready.append((Imported(name, sid, file, passwords), content, entry))
+    for item, content, entry in ready:
+        item.file.parent.mkdir(parents=True, exist_ok=True)
+        item.file.write_text(content, encoding="utf-8")
+        ledger = ledger.with_trunk(item.name, entry)
+    if ready:
         ledgers.write(ledger_file, ledger)
-        passwords = tuple(password_variable(name, user) for user in sorted(trunk.credentials))
-        imported.append(Imported(name, sid, file, passwords))
-    return imported
+    return [item for item, _, _ in ready]
+
+
+def _check_target(
+    name: str,
+    sid: str,
+    file: Path,
+    declared_in: dict[str, Path],
+    ledger: ledgers.Ledger,
+    *,
+    force: bool,
+) -> None:
+    """Refuse what would lose or duplicate work; ``--force`` only rewrites a file that
+    holds this one trunk and nothing else."""
+    if not force:
+        if name in declared_in:
+            raise ConfigError(f"trunk {name} is already declared: --force to write it again")
+        if name in ledger.trunks or sid in ledger.by_sid():
+            raise ConfigError(f"trunk {name} ({sid}) is already in the ledger")
+        if file.exists():
+            raise ConfigError(f"{file} exists: --force to overwrite it")
+        return
+    if name in declared_in and declared_in[name] != file.resolve():
+        raise ConfigError(
+            f"trunk {name} is declared in {declared_in[name]}, not {file}: remove it there "
+            "first, or edit it by hand"
+        )
+    if file.exists() and not _holds_only(file, name):
+        raise ConfigError(
+            f"{file} holds more than trunk {name}: not overwritten, even with --force"
+        )
+
+
+def _holds_only(file: Path, name: str) -> bool:
+    try:
+        documents = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    documents = [d for d in documents if d is not None]
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        return False
+    trunks = documents[0].get("trunks")
+    return (
+        set(documents[0]) == {"trunks"}
+        and isinstance(trunks, list)
+        and len(trunks) == 1
+        and isinstance(trunks[0], dict)
+        and trunks[0].get("name") == name
+    )
+
+
+def _variables(trunk: str, usernames: Sequence[str], used: set[str]) -> dict[str, str]:
+    """Password variables, unique across this import: trunk x_b with user c and trunk x
+    with user b_c would otherwise share SIP_PASSWORD_X_B_C."""
+    names = {}
+    for username in usernames:
+        base = password_variable(trunk, username)
+        candidate, n = base, 2
+        while candidate in used:
+            candidate, n = f"{base}_{n}", n + 1
+        used.add(candidate)
+        names[username] = candidate
+    return names
 
 
 def _schema_path(folder: Path) -> str | None:

@@ -12,7 +12,8 @@ beside the manifests and committed with them; never a secret in it:
           "protect": true,                     # remembered: the manifest may be gone
           "alias": "+918040264208",            # last applied (settings unreadable in minimal)
           "credentials": {"voice_ai_user": {"password_version": 1}},
-          "fingerprint": "sha256:..."          # of the trunk's last applied desired state
+          "fingerprint": "sha256:...",         # of the trunk's last applied desired state
+          "parts": {"whitelisted_ip:13.126.40.0/24": "9f2c..."}  # each child's, for drift
         }
       }
     }
@@ -59,7 +60,16 @@ def _entry(name: str, raw: Any, path: Path) -> TrunkEntry:
         alias=raw.get("alias") if isinstance(raw.get("alias"), str) else None,
         credentials=versions,
         fingerprint=raw.get("fingerprint") if isinstance(raw.get("fingerprint"), str) else None,
+        parts=_parts(raw.get("parts"), name, path),
     )
+
+
+def _parts(raw: Any, name: str, path: Path) -> dict[str, str]:
+    if raw is None:
+        return {}  # written before parts were recorded: drift is told per trunk
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise LedgerError(f"ledger {path}: trunk {name!r}: parts must map keys to digests")
+    return dict(raw)
 
 
 def read(path: Path, *, account: str, account_sid: str) -> Ledger:
@@ -70,6 +80,8 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
         return Ledger(account, account_sid)
     except OSError as exc:
         raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise LedgerError(f"ledger {path} is not UTF-8 text; restore it from git") from exc
     try:
         document = json.loads(text)
     except ValueError as exc:

@@ -20,9 +20,11 @@ What it decides (DESIGN.md sections 3 and 5):
 * safety rails, shown as warnings here and enforced by apply: protected trunks are never
   deleted or replaced; an account whose manifests declare no trunks while its ledger has
   some; more deletions than the limit;
-* whether each action comes from a manifest change or from drift: when the trunk's
-  desired state still matches the fingerprint of the last apply, any difference was
-  made by hand.
+* whether each action comes from a manifest change or from drift: when a child's
+  desired state still matches its digest at the last apply (or, for ledgers written
+  before digests were kept, the trunk's whole fingerprint), the difference was made by
+  hand; a credential whose password the ledger never knew (after an import) is a
+  manifest change.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from reconciler.actions import (
     Origin,
 )
 from reconciler.capabilities import KIND, MANUAL_HOW, NOT_IN_MINIMAL, OPERATIONS, RANK
-from reconciler.diff import Change, Op, Resource, children, trunk_fields
+from reconciler.diff import Change, Op, Resource, children, parts, trunk_fields
 from reconciler.models import TrunkSpec
 from reconciler.route_models import RouteSpec
 from reconciler.state import AccountState, Ledger, LiveTrunk, TrunkEntry, fingerprint
@@ -223,8 +225,12 @@ class _Builder:
                 before={"domain_name": live.domain_name}, after={"domain_name": spec.domain_name},
                 reason="domain_name differs", origin=origin, target=target,
             )  # fmt: skip
+        desired = parts(spec) if entry is not None and entry.parts else {}
         for change in changes:
-            self._child(spec, change, origin, depends=depends, target=target)
+            self._child(
+                spec, change, _origin(change, entry, desired, origin), depends=depends,
+                target=target,
+            )  # fmt: skip
 
     def _impossible(
         self, changes: Sequence[Change], fields: Sequence[str], *, renaming: bool
@@ -376,6 +382,23 @@ class _Builder:
                     "(reconciler import can bring it under management)",
                     address(self.account.name, name, Resource.TRUNK),
                 )
+
+
+def _origin(
+    change: Change, entry: TrunkEntry | None, desired: Mapping[str, str], trunk: Origin
+) -> Origin:
+    """Drift or manifest, for one child: unchanged in the manifests since the last apply
+    (same digest, or absent both then and now) means live state moved by hand."""
+    if (
+        change.resource is Resource.CREDENTIAL
+        and change.op is Op.MODIFY
+        and (change.before or {}).get("password_version") is None
+    ):
+        return Origin.MANIFEST  # the password was never set through the reconciler
+    if entry is None or not entry.parts:
+        return trunk
+    key = f"{change.resource}:{change.key}"
+    return Origin.DRIFT if desired.get(key) == entry.parts.get(key) else Origin.MANIFEST
 
 
 def _child_reason(change: Change) -> str:

@@ -36,22 +36,23 @@ def encode_params(params: dict[str, str]) -> str:
 
 
 def _params(value: dict[str, str]) -> dict[str, str]:
+    wrong = []
     if len(value) > MAX_HEADERS:
-        raise ValueError(
+        wrong.append(
             f"at most {MAX_HEADERS} custom SIP headers per call (Exotel's limit), not {len(value)}"
         )
     for name, header in value.items():
         if not HEADER_NAME.fullmatch(name):
-            raise ValueError(f"header name {name!r} must be letters, digits and '-'")
-        if name.lower().startswith(RESERVED_PREFIXES):
-            raise ValueError(f"header name {name!r} is reserved by Exotel (Exotel-*, Veeno-*)")
+            wrong.append(f"header name {name!r} must be letters, digits and '-'")
+        elif name.lower().startswith(RESERVED_PREFIXES):
+            wrong.append(f"header name {name!r} is reserved by Exotel (Exotel-*, Veeno-*)")
         if any(character in header for character in "&=\r\n"):
-            raise ValueError(f"the value of {name} must not contain '&', '=' or line breaks")
+            wrong.append(f"the value of {name} must not contain '&', '=' or line breaks")
     size = len(encode_params(value).encode())
     if size > MAX_HEADER_BYTES:
-        raise ValueError(
-            f"custom_params take {size} bytes; Exotel allows {MAX_HEADER_BYTES} in all"
-        )
+        wrong.append(f"custom_params take {size} bytes; Exotel allows {MAX_HEADER_BYTES} in all")
+    if wrong:
+        raise ValueError("; ".join(wrong))
     return value
 
 

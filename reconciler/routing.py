@@ -10,6 +10,7 @@ numbers in national form (``08040264208``); they are read as E.164 before matchi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -35,22 +36,30 @@ class Snapshot:
     """Everything a decision needs, loaded together and swapped whole on reload."""
 
     routes: Mapping[str, RouteSpec] = field(default_factory=dict)  # DID -> route
-    catch_all: RouteSpec | None = None
+    catch_all: Mapping[str, RouteSpec] = field(default_factory=dict)  # account -> "*" route
+    accounts: Mapping[str, str] = field(default_factory=dict)  # declared DID -> its account
     sids: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (account, trunk) -> SID
     loaded_at: str = ""
 
     @classmethod
     def build(
-        cls, routes: Sequence[RouteSpec], sids: Mapping[tuple[str, str], str], loaded_at: str
+        cls,
+        routes: Sequence[RouteSpec],
+        sids: Mapping[tuple[str, str], str],
+        loaded_at: str,
+        accounts: Mapping[str, str] | None = None,
     ) -> Snapshot:
         by_did: dict[str, RouteSpec] = {}
-        catch_all = None
+        catch_all: dict[str, RouteSpec] = {}
         for route in routes:
             if route.did == CATCH_ALL:
-                catch_all = catch_all or route
+                catch_all.setdefault(route.account, route)
             else:
                 by_did.setdefault(route.did, route)
-        return cls(by_did, catch_all, dict(sids), loaded_at)
+        return cls(by_did, catch_all, dict(accounts or {}), dict(sids), loaded_at)
+
+    def __len__(self) -> int:
+        return len(self.routes) + len(self.catch_all)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,10 @@ def number(text: str | None) -> str | None:
     digits = "".join(character for character in text if character.isdigit())
     if text.strip().startswith("+"):
         candidate = "+" + digits
+    elif digits.startswith("00"):  # international prefix: 0091...
+        candidate = "+" + digits[2:]
+    elif len(digits) == 13 and digits.startswith("0" + INDIA):  # 091...
+        candidate = "+" + digits[1:]
     elif len(digits) == 11 and digits.startswith("0"):
         candidate = f"+{INDIA}{digits[1:]}"
     elif len(digits) == 12 and digits.startswith(INDIA):
@@ -83,23 +96,43 @@ def number(text: str | None) -> str | None:
         return None
 
 
+def _minutes(text: str) -> int:
+    hours, mins = text.split(":")
+    return int(hours) * 60 + int(mins)
+
+
+def _inside(window: str | None, weekdays: Sequence[str], day: int, minute: int) -> bool:
+    """Whether minute ``minute`` of weekday ``day`` (0 = Monday, Asia/Kolkata) is in the
+    window. A window across midnight belongs to the day it starts on: ``22:00-02:00`` on
+    ``fri`` holds from Friday 22:00 to Saturday 02:00."""
+    start_day = day
+    if window is not None:
+        first, last = (_minutes(part) for part in window.split("-"))
+        if first < last:
+            if not first <= minute < last:
+                return False
+        elif minute < last:
+            start_day = (day - 1) % 7  # the tail of last night's window
+        elif minute < first:
+            return False
+    return not weekdays or WEEKDAYS[start_day] in weekdays
+
+
 def in_window(window: str | None, weekdays: Sequence[str], now: datetime) -> bool:
     local = now.astimezone(IST)
-    if weekdays and WEEKDAYS[local.weekday()] not in weekdays:
-        return False
-    if window is None:
-        return True
-    start, end = window.split("-")
-    minute = local.hour * 60 + local.minute
+    return _inside(window, weekdays, local.weekday(), local.hour * 60 + local.minute)
 
-    def minutes(text: str) -> int:
-        hours, mins = text.split(":")
-        return int(hours) * 60 + int(mins)
 
-    first, last = minutes(start), minutes(end)
-    if first < last:
-        return first <= minute < last
-    return minute >= first or minute < last  # a window across midnight
+@functools.lru_cache(maxsize=1024)
+def week_minutes(window: str | None, weekdays: tuple[str, ...]) -> frozenset[int]:
+    """Every minute of the week (``day * 1440 + minute``) the window holds: ``validate``
+    compares these to find rules an earlier one always beats."""
+    return frozenset(
+        day * 1440 + minute
+        for day in range(7)
+        for minute in range(1440)
+        if _inside(window, weekdays, day, minute)
+    )
 
 
 def _holds(conditions: Conditions, caller: str | None, now: datetime) -> bool:
@@ -111,9 +144,21 @@ def _holds(conditions: Conditions, caller: str | None, now: datetime) -> bool:
 
 
 def _route(snapshot: Snapshot, query: Mapping[str, str]) -> tuple[str | None, RouteSpec | None]:
+    """The DID's own route, else the ``"*"`` route of the account the DID is declared in.
+    A DID no trunk declares falls to a ``"*"`` route only when a single account has one:
+    a call never reaches another account's trunk."""
     did = number(query.get("CallTo"))
-    route = snapshot.routes.get(did) if did else None
-    return did, route or snapshot.catch_all
+    if did is None:
+        return None, None
+    route = snapshot.routes.get(did)
+    if route is not None:
+        return did, route
+    account = snapshot.accounts.get(did)
+    if account is not None:
+        return did, snapshot.catch_all.get(account)
+    if len(snapshot.catch_all) == 1:
+        return did, next(iter(snapshot.catch_all.values()))
+    return did, None
 
 
 def _answer(target: Target, sid: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from reconciler import ledger as ledgers
 from reconciler import routing
 from reconciler.client import probe
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.load import discover, load
 from reconciler.pipeline import ledger_path
 
@@ -49,12 +49,15 @@ class Loader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.snapshot = routing.Snapshot()
+        self.problem = "not loaded yet"  # why the last load failed; "" when it did not
+        self.error: ReconcilerError | None = None
         self._seen: dict[str, int] = {}
+        self._ledgers: list[Path] = []  # where the last load found them (may be outside PATH)
 
     def _watched(self) -> dict[str, int]:
         files = list(discover(self.path)) if self.path.exists() else []
         state = self.path if self.path.is_dir() else self.path.parent
-        files += list(state.rglob("*.json"))
+        files += list(state.rglob("*.json")) + self._ledgers
         stamps: dict[str, int] = {}
         for file in files:
             with contextlib.suppress(OSError):
@@ -62,41 +65,79 @@ class Loader:
         return stamps
 
     def reload(self) -> bool:
-        """Load afresh when a file changed; True when a new snapshot is in place."""
+        """Load afresh when a file changed; True when a new snapshot is in place. A load
+        that fails leaves the last good snapshot serving and says why in ``problem``."""
         stamps = self._watched()
         if stamps == self._seen and self.snapshot.loaded_at:
             return False
         self._seen = stamps
+        try:
+            snapshot = self._build()
+        except ReconcilerError as error:
+            self.error = error
+            texts = (
+                [problem.text() for problem in error.problems[:10]]
+                if isinstance(error, ManifestError)
+                else [str(error)]
+            )
+            self.problem = texts[0]
+            log.error("serve.reload_failed", errors=texts)
+            return False
+        self.snapshot, self.problem, self.error = snapshot, "", None
+        log.info("serve.loaded", routes=len(snapshot), trunks=len(snapshot.sids))
+        return True
+
+    def _build(self) -> routing.Snapshot:
         manifests = load(self.path)
         if manifests.errors:
-            log.error("serve.reload_failed", errors=[p.text() for p in manifests.errors[:10]])
-            return False
+            raise ManifestError(manifests.errors)
         sids: dict[tuple[str, str], str] = {}
-        try:
-            for account in manifests.accounts.values():
-                read = ledgers.read(
-                    ledger_path(manifests, account),
-                    account=account.name,
-                    account_sid=account.spec.sid,
-                )
-                sids.update({(account.name, name): e.sid for name, e in read.trunks.items()})
-        except ReconcilerError as error:
-            log.error("serve.reload_failed", errors=[str(error)])
-            return False
-        self.snapshot = routing.Snapshot.build(
+        self._ledgers = []
+        for account in manifests.accounts.values():
+            path = ledger_path(manifests, account)
+            self._ledgers.append(path)
+            if not path.exists():
+                # Between a checkout's delete and write, say: the SIDs last served stand.
+                log.warning("serve.ledger_missing", account=account.name, ledger=str(path))
+                sids.update({k: v for k, v in self.snapshot.sids.items() if k[0] == account.name})
+                continue
+            read = ledgers.read(path, account=account.name, account_sid=account.spec.sid)
+            sids.update({(account.name, name): e.sid for name, e in read.trunks.items()})
+        for declared in manifests.trunks:  # renamed in the manifests, not yet applied
+            trunk = declared.spec
+            old = (trunk.account, trunk.renamed_from or "")
+            if (trunk.account, trunk.name) not in sids and old in sids:
+                sids[(trunk.account, trunk.name)] = sids[old]
+        accounts = {
+            number.number: declared.spec.account
+            for declared in manifests.trunks
+            for number in declared.spec.phone_numbers
+        }
+        return routing.Snapshot.build(
             [route.spec for route in manifests.routes],
             sids,
             utc_now().isoformat(timespec="seconds"),
+            accounts,
         )
-        log.info("serve.loaded", routes=len(manifests.routes), trunks=len(sids))
-        return True
 
 
-def create_app(path: Path, *, clock: Clock = utc_now, reload_interval: float = 2.0) -> Starlette:
-    loader = Loader(path)
-    loader.reload()
+def create_app(
+    path: Path,
+    *,
+    clock: Clock = utc_now,
+    reload_interval: float = 2.0,
+    loader: Loader | None = None,
+) -> Starlette:
+    if loader is None:
+        loader = Loader(path)
+        loader.reload()
 
     def answer(decision: routing.Decision, request: Request, kind: str) -> JSONResponse:
+        with contextlib.suppress(OSError, ValueError):  # a broken log stream is no 500
+            _log_decision(decision, request, kind)
+        return JSONResponse(decision.body, status_code=decision.status)
+
+    def _log_decision(decision: routing.Decision, request: Request, kind: str) -> None:
         log.info(
             "serve.decision",
             kind=kind,
@@ -105,7 +146,6 @@ def create_app(path: Path, *, clock: Clock = utc_now, reload_interval: float = 2
             status=decision.status,
             call_sid=request.query_params.get("CallSid"),
         )
-        return JSONResponse(decision.body, status_code=decision.status)
 
     async def connect(request: Request) -> JSONResponse:
         try:
@@ -133,22 +173,29 @@ def create_app(path: Path, *, clock: Clock = utc_now, reload_interval: float = 2
         return answer(decision, request, "handoff")
 
     async def healthz(request: Request) -> JSONResponse:
+        """200 while the files on disk are what is served; 503 (with the reason) when
+        nothing loaded yet or the newest files failed and an older snapshot serves."""
         snapshot = loader.snapshot
-        return JSONResponse(
-            {
-                "ok": bool(snapshot.loaded_at),
-                "loaded_at": snapshot.loaded_at,
-                "routes": len(snapshot.routes) + (1 if snapshot.catch_all else 0),
-                "trunks": len(snapshot.sids),
-            }
-        )
+        document: dict[str, object] = {
+            "ok": bool(snapshot.loaded_at) and not loader.problem,
+            "loaded_at": snapshot.loaded_at,
+            "routes": len(snapshot),
+            "trunks": len(snapshot.sids),
+        }
+        if loader.problem:
+            document["problem"] = loader.problem
+        return JSONResponse(document, status_code=200 if document["ok"] else 503)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async def watch() -> None:
             while True:
                 await asyncio.sleep(reload_interval)
-                await asyncio.to_thread(loader.reload)
+                try:
+                    await asyncio.to_thread(loader.reload)
+                except Exception as error:  # keep watching: the next change may fix it
+                    loader.problem = f"reload failed unexpectedly: {error!r} (see the log)"
+                    log.exception("serve.reload_failed")
 
         task = asyncio.create_task(watch())
         try:
@@ -169,5 +216,10 @@ def create_app(path: Path, *, clock: Clock = utc_now, reload_interval: float = 2
 def run(path: Path, *, host: str, port: int, reload_interval: float) -> None:
     import uvicorn  # noqa: PLC0415 (only the serve command needs it)
 
-    app = create_app(path, reload_interval=reload_interval)
+    loader = Loader(path)
+    loader.reload()
+    if loader.error is not None:  # refuse to start on files that do not load
+        raise loader.error
+    print(f"serving routes on http://{host}:{port} (/connect, /handoff, /healthz)", flush=True)
+    app = create_app(path, reload_interval=reload_interval, loader=loader)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -76,9 +76,12 @@ class TrunkEntry:
     alias: str | None = None
     credentials: Mapping[str, int] = field(default_factory=dict)  # username -> password_version
     fingerprint: str | None = None
+    # "resource:key" -> digest of that child as last applied: drift is told apart from a
+    # manifest edit per child, so an edit elsewhere on the trunk hides no hand change.
+    parts: Mapping[str, str] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
-        return {
+        document = {
             "sid": self.sid,
             "protect": self.protect,
             "alias": self.alias,
@@ -88,6 +91,9 @@ class TrunkEntry:
             },
             "fingerprint": self.fingerprint,
         }
+        if self.parts:
+            document["parts"] = dict(sorted(self.parts.items()))
+        return document
 
 
 @dataclass(frozen=True)
@@ -139,3 +145,9 @@ def fingerprint(spec: TrunkSpec) -> str:
         credential.pop("password", None)
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def digest(value: Any) -> str:
+    """A short, stable digest of a JSON-able value (a child's desired fields)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler import ledger as ledgers
 from reconciler.actions import ApplyResult, Plan
+from reconciler.diff import parts
 from reconciler.ledger import Ledger, TrunkEntry, fingerprint
 from reconciler.load import Manifests, load
 from reconciler.pipeline import ApplyOptions, Options, make_plan
@@ -99,6 +100,7 @@ def seed(api: Api, folder: Path, *, record: bool = True) -> dict[str, str]:
             alias=spec.alias,
             credentials={c.username: c.password_version for c in spec.credentials},
             fingerprint=fingerprint(spec),
+            parts=parts(spec),
         )
     if record:
         ledgers.write(folder / "state" / "demo.json", Ledger("demo", "demo", entries))

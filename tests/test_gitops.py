@@ -254,6 +254,35 @@ def test_drift_separates_pending_manifest_changes(
     assert (document["drift"], len(document["pending"]), document["unreadable"]) == (False, 1, [])
 
 
+def test_a_manifest_edit_hides_no_hand_change_on_the_same_trunk(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    sid = seed(api, folder)["bot"]
+    api.trunk(sid).whitelist("44.248.146.12")  # by hand
+    write(folder, BASE.replace("mode: flow", "mode: pstn"))  # in git, not yet applied
+    result = reconciler("drift", "--format", "json", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 2
+    document = json.loads(result.stdout)
+    assert [a["address"] for a in document["drifted"]] == [
+        "demo/bot/whitelisted_ip/44.248.146.12/32"
+    ]
+    assert [a["address"] for a in document["pending"]] == ["demo/bot/phone_number/+918040264208"]
+
+
+def test_legacy_ledgers_without_parts_tell_drift_per_trunk(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path / "manifests", BASE)
+    sid = seed(api, folder)["bot"]
+    ledger_file = folder / "state" / "demo.json"
+    document = json.loads(ledger_file.read_text())
+    del document["trunks"]["bot"]["parts"]
+    ledger_file.write_text(json.dumps(document))
+    api.trunk(sid).whitelist("44.248.146.12")
+    assert reconciler("drift", env=environ(sandbox), cwd=tmp_path).returncode == 2
+
+
 def test_drift_says_which_trunks_it_could_not_read(
     tmp_path: Path, sandbox: Sandbox, api: Api
 ) -> None:
@@ -298,6 +327,12 @@ def test_import_round_trip(tmp_path: Path, sandbox: Sandbox, api: Api, profile: 
             "update_credential" if profile == "full" else "replace_credential",
         )
     ]
+    # Not drift either: nobody changed anything by hand, the password is just unknown.
+    drift = reconciler("drift", "--format", "json", env=env, cwd=tmp_path)
+    assert drift.returncode == 0, drift.stdout
+    assert [a["address"] for a in json.loads(drift.stdout)["pending"]] == [
+        "demo/bot/credential/bot_user"
+    ]
     refused = reconciler(
         "import", "--account", "demo", "--trunk-sid", target, env=env, cwd=tmp_path
     )
@@ -322,3 +357,50 @@ def test_import_all_takes_every_unmanaged_trunk(tmp_path: Path, sandbox: Sandbox
     # "keep" is declared but not created yet; the imported ones plan nothing.
     assert "demo/one" not in planned.stdout
     assert "demo/two" not in planned.stdout
+
+
+def test_import_refuses_before_writing_anything(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    for name in ("aaa", "accounts"):  # "accounts" would be written over accounts.yaml
+        api.create_trunk(name)
+    folder = write(tmp_path / "manifests", "- name: keep\n  account: demo\n")
+    before = sorted(p.name for p in folder.rglob("*") if p.is_file())
+    env = environ(sandbox)
+    refused = reconciler("import", "--account", "demo", "--all", env=env, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "accounts.yaml exists" in refused.stderr
+    assert (
+        sorted(p.name for p in folder.rglob("*") if p.is_file()) == before
+    )  # not even aaa.yaml, no ledger
+    forced = reconciler("import", "--account", "demo", "--all", "--force", env=env, cwd=tmp_path)
+    assert forced.returncode == 1
+    assert "holds more than trunk accounts: not overwritten" in forced.stderr
+    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == before
+
+
+def test_import_force_never_declares_a_trunk_twice(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    api.create_trunk("keep")
+    folder = write(tmp_path / "manifests", "- name: keep\n  account: demo\n")
+    sid = live_trunks(sandbox)[0]["trunk_sid"]
+    result = reconciler(
+        "import", "--account", "demo", "--trunk-sid", sid, "--force",
+        env=environ(sandbox), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "trunk keep is declared in" in result.stderr
+    assert not (folder / "keep.yaml").exists()
+
+
+def test_import_gives_every_password_its_own_variable(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    for trunk, user in (("x_b", "c"), ("x", "b_c")):
+        api.trunk(api.create_trunk(trunk)).post(
+            "credentials", {"user_name": user, "password": "Secret_pw_1"}
+        )
+    write(tmp_path / "manifests", "- name: other\n  account: demo\n")
+    result = reconciler("import", "--account", "demo", "--all", env=environ(sandbox), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    variables = re.findall(r"SIP_PASSWORD_\w+", result.stdout)
+    assert sorted(variables) == ["SIP_PASSWORD_X_B_C", "SIP_PASSWORD_X_B_C_2"]

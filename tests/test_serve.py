@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -179,7 +180,31 @@ def test_a_replaced_trunk_is_picked_up_without_a_restart(served: tuple[str, Path
     (folder / "all.yaml").write_text(MANIFEST.replace("trunk: bot", "trunk: nowhere"))
     time.sleep(0.5)
     assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_NEW
-    assert httpx.get(url + "/healthz").json()["ok"] is True
+    health = httpx.get(url + "/healthz")
+    assert (health.status_code, health.json()["ok"]) == (503, False)
+    assert "trunk 'nowhere' is not declared" in health.json()["problem"]
+    # A ledger that vanishes for a moment (a checkout, a deploy) keeps the SIDs served.
+    (folder / "all.yaml").write_text(MANIFEST)
+    (folder / "state" / "demo.json").unlink()
+    wait_until(lambda: httpx.get(url + "/healthz").status_code == 200)
+    assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_NEW
+    # A ledger that is not text is refused, and watching goes on.
+    (folder / "state" / "demo.json").write_bytes(b"\xff\xfe")
+    wait_until(lambda: httpx.get(url + "/healthz").status_code == 503)
+    assert "not UTF-8" in httpx.get(url + "/healthz").json()["problem"]
+    ledgers.write(
+        folder / "state" / "demo.json",
+        Ledger("demo", "demo", {"bot": TrunkEntry(SID_BOT), "cc": TrunkEntry(SID_CC)}),
+    )
+    wait_until(lambda: httpx.get(url + "/healthz").status_code == 200)
+    assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_BOT
+
+
+def wait_until(condition: Any, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def test_handoff_in_and_out_of_hours(served: tuple[str, Path, Clock]) -> None:
@@ -256,7 +281,7 @@ def test_the_serve_command(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "serve", str(folder), "--port", str(port)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "serve.log").open("w"),
         text=True,
     )
     try:
@@ -276,6 +301,14 @@ def test_the_serve_command(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+    decisions = [
+        json.loads(line)
+        for line in (tmp_path / "serve.log").read_text().splitlines()
+        if "serve.decision" in line
+    ]
+    assert [(d["did"], d["rule"], d["status"]) for d in decisions] == [
+        ("+918040264208", "default:unknown-trunk", 503)
+    ]
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "all.yaml").write_text(MANIFEST.replace("trunk: bot", "trunk: nowhere"))
@@ -285,3 +318,4 @@ def test_the_serve_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "trunk 'nowhere' is not declared in account demo" in result.stderr
+    assert result.stdout == ""  # never "serving" on files that do not load
