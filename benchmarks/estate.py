@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from reconciler import ledger as ledgers
+from reconciler.diff import parts
 from reconciler.load import load
 from reconciler.models import TrunkSpec
 from reconciler.state import Ledger, TrunkEntry, fingerprint
@@ -137,6 +138,7 @@ async def _seed(url: str, folder: Path) -> Ledger:
                 alias=spec.alias,
                 credentials={c.username: c.password_version for c in spec.credentials},
                 fingerprint=fingerprint(spec),
+                parts=parts(spec),
             )
 
         await asyncio.gather(*(one(trunk.spec) for trunk in manifests.trunks))

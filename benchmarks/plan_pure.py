@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from reconciler.diff import parts
 from reconciler.models import TrunkSpec
 from reconciler.plan import AccountInput, plan_account
 from reconciler.state import (
@@ -92,6 +93,7 @@ def main() -> int:
                 alias=t.alias,
                 credentials={c.username: 1 for c in t.credentials},
                 fingerprint=fingerprint(t),
+                parts=parts(t),
             )
             for t, sid in zip(desired, sids, strict=True)
         },

@@ -225,7 +225,7 @@ class _Builder:
                 before={"domain_name": live.domain_name}, after={"domain_name": spec.domain_name},
                 reason="domain_name differs", origin=origin, target=target,
             )  # fmt: skip
-        desired = parts(spec) if entry is not None and entry.parts else {}
+        desired = parts(spec) if changes and entry is not None and entry.parts else {}
         for change in changes:
             self._child(
                 spec, change, _origin(change, entry, desired, origin), depends=depends,
