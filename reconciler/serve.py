@@ -173,11 +173,13 @@ def create_app(
         return answer(decision, request, "handoff")
 
     async def healthz(request: Request) -> JSONResponse:
-        """200 while the files on disk are what is served; 503 (with the reason) when
-        nothing loaded yet or the newest files failed and an older snapshot serves."""
+        """200 while routes are served (a load balancer keeps sending calls), 503 only
+        when nothing ever loaded. ``stale`` (with the ``problem``) says the newest files
+        failed to load and the last good state is serving: alert on it, do not restart."""
         snapshot = loader.snapshot
         document: dict[str, object] = {
-            "ok": bool(snapshot.loaded_at) and not loader.problem,
+            "ok": bool(snapshot.loaded_at),
+            "stale": bool(loader.problem),
             "loaded_at": snapshot.loaded_at,
             "routes": len(snapshot),
             "trunks": len(snapshot.sids),

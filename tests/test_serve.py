@@ -181,22 +181,22 @@ def test_a_replaced_trunk_is_picked_up_without_a_restart(served: tuple[str, Path
     time.sleep(0.5)
     assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_NEW
     health = httpx.get(url + "/healthz")
-    assert (health.status_code, health.json()["ok"]) == (503, False)
+    assert (health.status_code, health.json()["ok"], health.json()["stale"]) == (200, True, True)
     assert "trunk 'nowhere' is not declared" in health.json()["problem"]
     # A ledger that vanishes for a moment (a checkout, a deploy) keeps the SIDs served.
     (folder / "all.yaml").write_text(MANIFEST)
     (folder / "state" / "demo.json").unlink()
-    wait_until(lambda: httpx.get(url + "/healthz").status_code == 200)
+    wait_until(lambda: not httpx.get(url + "/healthz").json()["stale"])
     assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_NEW
     # A ledger that is not text is refused, and watching goes on.
     (folder / "state" / "demo.json").write_bytes(b"\xff\xfe")
-    wait_until(lambda: httpx.get(url + "/healthz").status_code == 503)
+    wait_until(lambda: httpx.get(url + "/healthz").json()["stale"])
     assert "not UTF-8" in httpx.get(url + "/healthz").json()["problem"]
     ledgers.write(
         folder / "state" / "demo.json",
         Ledger("demo", "demo", {"bot": TrunkEntry(SID_BOT), "cc": TrunkEntry(SID_CC)}),
     )
-    wait_until(lambda: httpx.get(url + "/healthz").status_code == 200)
+    wait_until(lambda: not httpx.get(url + "/healthz").json()["stale"])
     assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_BOT
 
 
@@ -224,7 +224,12 @@ def test_handoff_asks_agents_and_falls_back(served: tuple[str, Path, Clock]) -> 
 def test_healthz(served: tuple[str, Path, Clock]) -> None:
     url, _, _ = served
     health = httpx.get(url + "/healthz").json()
-    assert (health["ok"], health["routes"], health["trunks"]) == (True, 2, 2)
+    assert (health["ok"], health["stale"], health["routes"], health["trunks"]) == (
+        True,
+        False,
+        2,
+        2,
+    )
 
 
 FUZZ = settings(
