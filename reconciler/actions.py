@@ -8,14 +8,13 @@ password shows as ``(sensitive)``; only its ``password_version`` is data.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from reconciler.diff import Resource
+from reconciler.state import sha256_of
 
 FORMAT_VERSION = 1
 
@@ -99,8 +98,7 @@ CANONICAL_KEYS = ("address", "kind", "operation", "before", "after", "depends_on
 
 def checksum(canonical_actions: list[dict[str, Any]]) -> str:
     """The digest reviewers approve: over what each action would do, in order."""
-    text = json.dumps(canonical_actions, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return sha256_of(canonical_actions)
 
 
 def saved_canonical(action: Mapping[str, Any]) -> dict[str, Any]:

@@ -162,7 +162,7 @@ class _Collector:
                         (key,), Severity.ERROR, f"unknown key {key!r}; {said}", at_key=True
                     )
                 )
-        accounts, trunks = data.get("accounts"), data.get("trunks")  # routes: below
+        accounts = data.get("accounts")
         if accounts is not None and not isinstance(accounts, dict):
             self.problems.append(
                 root.problem(
@@ -172,33 +172,34 @@ class _Collector:
         elif accounts:
             for name, raw in accounts.items():
                 self.account(file, node, str(name), raw)
-        if trunks is not None and not isinstance(trunks, list):
+        self._items(file, node, "trunks", data.get("trunks"), model=TrunkSpec, into=self.trunks)
+        self._items(file, node, "routes", data.get("routes"), model=RouteSpec, into=self.routes)
+
+    def _items(
+        self,
+        file: str,
+        node: yaml.Node | None,
+        key: str,
+        raw: Any,
+        *,
+        model: type[BaseModel],
+        into: list[Any],
+    ) -> None:
+        """``trunks:`` or ``routes:``: a list, each item validated where it was written."""
+        if raw is not None and not isinstance(raw, list):
+            first = "name" if key == "trunks" else "did"
             self.problems.append(
-                root.problem(
-                    ("trunks",), Severity.ERROR, "trunks must be a list ('- name: ...' items)"
+                Origin(file, (), _locator(node)).problem(
+                    (key,), Severity.ERROR, f"{key} must be a list ('- {first}: ...' items)"
                 )
             )
-        elif trunks:
-            for index, raw in enumerate(trunks):
-                origin = Origin(file, ("trunks", index), _locator(node))
-                spec, origin, problems = _validate(TrunkSpec, raw, origin, node)
-                self.problems += problems
-                if spec is not None:
-                    self.trunks.append(Declared(spec, origin))
-        routes = data.get("routes")
-        if routes is not None and not isinstance(routes, list):
-            self.problems.append(
-                root.problem(
-                    ("routes",), Severity.ERROR, "routes must be a list ('- did: ...' items)"
-                )
-            )
-        elif routes:
-            for index, raw in enumerate(routes):
-                origin = Origin(file, ("routes", index), _locator(node))
-                route, _, problems = _validate(RouteSpec, raw, origin, node)
-                self.problems += problems
-                if route is not None:
-                    self.routes.append(Declared(route, origin))
+            return
+        for index, item in enumerate(raw or []):
+            origin = Origin(file, (key, index), _locator(node))
+            spec, origin, problems = _validate(model, item, origin, node)
+            self.problems += problems
+            if spec is not None:
+                into.append(Declared(spec, origin))
 
     def account(self, file: str, node: yaml.Node | None, name: str, raw: Any) -> None:
         origin = Origin(file, ("accounts", name), _locator(node))

@@ -29,9 +29,7 @@ What it decides (DESIGN.md sections 3 and 5):
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -49,7 +47,7 @@ from reconciler.capabilities import KIND, MANUAL_HOW, NOT_IN_MINIMAL, OPERATIONS
 from reconciler.diff import Change, Op, Resource, children, parts, trunk_fields
 from reconciler.models import TrunkSpec
 from reconciler.route_models import RouteSpec
-from reconciler.state import AccountState, Ledger, LiveTrunk, TrunkEntry, fingerprint
+from reconciler.state import AccountState, Ledger, LiveTrunk, TrunkEntry, fingerprint, sha256_of
 
 ROUTES_TRUNK = "(routes)"  # the pseudo-trunk route actions are grouped under
 DELETE_SHARE = 0.3  # default --max-delete: 30% of managed objects...
@@ -600,8 +598,7 @@ def did_notices(plan: AccountPlan, holders: Mapping[str, str], ledger: Ledger) -
 
 
 def route_fingerprint(route: RouteSpec) -> str:
-    text = json.dumps(route.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return sha256_of(route.model_dump(mode="json"))
 
 
 def route_summary(route: RouteSpec) -> dict[str, Any]:

@@ -49,8 +49,7 @@ class Loader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.snapshot = routing.Snapshot()
-        self.problem = "not loaded yet"  # why the last load failed; "" when it did not
-        self.error: ReconcilerError | None = None
+        self.error: Exception | None = None  # why the newest files did not load
         self._seen: dict[str, int] = {}
         self._ledgers: list[Path] = []  # where the last load found them (may be outside PATH)
 
@@ -63,6 +62,17 @@ class Loader:
             with contextlib.suppress(OSError):
                 stamps[str(file)] = file.stat().st_mtime_ns
         return stamps
+
+    @property
+    def problem(self) -> str:
+        """What is wrong with the newest files, in a line; "" when they are served."""
+        if self.error is None:
+            return ""
+        if isinstance(self.error, ManifestError):
+            return self.error.problems[0].text()
+        if isinstance(self.error, ReconcilerError):
+            return str(self.error)
+        return f"reload failed unexpectedly: {self.error!r} (see the log)"
 
     def reload(self) -> bool:
         """Load afresh when a file changed; True when a new snapshot is in place. A load
@@ -80,10 +90,9 @@ class Loader:
                 if isinstance(error, ManifestError)
                 else [str(error)]
             )
-            self.problem = texts[0]
             log.error("serve.reload_failed", errors=texts)
             return False
-        self.snapshot, self.problem, self.error = snapshot, "", None
+        self.snapshot, self.error = snapshot, None
         log.info("serve.loaded", routes=len(snapshot), trunks=len(snapshot.sids))
         return True
 
@@ -196,7 +205,7 @@ def create_app(
                 try:
                     await asyncio.to_thread(loader.reload)
                 except Exception as error:  # keep watching: the next change may fix it
-                    loader.problem = f"reload failed unexpectedly: {error!r} (see the log)"
+                    loader.error = error
                     log.exception("serve.reload_failed")
 
         task = asyncio.create_task(watch())
@@ -220,7 +229,7 @@ def run(path: Path, *, host: str, port: int, reload_interval: float) -> None:
 
     loader = Loader(path)
     loader.reload()
-    if loader.error is not None:  # refuse to start on files that do not load
+    if isinstance(loader.error, ReconcilerError):  # refuse to start on files that do not load
         raise loader.error
     print(f"serving routes on http://{host}:{port} (/connect, /handoff, /healthz)", flush=True)
     app = create_app(path, reload_interval=reload_interval, loader=loader)

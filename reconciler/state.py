@@ -138,16 +138,21 @@ class Ledger:
         return document
 
 
+def sha256_of(value: Any) -> str:
+    """``sha256:<hex>`` of a JSON-able value in canonical form (sorted keys, no spaces):
+    checksums of plans, fingerprints of trunks and routes, digests of children."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 def fingerprint(spec: TrunkSpec) -> str:
     """A stable digest of a trunk's desired state (secret references left out)."""
     document = spec.model_dump(mode="json")
     for credential in document.get("credentials", []):
         credential.pop("password", None)
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return sha256_of(document)
 
 
 def digest(value: Any) -> str:
     """A short, stable digest of a JSON-able value (a child's desired fields)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256_of(value).removeprefix("sha256:")[:16]

@@ -20,6 +20,12 @@ def test_no_terminal_and_no_approval_is_refused(tmp_path: Path, sandbox: Sandbox
     assert "refused: no terminal to confirm on: pass --auto-approve" in result.stderr
     assert "Plan: 9 to create" in result.stdout  # it showed what it would have done
     assert live_trunks(sandbox) == []
+    # On GitHub the job summary says so too.
+    summary = tmp_path / "summary.md"
+    env = environ(sandbox, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
+    assert reconciler("apply", env=env, cwd=tmp_path).returncode == 3
+    assert summary.read_text().startswith("### reconciler apply: refused (exit 3)")
+    assert "no terminal to confirm on" in summary.read_text()
 
 
 def test_auto_approve_applies_and_reports(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:

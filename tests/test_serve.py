@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from reconciler import ledger as ledgers
 from reconciler.routing import IST
-from reconciler.serve import create_app
+from reconciler.serve import Loader, create_app
 from reconciler.state import Ledger, TrunkEntry
 from tests.estate import apply, plan, write
 from tests.sandboxes import Api, Sandbox
@@ -324,3 +324,23 @@ def test_the_serve_command(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "trunk 'nowhere' is not declared in account demo" in result.stderr
     assert result.stdout == ""  # never "serving" on files that do not load
+
+
+def test_ledgers_outside_the_folder_and_renames_are_followed(tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    manifest = MANIFEST.replace(
+        "    api_token: ${EXOTEL_API_TOKEN}\n",
+        "    api_token: ${EXOTEL_API_TOKEN}\n    ledger: ../elsewhere/demo.json\n",
+    ).replace("  - name: bot\n", "  - name: voicebot\n    renamed_from: bot\n")
+    (folder / "all.yaml").write_text(manifest.replace("trunk: bot", "trunk: voicebot"))
+    outside = tmp_path / "elsewhere" / "demo.json"
+    ledgers.write(outside, Ledger("demo", "demo", {"bot": TrunkEntry(SID_BOT)}))
+    loader = Loader(folder)
+    assert loader.reload(), loader.problem
+    # Renamed in the manifests, not yet applied: served under the ledger's old name.
+    assert loader.snapshot.sids[("demo", "voicebot")] == SID_BOT
+    ledgers.write(outside, Ledger("demo", "demo", {"voicebot": TrunkEntry(SID_NEW)}))
+    assert loader.reload()  # the ledger outside the folder is watched
+    assert loader.snapshot.sids[("demo", "voicebot")] == SID_NEW
+    assert not loader.reload()  # nothing changed since
