@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from estate import AUTH, ENVIRON, PASSWORD, Sandbox, write_manifests
 
-from reconciler import logs
-from reconciler.load import load
+from reconciler.cli import logs
+from reconciler.manifests.load import load
 from reconciler.pipeline import ApplyOptions, Options, apply
 
 LATENCY_MS = 200

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reconciler import logs  # noqa: E402
+from reconciler.cli import logs  # noqa: E402
 from tests import chaos  # noqa: E402  (the scenario is shared with tests/test_chaos.py)
 from tests.estate import environ  # noqa: E402
 from tests.sandboxes import running  # noqa: E402

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import httpx
 
-from reconciler import ledger as ledgers
-from reconciler.diff import parts
-from reconciler.load import load
-from reconciler.models import TrunkSpec
-from reconciler.state import Ledger, TrunkEntry, fingerprint
+from reconciler.live import ledger as ledgers
+from reconciler.live.state import Ledger, TrunkEntry, fingerprint
+from reconciler.manifests.load import load
+from reconciler.manifests.models import TrunkSpec
+from reconciler.plan.diff import parts
 
 AUTH = ("demo_key", "demo_token")
 PASSWORD = "bench_password_1"

@@ -2,7 +2,7 @@
 
 Writes 50 manifest files (100 trunks each, 10 children per trunk: 2 DIDs, 3 whitelisted
 IPs, 3 destinations, 1 credential and an alias) into a temporary folder, then times
-``reconciler.load.load`` over them: YAML parsing, every model, every cross-object check.
+``reconciler.manifests.load.load`` over them: YAML parsing, every model, every cross-object check.
 Prints the best of a few runs beside the target (under 3 seconds) and exits 1 if missed,
 then the wall-clock time of the whole ``reconciler validate`` command for comparison.
 
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.load import load
+from reconciler.manifests.load import load
 
 TARGET_SECONDS = 3.0
 

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from estate import ENVIRON, Sandbox, build
 
-from reconciler import logs
-from reconciler.client import PAGE_SIZE
-from reconciler.load import load
+from reconciler.cli import logs
+from reconciler.exotel.session import PAGE_SIZE
+from reconciler.manifests.load import load
 from reconciler.pipeline import Options, make_plan
 
 LATENCY_MS = 200

@@ -12,19 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from reconciler.diff import parts
-from reconciler.models import TrunkSpec
-from reconciler.plan import AccountInput, plan_account
-from reconciler.state import (
-    AccountState,
-    Ledger,
-    LiveCredential,
-    LiveDestination,
-    LiveNumber,
-    LiveTrunk,
-    TrunkEntry,
-    fingerprint,
-)
+from reconciler.exotel.records import LiveCredential, LiveDestination, LiveNumber, LiveTrunk
+from reconciler.live.state import AccountState, Ledger, TrunkEntry, fingerprint
+from reconciler.manifests.models import TrunkSpec
+from reconciler.plan.build import AccountInput, plan_account
+from reconciler.plan.diff import parts
 
 TARGET_SECONDS = 2.0
 
@@ -108,7 +100,7 @@ def main() -> int:
         trunks=trunks,
         listed={t.name: sid for t, sid in zip(desired, sids, strict=True)},
     )
-    account = AccountInput("prod", "ameyo5m", "full", False, desired)
+    account = AccountInput(name="prod", sid="ameyo5m", profile="full", prune=False, desired=desired)
     started = time.perf_counter()
     plan = plan_account(account, ledger, state)
     elapsed = time.perf_counter() - started

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from estate import ENVIRON, Sandbox, build
 
-from reconciler import logs
-from reconciler.load import load
+from reconciler.cli import logs
+from reconciler.manifests.load import load
 from reconciler.pipeline import Options, make_plan
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import aiohttp
 
-from reconciler import ledger as ledgers
-from reconciler.state import Ledger, TrunkEntry
+from reconciler.live import ledger as ledgers
+from reconciler.live.state import Ledger, TrunkEntry
 
 TARGET = 1000.0
 DIDS = 200

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from reconciler.problems import Problem
+    from reconciler.manifests.problems import Problem
 
 
 class ReconcilerError(Exception):

@@ -20,8 +20,17 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from reconciler.actions import Action, ApplyResult, Kind, Notice, NoticeKind, Origin, Outcome, Plan
-from reconciler.diff import Resource
+from reconciler.plan.actions import (
+    Action,
+    ApplyResult,
+    Kind,
+    Notice,
+    NoticeKind,
+    Origin,
+    Outcome,
+    Plan,
+)
+from reconciler.plan.diff import Resource
 
 MARKDOWN_LIMIT = 65_000  # GitHub refuses comments over 65,536 characters
 MARKER = "<!-- reconciler-plan:{accounts} -->"

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler import ledger as ledgers
 from reconciler.errors import ReconcilerError
-from reconciler.load import load
+from reconciler.live import ledger as ledgers
+from reconciler.manifests.load import load
 from reconciler.pipeline import ApplyOptions, Options, apply, make_plan
 from tests.sandboxes import Sandbox
 

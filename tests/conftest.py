@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import logs
+from reconciler.cli import logs
 from tests.sandboxes import Api, Sandbox, running
 
 logs.configure()  # as the CLI does by default: warnings only, on stderr

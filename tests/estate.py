@@ -12,13 +12,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from reconciler import ledger as ledgers
-from reconciler.actions import ApplyResult, Plan
-from reconciler.diff import parts
-from reconciler.ledger import Ledger, TrunkEntry, fingerprint
-from reconciler.load import Manifests, load
+from reconciler.live import ledger as ledgers
+from reconciler.live.ledger import Ledger, TrunkEntry, fingerprint
+from reconciler.manifests.load import Manifests, load
 from reconciler.pipeline import ApplyOptions, Options, make_plan
 from reconciler.pipeline import apply as run_apply
+from reconciler.plan.actions import ApplyResult, Plan
+from reconciler.plan.diff import parts
 from tests.sandboxes import Api, Sandbox, ok
 
 PASSWORD = "Canary_pw_7f3a9"  # distinctive, so tests can prove it never leaks

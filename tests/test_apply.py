@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import ledger as ledgers
 from reconciler.errors import Locked, Refused
+from reconciler.live import ledger as ledgers
 from reconciler.render import json_text
 from tests.estate import PASSWORD, apply, environ, live_trunks, plan, seed, write, writes
 from tests.sandboxes import Api, Sandbox

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler import canonical
+from reconciler.manifests import canonical
 
 
 @pytest.mark.parametrize(

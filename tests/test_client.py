@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.client import ExotelClient, Gate, RetryPolicy
 from reconciler.errors import (
     AuthFailed,
     Duplicate,
@@ -25,6 +24,8 @@ from reconciler.errors import (
     ServerError,
     TransportError,
 )
+from reconciler.exotel.client import ExotelClient
+from reconciler.exotel.gate import Gate, RetryPolicy
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -142,16 +143,14 @@ def test_a_write_refused_before_sending_is_retried() -> None:
         return httpx.Response(200, json=envelope({"trunk_sid": "trmum1x"}))
 
     api = client(flaky)
-    assert run(api.create_trunk("t", "ANY-ANY", "a.pstn.exotel.com")) == {"trunk_sid": "trmum1x"}
+    assert run(api.create_trunk("t", "ANY-ANY", "a.pstn.exotel.com")).sid == "trmum1x"
     assert len(attempts) == 2
 
 
 def test_a_rate_limited_write_is_retried_because_nothing_was_done() -> None:
     answers = iter([httpx.Response(429), httpx.Response(200, json=envelope({"id": "1"}))])
     api = client(lambda request: next(answers), sleeps=[])
-    assert run(api.add_child("t", "phone-numbers", {"phone_number": "+918040264208"})) == {
-        "id": "1"
-    }
+    assert run(api.map_number("t", "+918040264208", "pstn")).id == "1"
 
 
 def test_rate_limited_until_the_end_raises() -> None:
@@ -177,7 +176,7 @@ def test_pagination_and_a_list_without_metadata() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=pages[request.url.params.get("offset")])
 
-    assert run(client(handler).list_trunks()) == [{"id": "2"}, {"id": "1"}]
+    assert run(client(handler).listing("/trunks")) == [{"id": "2"}, {"id": "1"}]
     empty = client(lambda request: httpx.Response(200, json={"response": []}))
     assert run(empty.list_trunks()) == []
 
@@ -193,7 +192,7 @@ def test_batch_answers_come_back_per_item() -> None:
         ],
     }  # fmt: skip
     api = client(lambda request: httpx.Response(207, json=body))
-    first, second = run(api.add_batch("t", "destination-uris", {"destinations": []}))
+    first, second = run(api.add_destinations("t", []))
     assert first.ok
     assert first.data == {"id": "5"}
     assert isinstance(second.error, Duplicate)

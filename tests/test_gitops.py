@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler import arguments, github
+from reconciler.cli import arguments, github
 from tests.estate import PASSWORD, environ, live_trunks, seed, write
 from tests.sandboxes import Api, Sandbox
 from tests.test_plan import BASE

@@ -9,9 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import cli
-from reconciler.load import load, require_secrets
-from reconciler.problems import Severity
+from reconciler.cli import main
+from reconciler.manifests.load import load
+from reconciler.manifests.problems import Severity
+from reconciler.manifests.secrets import require_secrets
 
 ACCOUNT = """accounts:
   prod:
@@ -204,7 +205,7 @@ TREES = st.recursive(
 
 
 def run_validate(path: Path) -> int:
-    return cli.main(["validate", str(path)])
+    return main(["validate", str(path)])
 
 
 @FUZZ

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.actions import Kind, NoticeKind
+from reconciler.plan.actions import Kind, NoticeKind
 from tests.estate import by_address, plan, seed, write
 from tests.sandboxes import Api, Sandbox
 
@@ -173,12 +173,18 @@ def test_profile_minimal_turns_what_it_cannot_do_into_manual_steps(
     seed(api, folder)
     write(folder, CHANGED, profile="minimal")
     result = plan(folder, sandbox)
+    by_hand = {
+        "rename_trunk",
+        "unmap_number",
+        "delete_ip",
+        "update_destination",
+        "delete_destination",
+    }
+    # A manual step keeps its real operation: the symbol says a person does it.
     expected = {
-        address: (("!", "manual", origin) if operation in {
-            "rename_trunk", "unmap_number", "delete_ip", "update_destination", "delete_destination",
-        } else (symbol, operation, origin))
+        address: ("!" if operation in by_hand else symbol, operation, origin)
         for address, (symbol, operation, origin) in CHANGES_FULL.items()
-    }  # fmt: skip
+    }
     expected["demo/bot2/credential/bot_user"] = ("-/+", "replace_credential", "manifest")
     assert by_address(result) == expected
     manual = next(a for a in result.actions if a.address == "demo/bot2/phone_number/+918040264209")
@@ -220,7 +226,7 @@ def test_protect_wins_over_allow_replace(tmp_path: Path, sandbox: Sandbox, api: 
     seed(api, folder)
     write(folder, BASE.replace("account: demo", header).replace(DID_LINE, ""), profile="minimal")
     assert by_address(plan(folder, sandbox)) == {
-        "demo/bot/phone_number/+918040264209": ("!", "manual", "manifest")
+        "demo/bot/phone_number/+918040264209": ("!", "unmap_number", "manifest")
     }
 
 

@@ -16,11 +16,13 @@ import pytest
 import yaml
 
 from reconciler import render
-from reconciler.actions import Plan
-from reconciler.ledger import Ledger, TrunkEntry, fingerprint
-from reconciler.models import TrunkSpec
-from reconciler.plan import AccountInput, did_notices, plan_account
-from reconciler.state import AccountState, LiveCredential, LiveDestination, LiveNumber, LiveTrunk
+from reconciler.exotel.records import LiveCredential, LiveDestination, LiveNumber, LiveTrunk
+from reconciler.live.ledger import Ledger, TrunkEntry, fingerprint
+from reconciler.live.state import AccountState
+from reconciler.manifests.models import TrunkSpec
+from reconciler.plan.actions import Plan
+from reconciler.plan.build import AccountInput, plan_account
+from reconciler.plan.dids import did_notices
 
 GOLDEN = Path(__file__).parent / "golden"
 SID_BOT, SID_CC, SID_OLD, SID_STRANGER = (
@@ -82,7 +84,7 @@ def build() -> Plan:
         listed={"bot": SID_BOT, "cc": SID_CC, "old": SID_OLD, "stranger": SID_STRANGER},
         calls=16,
     )  # fmt: skip
-    account = AccountInput("prod", "ameyo5m", "full", True, desired)
+    account = AccountInput(name="prod", sid="ameyo5m", profile="full", prune=True, desired=desired)
     planned = plan_account(account, ledger, state)
     planned = did_notices(planned, {"+918040264210": SID_STRANGER}, ledger)
     return Plan((planned,))
@@ -136,7 +138,9 @@ def test_markdown_never_exceeds_the_comment_limit() -> None:
     del many
     state = AccountState("prod", "full", listed={})
     planned = plan_account(
-        AccountInput("prod", "ameyo5m", "full", False, (spec,)), Ledger("prod", "ameyo5m"), state
+        AccountInput(name="prod", sid="ameyo5m", profile="full", prune=False, desired=(spec,)),
+        Ledger("prod", "ameyo5m"),
+        state,
     )
     document = render.markdown(Plan((planned,)))
     assert len(document) <= render.MARKDOWN_LIMIT

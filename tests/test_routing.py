@@ -11,9 +11,10 @@ from datetime import datetime
 
 import pytest
 
-from reconciler.client import probe
-from reconciler.route_models import RouteSpec
-from reconciler.routing import IST, Snapshot, connect, in_window, number
+from reconciler.manifests.routes import RouteSpec
+from reconciler.manifests.windows import IST, in_window
+from reconciler.routing.agents import ask as probe
+from reconciler.routing.decide import Snapshot, connect, number
 
 SIDS = {("demo", "bot"): "trdemo", ("other", "obot"): "trother"}
 

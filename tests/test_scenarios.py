@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 NAMES = sorted(path.name for path in SCENARIOS.iterdir() if path.is_dir())

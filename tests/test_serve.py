@@ -19,10 +19,11 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import ledger as ledgers
-from reconciler.routing import IST
-from reconciler.serve import Loader, create_app
-from reconciler.state import Ledger, TrunkEntry
+from reconciler.live import ledger as ledgers
+from reconciler.live.state import Ledger, TrunkEntry
+from reconciler.manifests.windows import IST
+from reconciler.routing.service import create_app
+from reconciler.routing.snapshot import Loader
 from tests.estate import apply, plan, write
 from tests.sandboxes import Api, Sandbox
 

@@ -1,0 +1,167 @@
+"""Executes one account's plan: in dependency order, concurrent across trunks, idempotent.
+
+Called by the pipeline after the plan was re-made, compared and approved. Each trunk's
+actions run in plan order, trunks in parallel (the client's gate keeps the account
+within Exotel's limits); an action waits for dependencies on other trunks (a DID
+unmapped there before it is mapped here) and is skipped when one failed, while
+independent actions go on. All new destination URIs of a trunk go in one request.
+What each operation does is ``handlers``'; every step is journaled as it happens (one
+JSON line per start, success, failure or skip), and the trunk's fingerprint is recorded
+last, once all its actions succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+import structlog
+
+from reconciler.apply.handlers import BATCHED, HANDLERS, Handlers, Password
+from reconciler.apply.journal import Journal
+from reconciler.errors import ApiError, Duplicate, TransportError
+from reconciler.exotel.client import ExotelClient, NewDestination
+from reconciler.live.ledger import Recorder
+from reconciler.live.state import fingerprint
+from reconciler.manifests.models import TrunkSpec
+from reconciler.plan.actions import AccountPlan, Action, Kind, Operation, Outcome, Status
+from reconciler.plan.diff import parts
+
+log = structlog.get_logger("reconciler.apply")
+
+
+class Executor(Handlers):
+    def __init__(
+        self,
+        *,
+        plan: AccountPlan,
+        client: ExotelClient,
+        recorder: Recorder,
+        journal: Journal,
+        desired: Mapping[str, TrunkSpec],
+        password: Password,
+        on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+    ) -> None:
+        super().__init__(
+            plan=plan, client=client, recorder=recorder, desired=desired, password=password
+        )
+        self.journal = journal
+        self.on_outcome = on_outcome
+        self.outcomes: dict[str, Outcome] = {}
+        self.finished = {action.address: asyncio.Event() for action in plan.actions}
+
+    async def run(self) -> list[Outcome]:
+        groups: dict[str, list[Action]] = {}
+        for action in self.plan.actions:
+            groups.setdefault(action.trunk, []).append(action)
+        await asyncio.gather(*(self._trunk(trunk, actions) for trunk, actions in groups.items()))
+        return [self.outcomes[action.address] for action in self.plan.actions]
+
+    async def _trunk(self, trunk: str, actions: Sequence[Action]) -> None:
+        batched: set[str] = set()
+        for action in actions:
+            if action.address in batched:
+                continue
+            blocked = await self._blocked_by(action)
+            if blocked:
+                self._finish(action, Status.SKIPPED, f"skipped: {blocked} did not succeed")
+                continue
+            if action.kind is not Kind.MANUAL and action.operation in BATCHED:
+                group = [a for a in actions if a.operation is action.operation]
+                group = [a for a in group if a is action or not await self._blocked_by(a)]
+                batched.update(a.address for a in group)
+                await self._destinations(group)
+                continue
+            await self._one(action)
+        await self._settle_fingerprint(trunk, actions)
+
+    async def _blocked_by(self, action: Action) -> str:
+        for needed in action.depends_on:
+            if needed in self.finished:
+                await self.finished[needed].wait()
+                if self.outcomes[needed].status is not Status.DONE:
+                    return needed
+        return ""
+
+    def _finish(self, action: Action, status: Status, detail: str = "") -> None:
+        outcome = Outcome(action, status, detail)
+        self.outcomes[action.address] = outcome
+        self.journal.record(action, status, detail)
+        self.finished[action.address].set()
+        self.on_outcome(outcome)
+
+    async def _one(self, action: Action) -> None:
+        if action.kind is Kind.MANUAL:
+            self._finish(action, Status.MANUAL, action.reason)
+            return
+        self.journal.started(action)
+        try:
+            await HANDLERS[action.operation](self, action)
+        except ApiError as error:
+            log.warning("apply.failed", address=action.address, error=str(error))
+            self._finish(action, Status.FAILED, str(error))
+        else:
+            self._finish(action, Status.DONE)
+
+    async def _settle_fingerprint(self, trunk: str, actions: Sequence[Action]) -> None:
+        spec = self.desired.get(trunk)
+        entry = self.recorder.ledger.trunks.get(trunk)
+        if spec is None or entry is None:
+            return
+        if all(self.outcomes[a.address].status is Status.DONE for a in actions):
+            await self.record(
+                trunk,
+                replace(
+                    entry, fingerprint=fingerprint(spec), parts=parts(spec), protect=spec.protect
+                ),
+            )
+
+    # -- destinations: one request per trunk ---------------------------------------------
+
+    async def _destinations(self, actions: Sequence[Action]) -> None:
+        """Every new destination of a trunk in one request; per-item answers settle each."""
+        for action in actions:
+            self.journal.started(action)
+        sid = self.sid(actions[0])
+        try:
+            results = await self.client.add_destinations(sid, [_new(a) for a in actions])
+        except TransportError as error:
+            if not error.maybe_committed:
+                for action in actions:
+                    self._finish(action, Status.FAILED, str(error))
+                return
+            for action in actions:  # the answer was lost: settle each against what is there
+                await self._one_destination(action)
+            return
+        except ApiError as error:
+            for action in actions:
+                self._finish(action, Status.FAILED, str(error))
+            return
+        for action, result in zip(actions, results, strict=True):
+            if result.ok or isinstance(result.error, Duplicate):
+                self._finish(action, Status.DONE)
+            else:
+                self._finish(action, Status.FAILED, str(result.error))
+
+    async def _one_destination(self, action: Action) -> None:
+        sid = self.sid(action)
+        try:
+            if action.key not in await self.client.destinations(sid):
+                [result] = await self.client.add_destinations(sid, [_new(action)])
+                if not (result.ok or isinstance(result.error, Duplicate)):
+                    raise result.error or ApiError("destination refused")
+        except ApiError as error:
+            self._finish(action, Status.FAILED, str(error))
+        else:
+            self._finish(action, Status.DONE)
+
+
+def _new(action: Action) -> NewDestination:
+    after = action.after or {}
+    return NewDestination(
+        action.key, priority=int(after.get("priority", 0)), weight=int(after.get("weight", 1))
+    )
+
+
+__all__ = ["HANDLERS", "Executor", "Operation"]

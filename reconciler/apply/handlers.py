@@ -1,0 +1,315 @@
+"""One handler per operation: what apply sends to Exotel, and what it records in the ledger.
+
+The base of ``Executor``, which schedules them. ``HANDLERS`` maps every operation apply
+performs to its handler; a test checks that every ``Operation`` that is not manual-only
+has one. Handlers raise ``ApiError`` on failure (the executor records it) and make each
+write safe to repeat:
+
+* the ledger is saved as soon as a trunk is created, deleted, replaced or renamed, and
+  whenever a value only the ledger holds changes (the alias, password versions);
+* a duplicate answer to a create means the thing exists: it is read back and counted
+  done; a create whose answer was lost (timeout, dropped connection) is checked before
+  it is retried (a trunk by name in profile ``full``; in ``minimal`` it is recorded as a
+  pending create, with instructions to import it, never created twice).
+
+Never logs a secret: passwords go from ``password`` straight into the request body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import TypeVar
+
+from reconciler.errors import ApiError, Duplicate, NotFound, TransportError
+from reconciler.exotel.client import ExotelClient
+from reconciler.exotel.records import LiveNumber
+from reconciler.live.ledger import Recorder
+from reconciler.live.state import TrunkEntry
+from reconciler.manifests.models import TrunkSpec
+from reconciler.plan.actions import AccountPlan, Action, Operation
+
+Password = Callable[[str, str], str]  # (trunk, username) -> the password to set
+T = TypeVar("T")
+
+
+class Handlers:
+    def __init__(
+        self,
+        *,
+        plan: AccountPlan,
+        client: ExotelClient,
+        recorder: Recorder,
+        desired: Mapping[str, TrunkSpec],
+        password: Password,
+    ) -> None:
+        self.plan = plan
+        self.client = client
+        self.recorder = recorder
+        self.desired = desired
+        self.password = password
+        self.full = plan.profile == "full"
+        self.sids = {name: entry.sid for name, entry in recorder.ledger.trunks.items()}
+
+    # -- the ledger ----------------------------------------------------------------------
+
+    async def record(self, trunk: str, entry: TrunkEntry | None) -> None:
+        self.recorder.update(self.recorder.ledger.with_trunk(trunk, entry))
+        await self.recorder.save()
+
+    def entry(self, trunk: str) -> TrunkEntry:
+        entry = self.recorder.ledger.trunks.get(trunk)
+        if entry is None:  # an action on a trunk the ledger lost track of: start afresh
+            entry = TrunkEntry(self.sids[trunk])
+        return entry
+
+    def sid(self, action: Action) -> str:
+        return self.sids.get(action.trunk) or action.target["trunk_sid"]
+
+    # -- trunks --------------------------------------------------------------------------
+
+    async def create_trunk(self, action: Action) -> None:
+        spec = self.desired[action.trunk]
+        domain = str(spec.domain_name)
+        try:
+            sid = (await self.client.create_trunk(spec.name, spec.nso_code, domain)).sid
+        except (Duplicate, TransportError) as error:
+            if isinstance(error, TransportError) and not error.maybe_committed:
+                raise
+            sid = await self._find_trunk(spec, error)
+        self.sids[spec.name] = sid
+        await self.record(spec.name, TrunkEntry(sid, protect=spec.protect))
+
+    async def _find_trunk(self, spec: TrunkSpec, error: ApiError) -> str:
+        """After a create with a lost answer or a duplicate name: is the trunk there?"""
+        if not self.full:
+            if isinstance(error, TransportError):
+                ledger = self.recorder.ledger
+                pending = tuple(sorted({*ledger.pending, spec.name}))
+                self.recorder.update(replace(ledger, pending=pending))
+                await self.recorder.save()
+                raise TransportError(
+                    f"the answer to creating trunk {spec.name} was lost and profile minimal "
+                    "cannot list trunks to check: find its SID in the Exotel dashboard and run "
+                    f"reconciler import --account {self.plan.account} --trunk-sid SID",
+                    error.call,
+                    maybe_committed=True,
+                ) from error
+            raise error
+        owned = set(self.sids.values())
+        for trunk in await self.client.list_trunks():
+            if trunk.name == spec.name and trunk.sid not in owned:
+                return trunk.sid
+        if isinstance(error, TransportError):  # it did not land: now a create is safe
+            created = await self.client.create_trunk(
+                spec.name, spec.nso_code, str(spec.domain_name)
+            )
+            return created.sid
+        raise error
+
+    async def adopt_trunk(self, action: Action) -> None:
+        sid = action.target["trunk_sid"]
+        self.sids[action.trunk] = sid
+        await self.record(action.trunk, TrunkEntry(sid, protect=self.desired[action.trunk].protect))
+
+    async def rename_trunk(self, action: Action) -> None:
+        sid = action.target["trunk_sid"]
+        await self.client.rename_trunk(sid, action.trunk)
+        ledger = self.recorder.ledger
+        old = ledger.by_sid().get(sid)
+        entry = ledger.trunks[old] if old else TrunkEntry(sid)
+        if old and old != action.trunk:
+            ledger = ledger.with_trunk(old, None)
+        self.recorder.update(ledger.with_trunk(action.trunk, entry))
+        await self.recorder.save()
+        self.sids[action.trunk] = sid
+
+    async def delete_trunk(self, action: Action) -> None:
+        with contextlib.suppress(NotFound):  # already gone: forgetting it is all that is left
+            await self.client.delete_trunk(action.target["trunk_sid"])
+        await self.record(action.trunk, None)
+
+    async def replace_trunk(self, action: Action) -> None:
+        with contextlib.suppress(NotFound):
+            await self.client.delete_trunk(action.target["trunk_sid"])
+        # The old SID stays in the ledger until the new one is known: a crash in between
+        # leaves a ledger trunk Exotel no longer has, which the next plan recreates.
+        self.sids.pop(action.trunk, None)
+        await self.create_trunk(action)
+
+    # -- children ------------------------------------------------------------------------
+
+    async def _create(
+        self,
+        create: Callable[[], Awaitable[T]],
+        find: Callable[[], Awaitable[T | None]],
+    ) -> tuple[T, bool]:
+        """Create a child: (the child, whether this call made it). A duplicate or a lost
+        answer is settled by reading the collection back before anything is sent again."""
+        try:
+            return await create(), True
+        except (Duplicate, TransportError) as error:
+            if isinstance(error, TransportError) and not error.maybe_committed:
+                raise
+            found = await find()
+            if found is not None:
+                return found, False
+            if isinstance(error, Duplicate):  # a duplicate we cannot see: held elsewhere
+                raise
+            return await create(), True
+
+    async def map_number(self, action: Action) -> None:
+        sid, number = self.sid(action), action.key
+        mode = str((action.after or {}).get("mode", "pstn"))
+
+        async def find() -> LiveNumber | None:
+            return (await self.client.numbers(sid)).get(number)
+
+        found, made = await self._create(lambda: self.client.map_number(sid, number, mode), find)
+        if not made and found.mode != mode:
+            await self.client.set_mode(sid, found.id, number, mode)
+
+    async def set_mode(self, action: Action) -> None:
+        mode = str((action.after or {}).get("mode"))
+        await self.client.set_mode(self.sid(action), action.target["id"], action.key, mode)
+
+    async def unmap_number(self, action: Action) -> None:
+        with contextlib.suppress(NotFound):  # already gone
+            await self.client.unmap_number(self.sid(action), action.target["id"])
+
+    async def add_ip(self, action: Action) -> None:
+        sid, key = self.sid(action), action.key
+
+        async def find() -> str | None:
+            return (await self.client.ips(sid)).get(key)
+
+        await self._create(lambda: self.client.add_ip(sid, key), find)
+
+    async def delete_ip(self, action: Action) -> None:
+        with contextlib.suppress(NotFound):
+            await self.client.delete_ip(self.sid(action), action.target["id"])
+
+    async def update_destination(self, action: Action) -> None:
+        after = action.after or {}
+        await self.client.update_destination(
+            self.sid(action),
+            action.target["id"],
+            priority=int(after.get("priority", 0)),
+            weight=int(after.get("weight", 1)),
+        )
+
+    async def delete_destination(self, action: Action) -> None:
+        with contextlib.suppress(NotFound):
+            await self.client.delete_destination(self.sid(action), action.target["id"])
+
+    async def set_alias(self, action: Action) -> None:
+        alias = str((action.after or {}).get("alias"))
+        result = await self.client.set_alias(self.sid(action), alias)
+        if not result.ok:
+            raise result.error or ApiError("alias refused")
+        await self.record(action.trunk, replace(self.entry(action.trunk), alias=alias))
+
+    async def delete_alias(self, action: Action) -> None:
+        with contextlib.suppress(NotFound):
+            await self.client.delete_alias(self.sid(action))
+        await self.record(action.trunk, replace(self.entry(action.trunk), alias=None))
+
+    # -- credentials ---------------------------------------------------------------------
+
+    async def _remember_version(self, action: Action) -> None:
+        entry = self.entry(action.trunk)
+        versions = {**entry.credentials}
+        if action.after is None:
+            versions.pop(action.key, None)
+        else:
+            versions[action.key] = int(action.after["password_version"])
+        await self.record(action.trunk, replace(entry, credentials=versions))
+
+    def _friendly(self, action: Action) -> str | None:
+        name = (action.after or {}).get("friendly_name")
+        return str(name) if name else None
+
+    async def _add_credential(self, action: Action) -> str:
+        """The credential's id, created now or found already there."""
+        sid, username = self.sid(action), action.key
+        secret, friendly = self.password(action.trunk, username), self._friendly(action)
+
+        async def find() -> str | None:
+            found = (await self.client.credentials(sid)).get(username)
+            return found.id if found else None
+
+        async def create() -> str:
+            return (await self.client.add_credential(sid, username, secret, friendly)).id
+
+        credential_id, made = await self._create(create, find)
+        if not made:  # it was there already, with a password we cannot read: set ours
+            await self._set_password(action, credential_id)
+        return credential_id
+
+    async def _set_password(self, action: Action, credential_id: str) -> None:
+        """In place with profile full; by deleting and re-creating with minimal."""
+        sid, username = self.sid(action), action.key
+        secret, friendly = self.password(action.trunk, username), self._friendly(action)
+        if self.full:
+            await self.client.update_credential(sid, credential_id, secret, friendly)
+        else:
+            await self.client.delete_credential(sid, credential_id)
+            await self.client.add_credential(sid, username, secret, friendly)
+
+    async def add_credential(self, action: Action) -> None:
+        await self._add_credential(action)
+        await self._remember_version(action)
+
+    async def update_credential(self, action: Action) -> None:
+        secret = self.password(action.trunk, action.key)
+        await self.client.update_credential(
+            self.sid(action), action.target["id"], secret, self._friendly(action)
+        )
+        await self._remember_version(action)
+
+    async def replace_credential(self, action: Action) -> None:
+        with contextlib.suppress(NotFound):
+            await self.client.delete_credential(self.sid(action), action.target["id"])
+        await self._add_credential(action)
+        await self._remember_version(action)
+
+    async def delete_credential(self, action: Action) -> None:
+        with contextlib.suppress(NotFound):
+            await self.client.delete_credential(self.sid(action), action.target["id"])
+        await self._remember_version(action)
+
+    # -- routes --------------------------------------------------------------------------
+
+    async def record_route(self, action: Action) -> None:
+        """Routes are served by ``reconciler serve``: apply records what it deployed."""
+        self.recorder.update(
+            self.recorder.ledger.with_route(action.key, action.target.get("fingerprint"))
+        )
+        await self.recorder.save()
+
+
+Handler = Callable[[Handlers, Action], Awaitable[None]]
+# Destinations are not here: the executor sends all of a trunk's new ones in one request.
+HANDLERS: dict[Operation, Handler] = {
+    Operation.CREATE_TRUNK: Handlers.create_trunk,
+    Operation.ADOPT_TRUNK: Handlers.adopt_trunk,
+    Operation.RENAME_TRUNK: Handlers.rename_trunk,
+    Operation.REPLACE_TRUNK: Handlers.replace_trunk,
+    Operation.DELETE_TRUNK: Handlers.delete_trunk,
+    Operation.MAP_NUMBER: Handlers.map_number,
+    Operation.SET_MODE: Handlers.set_mode,
+    Operation.UNMAP_NUMBER: Handlers.unmap_number,
+    Operation.ADD_IP: Handlers.add_ip,
+    Operation.DELETE_IP: Handlers.delete_ip,
+    Operation.UPDATE_DESTINATION: Handlers.update_destination,
+    Operation.DELETE_DESTINATION: Handlers.delete_destination,
+    Operation.SET_ALIAS: Handlers.set_alias,
+    Operation.DELETE_ALIAS: Handlers.delete_alias,
+    Operation.ADD_CREDENTIAL: Handlers.add_credential,
+    Operation.UPDATE_CREDENTIAL: Handlers.update_credential,
+    Operation.REPLACE_CREDENTIAL: Handlers.replace_credential,
+    Operation.DELETE_CREDENTIAL: Handlers.delete_credential,
+    Operation.RECORD_ROUTE: Handlers.record_route,
+}
+BATCHED = frozenset({Operation.ADD_DESTINATION})  # sent per trunk by the executor

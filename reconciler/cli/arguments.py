@@ -1,0 +1,244 @@
+"""The command line's grammar: every subcommand, option and help text.
+
+Called by ``cli`` (which binds each subcommand to its ``run_*`` function) and by the
+tests that parse the workflows' command lines, so a renamed flag fails the build.
+Options shared by several commands are declared once, by the helpers below.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+
+from reconciler import __version__, sandbox
+from reconciler.exotel.gate import DEFAULT_PER_MINUTE
+
+DEFAULT_PATH = "manifests"
+Run = Callable[[argparse.Namespace], int]
+MAX_DELETE_HELP = (
+    "deletions above which apply refuses (default: 30%% of managed objects, "
+    "when there are 10 or more)"
+)
+
+
+def _path(parser: argparse.ArgumentParser, what: str = "manifest file or directory") -> None:
+    parser.add_argument(
+        "path", nargs="?", default=DEFAULT_PATH, metavar="PATH",
+        help=f"{what} (default: {DEFAULT_PATH})",
+    )  # fmt: skip
+
+
+def _common(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str, ...]) -> None:
+    """PATH, --format, --account, --rate-limit and --github, as every API command has them."""
+    _path(parser)
+    parser.add_argument("--format", choices=formats, default=formats[0])
+    parser.add_argument("--account", action="append", metavar="NAME", help=account)
+    parser.add_argument(
+        "--rate-limit", type=int, default=DEFAULT_PER_MINUTE, metavar="N",
+        help="API requests per minute per account (default: %(default)s, Exotel's limit; "
+        "0: no limit, for a sandbox)",
+    )  # fmt: skip
+    _github(parser)
+
+
+def _github(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--github", action="store_true",
+        help="GitHub Actions extras (job summary, outputs, annotations); on by default when "
+        "GITHUB_ACTIONS=true",
+    )  # fmt: skip
+
+
+def _validate(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    validate = commands.add_parser(
+        "validate",
+        help="check manifests without calling any API",
+        description=(
+            "Load every *.yaml/*.yml under PATH and report every problem at once, with file, "
+            "line, column and field path. Errors (exit 1) are what Exotel would refuse or what "
+            "would break calls; warnings (exit 0) are allowed but probably not meant. Secrets "
+            "must be ${ENV_VAR} references; they need not be set for validate."
+        ),
+    )
+    _path(validate)
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    _github(validate)
+    return validate
+
+
+def _plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    plan = commands.add_parser(
+        "plan",
+        help="show what apply would change, without changing anything",
+        description=(
+            "Read live state from Exotel (only GETs), diff it against the manifests and print "
+            "an ordered plan: + create, ~ update, - delete, -/+ replace, ! manual step. "
+            "Exit 0 (or 2 with --detailed-exitcode when there are changes), 1 on error."
+        ),
+    )
+    _common(
+        plan,
+        account="plan only this account (repeatable; default: every declared account)",
+        formats=("text", "markdown", "json"),
+    )
+    plan.add_argument("--out", metavar="FILE", help="also write the plan as JSON to FILE")
+    plan.add_argument(
+        "--detailed-exitcode", action="store_true",
+        help="exit 2 when the plan has changes, 0 when it has none",
+    )  # fmt: skip
+    plan.add_argument(
+        "--refresh", choices=("all", "changed"), default="all",
+        help="all: read every managed trunk (default); changed: only trunks whose manifests "
+        "changed since the last apply, plus new and removed ones (cheaper, but blind to drift "
+        "on the others)",
+    )  # fmt: skip
+    plan.add_argument("--max-delete", type=int, metavar="N", help=MAX_DELETE_HELP)
+    return plan
+
+
+def _apply(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    apply = commands.add_parser(
+        "apply",
+        help="make Exotel match the manifests: plan, confirm, execute, verify",
+        description=(
+            "Re-plan, then execute the plan in dependency order, saving the ledger after "
+            "every change that matters and journaling every step; then re-read what was "
+            "touched. Exit 0 when converged, 1 when anything failed or remains, 3 when "
+            "refused (a stale --plan, a safety rail, no confirmation)."
+        ),
+    )
+    _common(
+        apply,
+        account="apply only this account (repeatable)",
+        formats=("text", "markdown", "json"),
+    )
+    apply.add_argument(
+        "--plan", metavar="FILE",
+        help="apply only if re-planning gives this saved plan's checksum (from plan --out)",
+    )  # fmt: skip
+    apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    apply.add_argument(
+        "--force", action="store_true",
+        help="go on although a safety rail holds (empty manifests, too many deletions)",
+    )  # fmt: skip
+    apply.add_argument("--max-delete", type=int, metavar="N", help=MAX_DELETE_HELP)
+    apply.add_argument(
+        "--break-lock", action="store_true",
+        help="remove a lock left by an apply that died on this host",
+    )  # fmt: skip
+    return apply
+
+
+def _drift(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    drift = commands.add_parser(
+        "drift",
+        help="look for changes made outside the reconciler since the last apply",
+        description=(
+            "Read live state and compare it with the last apply. Exit 0 when nothing drifted, "
+            "2 when something did (the report names each trunk and field), 1 on error or when "
+            "a trunk could not be read. Manifest changes not yet applied are listed apart."
+        ),
+    )
+    _common(drift, account="check only this account", formats=("text", "markdown", "json"))
+    return drift
+
+
+def _import(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    importer = commands.add_parser(
+        "import",
+        help="bring existing trunks under management: write manifests and ledger entries",
+        description=(
+            "Read existing trunks and write one manifest file per trunk (credentials get "
+            "${ENV} placeholders and password_version 1) plus their ledger entries, so a plan "
+            "right after is empty but for the passwords to set. Profile minimal cannot read "
+            "trunk names: give them as --trunk-sid SID=NAME."
+        ),
+    )
+    _path(importer, "manifest directory, which must declare the account")
+    importer.add_argument("--account", required=True, metavar="NAME", help="the declared account")
+    importer.add_argument(
+        "--trunk-sid", action="append", metavar="SID[=NAME]", help="a trunk to import (repeatable)"
+    )
+    importer.add_argument(
+        "--all", action="store_true", help="every live trunk not yet managed (profile full)"
+    )
+    importer.add_argument("--into", metavar="DIR", help="where to write the files (default: PATH)")
+    importer.add_argument(
+        "--force", action="store_true", help="overwrite existing files and ledger entries"
+    )
+    importer.add_argument(
+        "--rate-limit", type=int, default=DEFAULT_PER_MINUTE, metavar="N",
+        help="API requests per minute (default: %(default)s; 0: no limit)",
+    )  # fmt: skip
+    return importer
+
+
+def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reconciler",
+        description=(
+            "Declarative, GitOps-style reconciler for Exotel vSIP trunking. "
+            "Exit codes: 0 success, 1 error, 2 changes or drift present, 3 refused."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="log more on stderr: -v retries and progress, -vv every API request",
+    )  # fmt: skip
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, make in (
+        ("validate", _validate),
+        ("plan", _plan),
+        ("apply", _apply),
+        ("drift", _drift),
+        ("import", _import),
+    ):
+        make(commands).set_defaults(run=runs[name])
+    serve = commands.add_parser(
+        "serve",
+        help="answer Exotel's Dynamic URL and handoff webhooks from the routes: manifests",
+        description=(
+            "Serve GET /connect (the Connect applet's Dynamic URL), GET /handoff (the Passthru "
+            "applet) and GET /healthz from the manifests' routes, resolving trunk names to SIDs "
+            "through the ledger. Reloads when manifests or ledgers change, without a restart."
+        ),
+    )
+    _path(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--reload-interval", type=float, default=2.0, metavar="S",
+        help="how often to look for changed manifests and ledgers (default: %(default)s s)",
+    )  # fmt: skip
+    serve.set_defaults(run=runs["serve"])
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the manifest language",
+        description=(
+            "Print the JSON Schema of manifest files (editors use the copy in "
+            "schema/manifest.schema.json), or with --format markdown the field reference."
+        ),
+    )
+    schema.add_argument("--format", choices=("json", "markdown"), default="json")
+    schema.set_defaults(run=runs["schema"])
+    sandbox_parser = commands.add_parser(
+        "sandbox",
+        help="serve a faithful emulator of Exotel's vSIP API on loopback",
+        description=(
+            "Serve Exotel's vSIP API with its envelopes, validation, pagination, rate limit and "
+            "quirks, plus control endpoints under /_sandbox/ (reset, state, stats, faults). "
+            "Prints 'listening on URL' when ready; stops on SIGINT or SIGTERM."
+        ),
+    )
+    sandbox.add_arguments(sandbox_parser)
+    sandbox_parser.set_defaults(run=sandbox.run)
+    return parser

@@ -1,0 +1,65 @@
+"""GitHub Actions integration, without lock-in: files and workflow commands, nothing more.
+
+Called by the CLI when ``GITHUB_ACTIONS=true`` (or ``--github``). Writes the markdown of
+a plan, apply or drift to ``$GITHUB_STEP_SUMMARY``, sets step outputs in
+``$GITHUB_OUTPUT`` and prints ``::error`` annotations for manifest problems so they
+show on the pull request's diff. Anywhere else the commands behave exactly the same,
+minus these extras. Nothing here sees a secret: it is handed rendered text.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from reconciler.manifests.problems import Problem, Severity
+
+
+def enabled(flag: bool, environ: Mapping[str, str]) -> bool:
+    return flag or environ.get("GITHUB_ACTIONS") == "true"
+
+
+def _append(variable: str, text: str, environ: Mapping[str, str]) -> None:
+    target = environ.get(variable)
+    if target:
+        with Path(target).open("a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def summary(markdown: str, environ: Mapping[str, str] = os.environ) -> None:
+    _append(
+        "GITHUB_STEP_SUMMARY", markdown if markdown.endswith("\n") else markdown + "\n", environ
+    )
+
+
+def outputs(values: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> None:
+    """Each value between random delimiters, so no value (a path with a newline in it,
+    say) can end early and set an output of its own."""
+    text = ""
+    for name, value in values.items():
+        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+        text += f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+    _append("GITHUB_OUTPUT", text, environ)
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotate(problems: Iterable[Problem]) -> list[str]:
+    """Workflow commands that put each problem on its file and line in the pull request."""
+    lines = []
+    for problem in problems:
+        level = "error" if problem.severity is Severity.ERROR else "warning"
+        where = f"file={_escape_property(problem.file)}"
+        if problem.line:
+            where += f",line={problem.line},col={problem.column}"
+        title = _escape_property(problem.path or "manifest")
+        lines.append(f"::{level} {where},title={title}::{_escape_data(problem.message)}")
+    return lines

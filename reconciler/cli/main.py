@@ -1,0 +1,308 @@
+"""The command line: argv -> the pipeline -> output and an exit code.
+
+The only module that prints. Each subcommand parses its options, calls one function,
+and maps the outcome to the exit codes of DESIGN.md section 7: 0 success, 1 error,
+2 changes or drift present, 3 refused. Output for machines goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reconciler import render
+from reconciler.cli import arguments, github, logs, progress
+from reconciler.errors import (
+    ApiError,
+    AuthFailed,
+    ConfigError,
+    ManifestError,
+    ReconcilerError,
+    Refused,
+)
+from reconciler.manifests import schema
+from reconciler.manifests.load import Manifests, load
+from reconciler.manifests.problems import Severity, plural
+from reconciler.manifests.secrets import environment
+from reconciler.pipeline import ApplyOptions, Options, apply, import_trunks, make_plan
+from reconciler.plan.actions import Plan
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
+
+
+def _summary(manifests: Manifests) -> str:
+    errors, warnings = len(manifests.errors), len(manifests.warnings)
+    scope = (
+        f"{plural(len(manifests.files), 'file')}, {plural(len(manifests.accounts), 'account')}, "
+        f"{plural(len(manifests.trunks), 'trunk')}"
+    )
+    verdict = "invalid" if errors else "valid"
+    counts = [plural(n, word) for n, word in ((errors, "error"), (warnings, "warning")) if n]
+    return f"{manifests.root}: {scope}: {verdict}" + (f" ({', '.join(counts)})" if counts else "")
+
+
+def _validate_markdown(manifests: Manifests) -> str:
+    lines = [f"### reconciler validate: {render.escape(_summary(manifests))}", ""]
+    if manifests.problems:
+        lines += ["| Where | Severity | Field | Problem |", "|---|---|---|---|"]
+        for problem in manifests.problems:
+            where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+            cells = (where, str(problem.severity), problem.path or "", problem.message)
+            lines.append("| " + " | ".join(render.escape(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    manifests = load(args.path)
+    if args.format == "json":
+        document = {
+            "format_version": 1,
+            "valid": not manifests.errors,
+            "root": manifests.root,
+            "files": list(manifests.files),
+            "accounts": sorted(manifests.accounts),
+            "trunks": len(manifests.trunks),
+            "errors": len(manifests.errors),
+            "warnings": len(manifests.warnings),
+            "problems": [problem.document() for problem in manifests.problems],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for problem in manifests.problems:
+            print(problem.text())
+        print(_summary(manifests))
+    if github.enabled(args.github, environment()):
+        github.summary(_validate_markdown(manifests))
+        _print_annotations(manifests)
+    return EXIT_ERROR if manifests.errors else EXIT_OK
+
+
+def _print_annotations(manifests: Manifests) -> None:
+    """On standard error, which the runner reads too, so ``--format json`` stays parseable."""
+    for line in github.annotate(manifests.problems):
+        print(line, file=sys.stderr)
+
+
+def _write_plan(plan: Plan, args: argparse.Namespace) -> None:
+    if args.format == "json":
+        print(render.json_text(plan), end="")
+    elif args.format == "markdown":
+        print(render.markdown(plan), end="")
+    else:
+        colour = sys.stdout.isatty() and "NO_COLOR" not in environment()
+        print(render.text(plan, colour=colour), end="")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(render.json_text(plan), encoding="utf-8")
+
+
+def _annotated(manifests: Manifests, args: argparse.Namespace) -> Manifests:
+    """On GitHub, manifest errors also become annotations on the pull request's diff."""
+    if manifests.errors and github.enabled(args.github, environment()):
+        _print_annotations(manifests)
+    return manifests
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    manifests = _annotated(load(args.path), args)
+    options = Options(refresh=args.refresh, max_delete=args.max_delete, per_minute=args.rate_limit)
+    plan = asyncio.run(
+        make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
+    )
+    _write_plan(plan, args)
+    if github.enabled(args.github, environment()):
+        github.summary(render.markdown(plan))
+        github.outputs(
+            {
+                "has_changes": str(plan.has_changes).lower(),
+                "checksum": plan.checksum,
+                "plan_path": args.out or "",
+            }
+        )
+    if args.detailed_exitcode and plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _confirm(plan: Plan, args: argparse.Namespace) -> bool:
+    """Ask on a terminal; with --auto-approve, yes; with neither, refuse rather than guess."""
+    if args.auto_approve:
+        return True
+    if not sys.stdin.isatty():
+        raise Refused(
+            "no terminal to confirm on: pass --auto-approve, or --plan FILE with a plan that "
+            "was reviewed (nothing was applied)"
+        )
+    counts = render.summary(plan)
+    answer = input(f"\nApply this plan to Exotel ({counts})? Only 'yes' is accepted: ")
+    return answer.strip() == "yes"
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    manifests = _annotated(load(args.path), args)
+    saved = None
+    if args.plan:
+        try:
+            saved = json.loads(Path(args.plan).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the saved plan {args.plan}: {exc}") from exc
+    options = Options(max_delete=args.max_delete, per_minute=args.rate_limit)
+    apply_options = ApplyOptions(force=args.force, saved_plan=saved, break_lock=args.break_lock)
+    with progress.reporter() as on_outcome:
+
+        def show(plan: Plan) -> None:
+            colour = sys.stdout.isatty() and "NO_COLOR" not in environment()
+            print(render.text(plan, colour=colour), end="", flush=True)
+            on_outcome.begin(len(plan.actions))
+
+        result = asyncio.run(
+            apply(
+                manifests, accounts=args.account or [], environ=environment(), options=options,
+                apply_options=apply_options, confirm=lambda plan: _confirm(plan, args),
+                on_outcome=on_outcome, on_plan=show,
+            )
+        )  # fmt: skip
+    if github.enabled(args.github, environment()):
+        github.summary(render.report(result, "markdown"))
+        github.outputs(
+            {
+                "has_changes": str(result.plan.has_changes).lower(),
+                "checksum": result.plan.checksum,
+                "converged": str(result.converged).lower(),
+            }
+        )
+    if not result.plan.has_changes:
+        return EXIT_OK
+    print()
+    print(render.report(result, args.format), end="")
+    return EXIT_OK if result.converged else EXIT_ERROR
+
+
+def run_drift(args: argparse.Namespace) -> int:
+    manifests = _annotated(load(args.path), args)
+    options = Options(per_minute=args.rate_limit, tolerant=True)
+    plan = asyncio.run(
+        make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
+    )
+    print(render.drift(plan, args.format), end="")
+    drifted, _, unreadable = render.drift_parts(plan)
+    if github.enabled(args.github, environment()):
+        github.summary(render.drift(plan, "markdown"))
+        github.outputs({"drift": str(bool(drifted)).lower(), "checksum": plan.checksum})
+    if drifted:
+        return EXIT_CHANGES
+    return EXIT_ERROR if unreadable else EXIT_OK
+
+
+def run_import(args: argparse.Namespace) -> int:
+    manifests = load(args.path)
+    if not args.trunk_sid and not args.all:
+        raise ConfigError("name the trunks to import: --trunk-sid SID (repeatable), or --all")
+    root = Path(args.path)
+    folder = Path(args.into) if args.into else (root if root.is_dir() else root.parent)
+    imported = asyncio.run(
+        import_trunks(
+            manifests, account=args.account, targets=args.trunk_sid or [], everything=args.all,
+            folder=folder, environ=environment(), options=Options(per_minute=args.rate_limit),
+            force=args.force,
+        )
+    )  # fmt: skip
+    if not imported:
+        print(f"Nothing to import: every live trunk of account {args.account} is managed.")
+        return EXIT_OK
+    for trunk in imported:
+        print(f"imported trunk {trunk.name} ({trunk.sid}) -> {trunk.file}")
+    passwords = [variable for trunk in imported for variable in trunk.passwords]
+    print(f"\nThe ledger records {plural(len(imported), 'imported trunk')} by SID.")
+    if passwords:
+        print(
+            "Exotel never returns SIP passwords, so the next plan shows each credential as "
+            "'password unknown to the ledger' and apply sets it from these variables (set "
+            "them first, as CI secrets too):"
+        )
+        print("".join(f"  {variable}\n" for variable in passwords), end="")
+    else:
+        print("A plan now should show no changes.")
+    return EXIT_OK
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from reconciler.routing import service as serve  # noqa: PLC0415 (starlette and uvicorn load only to serve)
+
+    serve.run(Path(args.path), host=args.host, port=args.port, reload_interval=args.reload_interval)
+    return EXIT_OK
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    if args.format == "markdown":
+        print(schema.field_reference(), end="")
+    else:
+        print(schema.json_schema_text(), end="")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return arguments.build_parser(
+        {
+            "validate": run_validate,
+            "plan": run_plan,
+            "apply": run_apply,
+            "drift": run_drift,
+            "import": run_import,
+            "schema": run_schema,
+            "serve": run_serve,
+        }
+    )
+
+
+def _report(error: ReconcilerError) -> None:
+    """A failure as a message on stderr: never a traceback for what a user can fix."""
+    if isinstance(error, ManifestError):
+        for problem in error.problems:
+            print(problem.text(), file=sys.stderr)
+        print(
+            f"{plural(len(error.problems), 'problem')}: nothing was sent to Exotel", file=sys.stderr
+        )
+        return
+    if isinstance(error, AuthFailed):
+        print(
+            f"reconciler: account {error.call.account}: Exotel refused the API key and token "
+            "(HTTP 401): check the account's api_key/api_token variables, its sid, and its "
+            "region (a key for one region fails on the other)",
+            file=sys.stderr,
+        )
+        return
+    prefix = "reconciler: Exotel API: " if isinstance(error, ApiError) else "reconciler: "
+    print(f"{prefix}{error}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # apply logs each outcome when nobody watches a progress bar; serve a line per decision
+    chatty = args.command == "serve" or (args.command == "apply" and not sys.stderr.isatty())
+    quiet = logging.INFO if chatty else logging.WARNING
+    logs.configure(level={0: quiet, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
+    try:
+        result: int = args.run(args)
+    except Refused as error:
+        print(f"reconciler: refused: {error}", file=sys.stderr)
+        if github.enabled(getattr(args, "github", False), environment()):
+            github.summary(f"### reconciler {args.command}: refused (exit 3)\n\n{error}\n")
+        return EXIT_REFUSED
+    except ReconcilerError as error:
+        _report(error)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # e.g. piped into head
+        return EXIT_OK
+    return result
+
+
+__all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "EXIT_REFUSED", "Severity", "main"]

@@ -1,0 +1,63 @@
+"""Apply's progress: a bar on a terminal (rich), one structured log line per action otherwise.
+
+Called by the CLI around an apply. On a terminal people want to see it move; in CI the
+log is the record, so each action's outcome becomes a structlog event on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from reconciler.plan.actions import Outcome
+
+log = structlog.get_logger("reconciler.apply")
+MARKS = {"done": "", "failed": " FAILED", "skipped": " skipped", "manual": " manual"}
+
+
+class Reporter:
+    """Called with each outcome; ``begin`` says how many actions there will be."""
+
+    def __init__(self, bar: Progress | None) -> None:
+        self.bar = bar
+        self.task = bar.add_task("apply", total=None, last="") if bar else None
+
+    def begin(self, total: int) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, total=total)
+
+    def __call__(self, outcome: Outcome) -> None:
+        if self.bar is not None and self.task is not None:
+            last = f"{outcome.action.address}{MARKS[outcome.status]}"
+            self.bar.update(self.task, advance=1, last=last)
+            return
+        log.info(
+            "apply.action",
+            address=outcome.action.address,
+            operation=outcome.action.operation,
+            status=outcome.status,
+            detail=outcome.detail or None,
+        )
+
+
+@contextmanager
+def reporter() -> Iterator[Reporter]:
+    if not sys.stderr.isatty():
+        yield Reporter(None)
+        return
+    bar = Progress(
+        TextColumn("[bold]apply"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with bar:
+        yield Reporter(bar)

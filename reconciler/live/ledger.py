@@ -1,0 +1,266 @@
+"""The ledger: what the reconciler owns in one account, and what the API cannot tell it.
+
+Read by the pipeline before planning and by ``routing.snapshot``; written by apply
+(through ``Recorder``) and by the importer. One JSON file per account,
+beside the manifests and committed with them; never a secret in it:
+
+    {
+      "format_version": 1,
+      "account": "prod", "account_sid": "ameyo5m",
+      "trunks": {
+        "blr_bot": {
+          "sid": "trmum1...",
+          "protect": true,                     # remembered: the manifest may be gone
+          "alias": "+918040264208",            # last applied (settings unreadable in minimal)
+          "credentials": {"voice_ai_user": {"password_version": 1}},
+          "fingerprint": "sha256:...",         # of the trunk's last applied desired state
+          "parts": {"whitelisted_ip:13.126.40.0/24": "9f2c..."}  # each child's, for drift
+        }
+      }
+    }
+
+Only trunks in the ledger are ever pruned; live trunks that are neither declared nor
+here are reported as unmanaged and never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import LedgerError, Locked
+from reconciler.live.state import FORMAT_VERSION, Ledger, TrunkEntry, fingerprint
+from reconciler.manifests.checks import NamedAccount
+
+__all__ = [
+    "Ledger",
+    "Lock",
+    "Locked",
+    "Recorder",
+    "TrunkEntry",
+    "fingerprint",
+    "ledger_path",
+    "read",
+    "write",
+]
+
+
+def ledger_path(root: str | Path, account: NamedAccount) -> Path:
+    """Where an account's ledger is: its ``ledger:`` (inside the manifests folder), or
+    ``state/<account>.json`` there."""
+    base = Path(root)
+    base = base if base.is_dir() else base.parent
+    return base / (account.spec.ledger or f"state/{account.name}.json")
+
+
+def _entry(name: str, raw: Any, path: Path) -> TrunkEntry:
+    if not isinstance(raw, dict) or not isinstance(raw.get("sid"), str):
+        raise LedgerError(f"ledger {path}: trunk {name!r} has no sid")
+    credentials = raw.get("credentials") or {}
+    if not isinstance(credentials, dict):
+        raise LedgerError(f"ledger {path}: trunk {name!r}: credentials must be an object")
+    versions: dict[str, int] = {}
+    for username, value in credentials.items():
+        version = value.get("password_version") if isinstance(value, dict) else None
+        if not isinstance(version, int):
+            raise LedgerError(
+                f"ledger {path}: trunk {name!r}: credential {username!r} has no password_version"
+            )
+        versions[username] = version
+    return TrunkEntry(
+        sid=raw["sid"],
+        protect=bool(raw.get("protect", False)),
+        alias=raw.get("alias") if isinstance(raw.get("alias"), str) else None,
+        credentials=versions,
+        fingerprint=raw.get("fingerprint") if isinstance(raw.get("fingerprint"), str) else None,
+        parts=_parts(raw.get("parts"), name, path),
+    )
+
+
+def _parts(raw: Any, name: str, path: Path) -> dict[str, str]:
+    if raw is None:
+        return {}  # written before parts were recorded: drift is told per trunk
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise LedgerError(f"ledger {path}: trunk {name!r}: parts must map keys to digests")
+    return dict(raw)
+
+
+def read(path: Path, *, account: str, account_sid: str) -> Ledger:
+    """The ledger at ``path``, or an empty one when the file does not exist yet."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Ledger(account, account_sid)
+    except OSError as exc:
+        raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise LedgerError(f"ledger {path} is not UTF-8 text; restore it from git") from exc
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise LedgerError(f"ledger {path} is not valid JSON ({exc}); restore it from git") from exc
+    if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION:
+        version = document.get("format_version") if isinstance(document, dict) else None
+        raise LedgerError(
+            f"ledger {path} has format_version {version!r}; this version reads {FORMAT_VERSION}"
+        )
+    if document.get("account_sid") not in (None, account_sid):
+        raise LedgerError(
+            f"ledger {path} belongs to account SID {document.get('account_sid')!r}, "
+            f"not {account_sid!r}: check the account's ledger path"
+        )
+    trunks = document.get("trunks") or {}
+    if not isinstance(trunks, dict):
+        raise LedgerError(f"ledger {path}: trunks must be an object")
+    pending = document.get("pending_creates") or []
+    if not isinstance(pending, list) or not all(isinstance(name, str) for name in pending):
+        raise LedgerError(f"ledger {path}: pending_creates must be a list of trunk names")
+    routes = document.get("routes") or {}
+    if not isinstance(routes, dict) or not all(isinstance(v, str) for v in routes.values()):
+        raise LedgerError(f"ledger {path}: routes must map DIDs to fingerprints")
+    return Ledger(
+        account,
+        account_sid,
+        {name: _entry(name, raw, path) for name, raw in trunks.items()},
+        tuple(pending),
+        routes,
+    )
+
+
+def write(path: Path, ledger: Ledger) -> None:
+    """Replace the ledger file atomically: a temporary file beside it, fsync, rename,
+    fsync the folder. A crash leaves the old ledger or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(ledger.document(), indent=2, sort_keys=False) + "\n"
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+@dataclass(frozen=True)
+class Lock:
+    """An exclusive lock on one ledger: ``<ledger>.lock``, created with O_EXCL.
+
+    Holds who took it (pid, host, start time), so a second apply can say who is in the
+    way; a lock left by a process that died on this host is recognised as stale and can
+    be broken (``--break-lock``). A lock from another host is never broken automatically:
+    only a person can tell whether that run is still going."""
+
+    path: Path
+
+    @classmethod
+    def beside(cls, ledger_path: Path) -> Lock:
+        return cls(ledger_path.with_name(ledger_path.name + ".lock"))
+
+    def acquire(self, *, break_stale: bool = False) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                found = self._holder()
+                if break_stale and self._stale(found):
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise Locked(self._message(found)) from None
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(holder, handle)
+            return
+        raise Locked(f"could not take the lock {self.path}")
+
+    def release(self) -> None:
+        found = self._holder()
+        if found.get("pid") == os.getpid() and found.get("host") == socket.gethostname():
+            self.path.unlink(missing_ok=True)
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            found = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    @staticmethod
+    def _stale(found: dict[str, Any]) -> bool:
+        pid = found.get("pid")
+        if found.get("host") != socket.gethostname() or not isinstance(pid, int):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def _message(self, found: dict[str, Any]) -> str:
+        who = (
+            f"pid {found.get('pid')} on host {found.get('host')}, since {found.get('started')}"
+            if found
+            else "an unreadable lock file"
+        )
+        hint = (
+            "that process is gone: run again with --break-lock to remove the stale lock"
+            if self._stale(found)
+            else "wait for that apply to finish (CI: one apply per account at a time)"
+        )
+        return f"ledger {self.path.with_suffix('')} is locked by {who}; {hint}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Recorder:
+    """The ledger during an apply: changed in memory, saved by group commit.
+
+    Every change that must survive a crash (a new SID, a deleted trunk, a password
+    version) is followed by ``await save()``, which returns once a write containing that
+    change is on disk. Concurrent savers share one write (a thread does the file work,
+    so the event loop keeps the other trunks' requests moving): as durable as a write per
+    change, at a fraction of the cost when hundreds of trunks are created at once."""
+
+    def __init__(self, path: Path, ledger: Ledger) -> None:
+        self.path = path
+        self.ledger = ledger
+        self._version = 0
+        self._written = 0
+        self._writing: asyncio.Task[None] | None = None
+
+    def update(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._version += 1
+
+    async def save(self) -> None:
+        wanted = self._version
+        while self._written < wanted:
+            if self._writing is None or self._writing.done():
+                self._writing = asyncio.create_task(self._write())
+            await asyncio.shield(self._writing)
+
+    async def _write(self) -> None:
+        version, snapshot = self._version, self.ledger
+        await asyncio.to_thread(write, self.path, snapshot)
+        self._written = max(self._written, version)

@@ -1,0 +1,125 @@
+"""What is known about an account: live state from Exotel, and the ledger's records.
+
+Live state is built by ``live`` (which does the reading), the ledger's records by
+``ledger`` (which reads and writes the file); both are consumed by ``diff`` and
+``plan``, which must not do I/O, hence this separate, pure module. Children are keyed the way
+the manifests key them: DIDs by E.164 number, whitelisted IPs by ``a.b.c.d/nn``,
+destinations by canonical URI, credentials by username; each keeps the API's id,
+which updates and deletes need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.exotel.records import LiveTrunk
+from reconciler.manifests.models import TrunkSpec
+
+FORMAT_VERSION = 1  # of the ledger file
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What one account looks like now, as far as this refresh looked."""
+
+    account: str
+    profile: str
+    trunks: Mapping[str, LiveTrunk] = field(default_factory=dict)  # by SID: the ones read
+    missing: frozenset[str] = frozenset()  # ledger SIDs Exotel no longer has
+    listed: Mapping[str, str] | None = None  # name -> SID of every live trunk (full, refresh all)
+    not_refreshed: frozenset[str] = frozenset()  # trunk names skipped by --refresh changed
+    unreadable: Mapping[str, str] = field(default_factory=dict)  # SID -> why it failed (drift)
+    calls: int = 0  # API requests this read made
+
+
+@dataclass(frozen=True)
+class TrunkEntry:
+    sid: str
+    protect: bool = False
+    alias: str | None = None
+    credentials: Mapping[str, int] = field(default_factory=dict)  # username -> password_version
+    fingerprint: str | None = None
+    # "resource:key" -> digest of that child as last applied: drift is told apart from a
+    # manifest edit per child, so an edit elsewhere on the trunk hides no hand change.
+    parts: Mapping[str, str] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        document = {
+            "sid": self.sid,
+            "protect": self.protect,
+            "alias": self.alias,
+            "credentials": {
+                name: {"password_version": version}
+                for name, version in sorted(self.credentials.items())
+            },
+            "fingerprint": self.fingerprint,
+        }
+        if self.parts:
+            document["parts"] = dict(sorted(self.parts.items()))
+        return document
+
+
+@dataclass(frozen=True)
+class Ledger:
+    account: str
+    account_sid: str
+    trunks: Mapping[str, TrunkEntry] = field(default_factory=dict)
+    # Trunk names whose create may have succeeded without our knowing its SID (profile
+    # minimal cannot list trunks to find out): never created again until imported.
+    pending: tuple[str, ...] = ()
+    # DID -> fingerprint of the route last applied: plans show route changes against it.
+    routes: Mapping[str, str] = field(default_factory=dict)
+
+    def by_sid(self) -> dict[str, str]:
+        return {entry.sid: name for name, entry in self.trunks.items()}
+
+    def with_trunk(self, name: str, entry: TrunkEntry | None) -> Ledger:
+        """A copy with ``name`` set to ``entry`` (or removed when None)."""
+        trunks = {key: value for key, value in self.trunks.items() if key != name}
+        if entry is not None:
+            trunks[name] = entry
+        pending = tuple(p for p in self.pending if p != name or entry is None)
+        return Ledger(self.account, self.account_sid, trunks, pending, self.routes)
+
+    def with_route(self, did: str, fingerprint_: str | None) -> Ledger:
+        routes = {key: value for key, value in self.routes.items() if key != did}
+        if fingerprint_ is not None:
+            routes[did] = fingerprint_
+        return Ledger(self.account, self.account_sid, self.trunks, self.pending, routes)
+
+    def document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "account": self.account,
+            "account_sid": self.account_sid,
+            "trunks": {name: self.trunks[name].document() for name in sorted(self.trunks)},
+        }
+        if self.pending:
+            document["pending_creates"] = sorted(self.pending)
+        if self.routes:
+            document["routes"] = dict(sorted(self.routes.items()))
+        return document
+
+
+def sha256_of(value: Any) -> str:
+    """``sha256:<hex>`` of a JSON-able value in canonical form (sorted keys, no spaces):
+    checksums of plans, fingerprints of trunks and routes, digests of children."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(spec: TrunkSpec) -> str:
+    """A stable digest of a trunk's desired state (secret references left out)."""
+    document = spec.model_dump(mode="json")
+    for credential in document.get("credentials", []):
+        credential.pop("password", None)
+    return sha256_of(document)
+
+
+def digest(value: Any) -> str:
+    """A short, stable digest of a JSON-able value (a child's desired fields)."""
+    return sha256_of(value).removeprefix("sha256:")[:16]

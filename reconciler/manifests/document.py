@@ -1,0 +1,24 @@
+"""One manifest document: ``accounts:``, ``trunks:``, ``routes:``, or any of them.
+
+Used by ``load`` (which keys a document may hold) and ``schema`` (the JSON Schema of a
+manifest file). Pure.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from reconciler.manifests.models import AccountSpec, Spec, TrunkSpec
+from reconciler.manifests.routes import RouteSpec
+
+
+class ManifestFile(Spec):
+    """One YAML document: accounts, trunks, routes, or any of them."""
+
+    accounts: dict[str, AccountSpec] = Field(
+        default_factory=dict, description="accounts by name (the name trunks refer to)"
+    )
+    trunks: tuple[TrunkSpec, ...] = Field((), description="trunks")
+    routes: tuple[RouteSpec, ...] = Field(
+        (), description="inbound routing and bot handoff, served by reconciler serve"
+    )

@@ -1,0 +1,93 @@
+"""Secrets: the values behind the manifests' ``${ENV_VAR}`` references, from the environment.
+
+Called by the pipeline before a command's first API call (``validate`` never calls it,
+so pull-request checks run without secrets). Only what the command needs is resolved:
+the account's API key and token always; SIP passwords only for ``apply``, the one
+command that sends them. A value is never printed, logged or put in a message; a
+problem names the variable, never its value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from reconciler.manifests.load import Manifests
+from reconciler.manifests.models import SECRET_REFERENCE
+from reconciler.manifests.problems import Loc, Origin, Problem, Severity
+
+# Exotel refuses other passwords (measured live; docs/exotel-api.md, credentials).
+PASSWORD = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Resolved secret values, by environment variable name. Never printed or logged."""
+
+    values: Mapping[str, str] = field(repr=False)
+
+    def get(self, reference: str) -> str:
+        match = SECRET_REFERENCE.fullmatch(reference)
+        if match is None:
+            raise KeyError(reference)
+        return self.values[match[1]]
+
+
+def require_secrets(
+    manifests: Manifests,
+    environ: Mapping[str, str],
+    *,
+    accounts: Sequence[str] | None = None,
+    passwords: bool = True,
+) -> tuple[Secrets, list[Problem]]:
+    """The secrets of the chosen accounts, from the environment; problems name what is missing.
+
+    ``validate`` does not call this (pull-request checks run without secrets); every
+    command that calls the API does, before its first call.
+    """
+    wanted = set(accounts) if accounts is not None else set(manifests.accounts)
+    problems: list[Problem] = []
+    values: dict[str, str] = {}
+
+    def need(reference: str, origin: Origin, loc: Loc, *, password: bool = False) -> None:
+        match = SECRET_REFERENCE.fullmatch(reference)
+        if match is None:
+            return
+        variable = match[1]
+        value = environ.get(variable, "")
+        if not value:
+            problems.append(
+                origin.problem(loc, Severity.ERROR, f"environment variable {variable} is not set")
+            )
+        elif password and not PASSWORD.fullmatch(value):
+            problems.append(
+                origin.problem(
+                    loc,
+                    Severity.ERROR,
+                    f"the password in {variable} must be 1 to 64 letters, digits or underscores "
+                    "(Exotel refuses anything else); generate one that is",
+                )
+            )
+        else:
+            values[variable] = value
+
+    for name in sorted(wanted & set(manifests.accounts)):
+        account = manifests.accounts[name]
+        need(account.spec.api_key, account.origin, ("api_key",))
+        need(account.spec.api_token, account.origin, ("api_token",))
+    for trunk in manifests.trunks if passwords else ():
+        if trunk.spec.account in wanted:
+            for index, credential in enumerate(trunk.spec.credentials):
+                need(
+                    credential.password,
+                    trunk.origin,
+                    ("credentials", index, "password"),
+                    password=True,
+                )
+    return Secrets(values), sorted(problems)
+
+
+def environment() -> Mapping[str, str]:
+    return os.environ

@@ -1,0 +1,112 @@
+"""What every command that calls the API does first: choose the accounts, resolve their
+secrets, open one client per account.
+
+Called by ``planning``, ``applying`` and ``importing``. Raises ``ManifestError`` or
+``ConfigError`` before any API call, so a broken checkout never reaches Exotel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import ConfigError, ManifestError
+from reconciler.exotel.client import ExotelClient
+from reconciler.exotel.gate import DEFAULT_CONCURRENCY, DEFAULT_PER_MINUTE, Gate
+from reconciler.exotel.transport import Transport, base_url, http_client
+from reconciler.live import ledger as ledgers
+from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.load import Manifests
+from reconciler.manifests.models import TrunkSpec
+from reconciler.manifests.routes import RouteSpec
+from reconciler.manifests.secrets import Secrets, require_secrets
+
+
+@dataclass(frozen=True)
+class Options:
+    refresh: str = "all"  # all | changed
+    max_delete: int | None = None
+    per_minute: int = DEFAULT_PER_MINUTE
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = 30.0  # seconds to wait for an answer
+    tolerant: bool = False  # report trunks that cannot be read instead of failing (drift)
+    transport: Transport | None = None  # tests inject faults here
+
+
+def select(manifests: Manifests, names: Sequence[str]) -> list[NamedAccount]:
+    """The accounts to work on: all, or those named with --account (each must exist)."""
+    if not names:
+        return list(manifests.accounts.values())
+    unknown = [name for name in names if name not in manifests.accounts]
+    if unknown:
+        declared = ", ".join(sorted(manifests.accounts)) or "none"
+        raise ConfigError(f"no account named {', '.join(unknown)} (declared: {declared})")
+    return [manifests.accounts[name] for name in dict.fromkeys(names)]
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The accounts a command works on, with what it needs to reach them."""
+
+    manifests: Manifests
+    accounts: tuple[NamedAccount, ...]
+    secrets: Secrets
+    environ: Mapping[str, str]
+
+    def ledger_path(self, account: NamedAccount) -> Path:
+        return ledgers.ledger_path(self.manifests.root, account)
+
+    def ledger(self, account: NamedAccount) -> ledgers.Ledger:
+        return ledgers.read(
+            self.ledger_path(account), account=account.name, account_sid=account.spec.sid
+        )
+
+    def desired(self, account: NamedAccount) -> tuple[TrunkSpec, ...]:
+        return tuple(t.spec for t in self.manifests.trunks if t.spec.account == account.name)
+
+    def routes(self, account: NamedAccount) -> tuple[RouteSpec, ...]:
+        return tuple(r.spec for r in self.manifests.routes if r.spec.account == account.name)
+
+    def password(self, account: NamedAccount) -> Callable[[str, str], str]:
+        """(trunk, username) -> the credential's password, for apply."""
+        trunks = {spec.name: spec for spec in self.desired(account)}
+
+        def password(trunk: str, username: str) -> str:
+            credential = next(c for c in trunks[trunk].credentials if c.username == username)
+            return self.secrets.get(credential.password)
+
+        return password
+
+    def client(self, account: NamedAccount, options: Options) -> ExotelClient:
+        spec = account.spec
+        http = http_client(
+            base_url(spec.region, spec.base_url, self.environ),
+            self.secrets.get(spec.api_key),
+            self.secrets.get(spec.api_token),
+            concurrency=options.concurrency,
+            timeout=options.timeout,
+            transport=options.transport,
+        )
+        gate = Gate(per_minute=options.per_minute, concurrency=options.concurrency)
+        return ExotelClient(account=account.name, sid=spec.sid, http=http, gate=gate)
+
+
+def choose(
+    manifests: Manifests,
+    names: Sequence[str],
+    environ: Mapping[str, str],
+    *,
+    passwords: bool = True,
+) -> Chosen:
+    """The chosen accounts with their secrets; raises before any API call when the
+    manifests have errors, an account is unknown or a secret is missing."""
+    if manifests.errors:
+        raise ManifestError(manifests.errors)
+    chosen = select(manifests, names)
+    secrets, problems = require_secrets(
+        manifests, environ, accounts=[a.name for a in chosen], passwords=passwords
+    )
+    if problems:
+        raise ManifestError(problems)
+    return Chosen(manifests, tuple(chosen), secrets, environ)

@@ -1,0 +1,208 @@
+"""The apply pipeline: lock, re-plan, compare with the reviewed plan, confirm, execute,
+verify.
+
+Called by the CLI (``apply``). Sequencing only: planning is ``planning``'s, executing
+``apply.executor``'s. Apply exits 0 (``ApplyResult.converged``) only when every action
+succeeded and a re-plan of what it touched finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from reconciler.apply.executor import Executor
+from reconciler.apply.journal import Journal
+from reconciler.errors import Refused
+from reconciler.exotel.client import ExotelClient
+from reconciler.live import ledger as ledgers
+from reconciler.live import read as live
+from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.load import Manifests
+from reconciler.pipeline.accounts import Chosen, Options, choose
+from reconciler.pipeline.planning import account_input, plan_one
+from reconciler.plan.actions import (
+    AccountPlan,
+    ApplyResult,
+    NoticeKind,
+    Outcome,
+    Plan,
+    checksum,
+    saved_canonical,
+)
+from reconciler.plan.build import plan_account
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    force: bool = False  # override the safety rails
+    saved_plan: Mapping[str, Any] | None = None  # a reviewed `plan --out` document
+    break_lock: bool = False  # remove a stale lock left by a process that died here
+
+
+def _refusal_for_saved(saved: Mapping[str, Any], plan: Plan) -> Refused | None:
+    """None when the saved plan is what applying would do now, for the accounts applied
+    (a plan of several accounts may be applied one account at a time)."""
+    accounts = {account.account for account in plan.accounts}
+    actions = [a for a in saved.get("actions", []) if isinstance(a, dict)]
+    chosen = [a for a in actions if a.get("account") in accounts]
+    reviewed_checksum = (
+        saved.get("checksum")
+        if len(chosen) == len(actions)
+        else checksum([saved_canonical(a) for a in chosen])
+    )
+    if reviewed_checksum == plan.checksum:
+        return None
+    reviewed = {str(a.get("address")): a for a in chosen}
+    now = {action.address: action for action in plan.actions}
+    lines = [
+        f"  + {address} (new since the plan was made)" for address in now.keys() - reviewed.keys()
+    ]
+    lines += [f"  - {address} (no longer needed)" for address in reviewed.keys() - now.keys()]
+    for address in now.keys() & reviewed.keys():
+        before = saved_canonical(reviewed[address])
+        if json.dumps(before, sort_keys=True) != json.dumps(
+            now[address].canonical(), sort_keys=True
+        ):
+            lines.append(
+                f"  ~ {address} (changed: now {now[address].kind} {now[address].operation})"
+            )
+    detail = (
+        "\n".join(sorted(lines)) or "  (the same actions, in another order or with other targets)"
+    )
+    return Refused(
+        f"the saved plan is stale: re-planning now gives checksum {plan.checksum}, the plan "
+        f"you reviewed had {reviewed_checksum}. What differs:\n{detail}\n"
+        "Nothing was applied: review a new plan."
+    )
+
+
+async def apply(
+    manifests: Manifests,
+    *,
+    accounts: Sequence[str],
+    environ: Mapping[str, str],
+    options: Options,
+    apply_options: ApplyOptions,
+    confirm: Callable[[Plan], bool],
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+    on_plan: Callable[[Plan], None] = lambda plan: None,
+) -> ApplyResult:
+    """Lock, re-plan, check, show (``on_plan``), confirm, execute, verify. Raises Refused
+    (exit 3) before any write when the plan is stale, a rail holds or nobody approved it."""
+    chosen = choose(manifests, accounts, environ)
+    locks: list[ledgers.Lock] = []
+    try:
+        for account in sorted(chosen.accounts, key=lambda a: str(chosen.ledger_path(a))):
+            lock = ledgers.Lock.beside(chosen.ledger_path(account))
+            lock.acquire(break_stale=apply_options.break_lock)
+            locks.append(lock)
+        clients = {account.name: chosen.client(account, options) for account in chosen.accounts}
+        try:
+            return await _apply_locked(
+                chosen,
+                clients=clients,
+                options=options,
+                apply_options=apply_options,
+                confirm=confirm,
+                on_outcome=on_outcome,
+                on_plan=on_plan,
+            )
+        finally:
+            for client in clients.values():
+                await client.http.aclose()
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+async def _apply_locked(
+    chosen: Chosen,
+    *,
+    clients: Mapping[str, ExotelClient],
+    options: Options,
+    apply_options: ApplyOptions,
+    confirm: Callable[[Plan], bool],
+    on_outcome: Callable[[Outcome], None],
+    on_plan: Callable[[Plan], None],
+) -> ApplyResult:
+    read = {a.name: chosen.ledger(a) for a in chosen.accounts}
+    planned = await asyncio.gather(
+        *(plan_one(chosen, a, clients[a.name], read[a.name], options) for a in chosen.accounts)
+    )
+    plan = Plan(tuple(planned))
+    if apply_options.saved_plan is not None:
+        refusal = _refusal_for_saved(apply_options.saved_plan, plan)
+        if refusal is not None:
+            raise refusal
+    on_plan(plan)
+    if plan.rails and not apply_options.force:
+        listed = "\n".join(f"  ! {notice.message}" for notice in plan.rails)
+        raise Refused(f"safety rails hold:\n{listed}\nNothing was applied (--force overrides).")
+    if not plan.has_changes:
+        return ApplyResult(plan, (), plan)
+    if apply_options.saved_plan is None and not confirm(plan):
+        raise Refused("not confirmed: nothing was applied")
+
+    async def one(
+        account: NamedAccount, account_plan: AccountPlan
+    ) -> tuple[list[Outcome], AccountPlan]:
+        path = chosen.ledger_path(account)
+        recorder = ledgers.Recorder(path, read[account.name])
+        journal = Journal(journal_path(path), run=uuid.uuid4().hex[:12])
+        try:
+            journal.note("apply.started", account=account.name, checksum=plan.checksum)
+            executor = Executor(
+                plan=account_plan,
+                client=clients[account.name],
+                recorder=recorder,
+                journal=journal,
+                desired={spec.name: spec for spec in chosen.desired(account)},
+                password=chosen.password(account),
+                on_outcome=on_outcome,
+            )
+            outcomes = await executor.run()
+            await recorder.save()
+            remaining = await _verify(
+                chosen, account, account_plan, clients[account.name], recorder.ledger
+            )
+            journal.note("apply.finished", account=account.name, remaining=len(remaining.actions))
+        finally:
+            journal.close()
+        return outcomes, remaining
+
+    pairs = zip(chosen.accounts, plan.accounts, strict=True)
+    results = await asyncio.gather(*(one(account, planned) for account, planned in pairs))
+    outcomes = tuple(outcome for account_outcomes, _ in results for outcome in account_outcomes)
+    return ApplyResult(plan, outcomes, Plan(tuple(remaining for _, remaining in results)))
+
+
+async def _verify(
+    chosen: Chosen,
+    account: NamedAccount,
+    executed: AccountPlan,
+    client: ExotelClient,
+    ledger: ledgers.Ledger,
+) -> AccountPlan:
+    """Re-read the trunks that were touched and plan again: what is left to do."""
+    touched = frozenset(action.trunk for action in executed.actions)
+    state = await live.read(
+        client,
+        ledger=ledger,
+        desired=chosen.desired(account),
+        profile=account.spec.api,
+        only=touched,
+    )
+    remaining = plan_account(account_input(chosen, account), ledger, state)
+    return replace(
+        remaining, notices=tuple(n for n in remaining.notices if n.kind is NoticeKind.RAIL)
+    )
+
+
+def journal_path(ledger_file: Path) -> Path:
+    return ledger_file.with_name(ledger_file.stem + ".journal.jsonl")

@@ -1,0 +1,82 @@
+"""The plan pipeline: manifests -> secrets -> clients -> live state -> a plan.
+
+Called by the CLI (``plan`` and ``drift``) and by ``applying`` (which re-plans before it
+acts). It holds the sequencing only; each step is a stage of its own
+(docs/architecture.md). Accounts are planned concurrently: each has its own client,
+ledger and rate gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from reconciler.exotel.client import ExotelClient
+from reconciler.live import read as live
+from reconciler.live.ledger import Ledger
+from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.load import Manifests
+from reconciler.pipeline.accounts import Chosen, Options, choose
+from reconciler.plan.actions import AccountPlan, Plan
+from reconciler.plan.build import AccountInput, plan_account
+from reconciler.plan.dids import did_notices, new_numbers
+
+
+def account_input(chosen: Chosen, account: NamedAccount) -> AccountInput:
+    spec = account.spec
+    return AccountInput(
+        name=account.name,
+        sid=spec.sid,
+        profile=spec.api,
+        prune=spec.prune,
+        desired=chosen.desired(account),
+        routes=chosen.routes(account),
+    )
+
+
+async def plan_one(
+    chosen: Chosen,
+    account: NamedAccount,
+    client: ExotelClient,
+    ledger: Ledger,
+    options: Options,
+) -> AccountPlan:
+    state = await live.read(
+        client,
+        ledger=ledger,
+        desired=chosen.desired(account),
+        profile=account.spec.api,
+        refresh=options.refresh,
+        tolerant=options.tolerant,
+    )
+    planned = plan_account(
+        account_input(chosen, account), ledger, state, max_delete=options.max_delete
+    )
+    numbers = new_numbers(planned)
+    if account.spec.api == "full" and numbers:
+        before = client.calls
+        holders = await live.did_holders(client, numbers)
+        planned = did_notices(planned, holders, ledger)
+        planned = replace(planned, calls=planned.calls + client.calls - before)
+    return planned
+
+
+async def make_plan(
+    manifests: Manifests,
+    *,
+    accounts: Sequence[str],
+    environ: Mapping[str, str],
+    options: Options,
+) -> Plan:
+    """Plan the chosen accounts; raises ManifestError or ConfigError before any API call."""
+    chosen = choose(manifests, accounts, environ)
+    ledgers = {account.name: chosen.ledger(account) for account in chosen.accounts}
+
+    async def one(account: NamedAccount) -> AccountPlan:
+        client = chosen.client(account, options)
+        async with client.http:
+            return await plan_one(chosen, account, client, ledgers[account.name], options)
+
+    planned = await asyncio.gather(*(one(account) for account in chosen.accounts))
+    return Plan(tuple(planned))

@@ -1,0 +1,61 @@
+"""Safety rails: what a plan must not do without ``--force``, shown as notices.
+
+Called by ``plan.build`` for each account. Pure. The plan only warns (``NoticeKind.RAIL``);
+``apply`` refuses (exit 3) while a rail holds. As octoDNS's ``MAX_SAFE_DELETE_PCENT``:
+
+* an account whose manifests declare no trunks while its ledger has some (an empty
+  checkout must not wipe production);
+* more deletions (deletes and replacements) than ``--max-delete``, by default 30% of the
+  managed objects when there are at least 10 of them.
+
+Protected trunks are never deleted or replaced at all: ``plan.build`` never plans it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reconciler.exotel.records import LiveTrunk
+from reconciler.live.state import AccountState
+from reconciler.plan.actions import Action, Kind, Notice, NoticeKind
+
+DELETE_SHARE = 0.3  # default --max-delete: 30% of managed objects...
+DELETE_FLOOR = 10  # ...when there are at least this many
+
+
+def delete_limit(managed: int) -> int | None:
+    return int(managed * DELETE_SHARE) if managed >= DELETE_FLOOR else None
+
+
+def size(trunk: LiveTrunk) -> int:
+    """The trunk and everything on it, as objects under management."""
+    children = len(trunk.numbers) + len(trunk.ips) + len(trunk.destinations)
+    return 1 + children + len(trunk.credentials) + (1 if trunk.alias else 0)
+
+
+def managed(state: AccountState) -> int:
+    return sum(size(trunk) for trunk in state.trunks.values()) + len(state.missing)
+
+
+def empty_checkout(account: str, *, declared: int, tracked: int) -> list[Notice]:
+    if declared or not tracked:
+        return []
+    message = (
+        f"account {account} declares no trunks but its ledger tracks {tracked}: apply "
+        "refuses (an empty checkout must not wipe production) unless --force"
+    )
+    return [Notice(NoticeKind.RAIL, account, message)]
+
+
+def too_many_deletions(
+    account: str, actions: Sequence[Action], *, managed_objects: int, max_delete: int | None
+) -> list[Notice]:
+    deletions = sum(1 for a in actions if a.kind in (Kind.DELETE, Kind.REPLACE))
+    limit = max_delete if max_delete is not None else delete_limit(managed_objects)
+    if limit is None or deletions <= limit:
+        return []
+    message = (
+        f"{deletions} deletions exceed the limit of {limit} ({managed_objects} managed "
+        "objects): apply refuses unless --force or a higher --max-delete"
+    )
+    return [Notice(NoticeKind.RAIL, account, message)]

@@ -1,0 +1,143 @@
+"""``reconciler serve``: the Connect applet's Dynamic URL and the Passthru handoff webhook.
+
+Called by the CLI. An ASGI app (Starlette, served by uvicorn) answering:
+
+    GET /connect   Exotel's Dynamic URL: where an inbound call goes (JSON)
+    GET /handoff   Exotel's Passthru: 200 to the agents' Connect applet, 302/404 to hangup
+    GET /healthz   what is loaded
+
+Decisions are ``routing``'s; this module loads manifests and ledgers into a snapshot,
+reloads them when their files change (a new snapshot is built aside and swapped in
+whole, so a request never sees half of a reload; one that fails to load leaves the old
+one serving), and logs one line per decision: DID, rule, status, CallSid. Never the
+caller's number. No request ever gets a 500: anything unexpected is a 404 the flow
+treats as a failure, and is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from reconciler.errors import ReconcilerError
+from reconciler.routing import agents as agents_check
+from reconciler.routing import decide as routing
+from reconciler.routing.snapshot import Loader, utc_now
+
+log = structlog.get_logger("reconciler.serve")
+Clock = Callable[[], datetime]
+
+
+def create_app(
+    path: Path,
+    *,
+    clock: Clock = utc_now,
+    reload_interval: float = 2.0,
+    loader: Loader | None = None,
+) -> Starlette:
+    if loader is None:
+        loader = Loader(path)
+        loader.reload()
+
+    def answer(decision: routing.Decision, request: Request, kind: str) -> JSONResponse:
+        with contextlib.suppress(OSError, ValueError):  # a broken log stream is no 500
+            _log_decision(decision, request, kind)
+        return JSONResponse(decision.body, status_code=decision.status)
+
+    def _log_decision(decision: routing.Decision, request: Request, kind: str) -> None:
+        log.info(
+            "serve.decision",
+            kind=kind,
+            did=decision.did,
+            rule=decision.rule,
+            status=decision.status,
+            call_sid=request.query_params.get("CallSid"),
+        )
+
+    async def connect(request: Request) -> JSONResponse:
+        try:
+            decision = routing.connect(loader.snapshot, request.query_params, clock())
+        except Exception:  # never a 500 to Exotel: the flow treats 404 as a failure
+            log.exception("serve.failed", kind="connect")
+            decision = routing.Decision(404, {"error": "internal"}, None, "error")
+        return answer(decision, request, "connect")
+
+    async def handoff(request: Request) -> JSONResponse:
+        snapshot = loader.snapshot
+        try:
+            decision = routing.handoff(snapshot, request.query_params, clock())
+            if decision.agents_url is not None:
+                route = routing.handoff_route(snapshot, request.query_params)
+                if route is None or route.handoff is None:  # pragma: no cover (handoff said so)
+                    raise LookupError("the handoff rule went away")
+                agents = route.handoff.agents
+                said = await agents_check.ask(decision.agents_url, timeout=agents.timeout_ms / 1000)
+                available = agents.fallback if said is None else said
+                decision = routing.agents_answer(route, available=available, did=decision.did)
+        except Exception:
+            log.exception("serve.failed", kind="handoff")
+            decision = routing.Decision(404, {"result": "hangup"}, None, "error")
+        return answer(decision, request, "handoff")
+
+    async def healthz(request: Request) -> JSONResponse:
+        """200 while routes are served (a load balancer keeps sending calls), 503 only
+        when nothing ever loaded. ``stale`` (with the ``problem``) says the newest files
+        failed to load and the last good state is serving: alert on it, do not restart."""
+        snapshot = loader.snapshot
+        document: dict[str, object] = {
+            "ok": bool(snapshot.loaded_at),
+            "stale": bool(loader.problem),
+            "loaded_at": snapshot.loaded_at,
+            "routes": len(snapshot),
+            "trunks": len(snapshot.sids),
+        }
+        if loader.problem:
+            document["problem"] = loader.problem
+        return JSONResponse(document, status_code=200 if document["ok"] else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(reload_interval)
+                try:
+                    await asyncio.to_thread(loader.reload)
+                except Exception as error:  # keep watching: the next change may fix it
+                    loader.error = error
+                    log.exception("serve.reload_failed")
+
+        task = asyncio.create_task(watch())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    return Starlette(
+        routes=[
+            Route("/connect", connect),
+            Route("/handoff", handoff),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def run(path: Path, *, host: str, port: int, reload_interval: float) -> None:
+    import uvicorn  # noqa: PLC0415 (only the serve command needs it)
+
+    loader = Loader(path)
+    loader.reload()
+    if isinstance(loader.error, ReconcilerError):  # refuse to start on files that do not load
+        raise loader.error
+    print(f"serving routes on http://{host}:{port} (/connect, /handoff, /healthz)", flush=True)
+    app = create_app(path, reload_interval=reload_interval, loader=loader)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,113 @@
+"""Manifests + ledgers -> a routing ``Snapshot``, rebuilt when their files change.
+
+Used by ``routing.service``. A new snapshot is built aside and swapped in whole, so a
+request never sees half of a reload; one that fails to load leaves the old one serving
+and says why (``problem``). Which SID a route's trunk dials is ``live.pairing``'s answer,
+the same one plan and apply use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.live import ledger as ledgers
+from reconciler.live.pairing import pair
+from reconciler.manifests.load import discover, load
+from reconciler.routing.decide import Snapshot
+
+log = structlog.get_logger("reconciler.serve")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Loader:
+    """Builds snapshots from the manifests and ledgers, and knows when they changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.snapshot = Snapshot()
+        self.error: Exception | None = None  # why the newest files did not load
+        self._seen: dict[str, int] = {}
+        self._ledgers: list[Path] = []  # where the last load found them (may be outside PATH)
+
+    def _watched(self) -> dict[str, int]:
+        files = list(discover(self.path)) if self.path.exists() else []
+        state = self.path if self.path.is_dir() else self.path.parent
+        files += list(state.rglob("*.json")) + self._ledgers
+        stamps: dict[str, int] = {}
+        for file in files:
+            with contextlib.suppress(OSError):
+                stamps[str(file)] = file.stat().st_mtime_ns
+        return stamps
+
+    @property
+    def problem(self) -> str:
+        """What is wrong with the newest files, in a line; "" when they are served."""
+        if self.error is None:
+            return ""
+        if isinstance(self.error, ManifestError):
+            return self.error.problems[0].text()
+        if isinstance(self.error, ReconcilerError):
+            return str(self.error)
+        return f"reload failed unexpectedly: {self.error!r} (see the log)"
+
+    def reload(self) -> bool:
+        """Load afresh when a file changed; True when a new snapshot is in place. A load
+        that fails leaves the last good snapshot serving and says why in ``problem``."""
+        stamps = self._watched()
+        if stamps == self._seen and self.snapshot.loaded_at:
+            return False
+        self._seen = stamps
+        try:
+            snapshot = self._build()
+        except ReconcilerError as error:
+            self.error = error
+            texts = (
+                [problem.text() for problem in error.problems[:10]]
+                if isinstance(error, ManifestError)
+                else [str(error)]
+            )
+            log.error("serve.reload_failed", errors=texts)
+            return False
+        self.snapshot, self.error = snapshot, None
+        log.info("serve.loaded", routes=len(snapshot), trunks=len(snapshot.sids))
+        return True
+
+    def _build(self) -> Snapshot:
+        manifests = load(self.path)
+        if manifests.errors:
+            raise ManifestError(manifests.errors)
+        sids: dict[tuple[str, str], str] = {}
+        self._ledgers = []
+        for account in manifests.accounts.values():
+            path = ledgers.ledger_path(manifests.root, account)
+            self._ledgers.append(path)
+            if not path.exists():
+                # Between a checkout's delete and write, say: the SIDs last served stand.
+                log.warning("serve.ledger_missing", account=account.name, ledger=str(path))
+                sids.update({k: v for k, v in self.snapshot.sids.items() if k[0] == account.name})
+                continue
+            read = ledgers.read(path, account=account.name, account_sid=account.spec.sid)
+            sids.update({(account.name, name): e.sid for name, e in read.trunks.items()})
+            desired = [t.spec for t in manifests.trunks if t.spec.account == account.name]
+            # A trunk renamed in the manifests dials its old SID until apply renames it.
+            paired = pair(desired, read).sids()
+            sids.update({(account.name, name): sid for name, sid in paired.items()})
+        accounts = {
+            number.number: declared.spec.account
+            for declared in manifests.trunks
+            for number in declared.spec.phone_numbers
+        }
+        return Snapshot.build(
+            [route.spec for route in manifests.routes],
+            sids,
+            utc_now().isoformat(timespec="seconds"),
+            accounts,
+        )
