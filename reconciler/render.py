@@ -5,7 +5,7 @@ each action serves every format (no copy-pasted printers, octoDNS's one regret):
 
 * text: Terraform-like, a symbol per action and a summary line; colour only when the
   caller says the output is a terminal;
-* markdown: for a pull-request comment (DESIGN.md section 5): a hidden marker line, the
+* markdown: for a pull-request comment (docs/architecture.md, "Plans"): a hidden marker line, the
   counts, a warning block for deletes, replacements, manual steps and rail breaches, a
   table per trunk, the full plan in ``<details>`` as a ``diff`` fence; never over 65,000
   characters (GitHub's comment limit), truncated with a notice when it would be;
@@ -26,9 +26,11 @@ from reconciler.plan.actions import (
     Kind,
     Notice,
     NoticeKind,
+    Operation,
     Origin,
     Outcome,
     Plan,
+    Status,
 )
 from reconciler.plan.diff import Resource
 
@@ -71,13 +73,13 @@ def describe(action: Action) -> str:
             f"{'on' if after['handoff'] else 'off'}): {action.reason}"
         )
     if action.resource is Resource.TRUNK:
-        if action.operation == "create_trunk":
+        if action.operation is Operation.CREATE_TRUNK:
             text = f"create trunk {after.get('name')} ({after.get('domain_name')})"
-        elif action.operation == "replace_trunk":
+        elif action.operation is Operation.REPLACE_TRUNK:
             text = f"replace trunk {before.get('sid')}: {action.reason}"
-        elif action.operation == "delete_trunk":
+        elif action.operation is Operation.DELETE_TRUNK:
             text = f"delete trunk {before.get('sid')}: {action.reason}"
-        elif action.operation == "adopt_trunk":
+        elif action.operation is Operation.ADOPT_TRUNK:
             text = f"adopt trunk {after.get('sid')} (ledger only)"
         else:
             text = f"rename {before.get('name')} -> {after.get('name')}"
@@ -233,13 +235,21 @@ def markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
 
 def _outcome_line(outcome: Outcome) -> str:
     action = outcome.action
-    detail = f": {outcome.detail}" if outcome.detail and outcome.status != "done" else ""
+    detail = f": {outcome.detail}" if outcome.detail and outcome.status is not Status.DONE else ""
     return f"{action.symbol} {action.address}  {describe(action)}{detail}"
+
+
+def _unconverged(result: ApplyResult) -> str:
+    not_done = sum(1 for o in result.outcomes if o.status in (Status.FAILED, Status.SKIPPED))
+    said = [f"{not_done} action(s) did not succeed"] if not_done else []
+    if result.remaining.actions:
+        said.append(f"{len(result.remaining.actions)} action(s) remain (listed below)")
+    return f"Not converged: {'; '.join(said)}; fix what failed and apply again."
 
 
 def report(result: ApplyResult, fmt: str = "text") -> str:
     """What an apply did: done, failed, skipped, manual steps, and what is left."""
-    groups: dict[str, list[Outcome]] = {"done": [], "failed": [], "skipped": [], "manual": []}
+    groups: dict[Status, list[Outcome]] = {status: [] for status in Status}
     for outcome in result.outcomes:
         groups[outcome.status].append(outcome)
     converged = result.converged
@@ -251,7 +261,7 @@ def report(result: ApplyResult, fmt: str = "text") -> str:
                     "checksum": result.plan.checksum,
                     "converged": converged,
                     **{
-                        status: [
+                        str(status): [
                             {
                                 "address": o.action.address,
                                 "operation": o.action.operation,
@@ -268,12 +278,7 @@ def report(result: ApplyResult, fmt: str = "text") -> str:
             + "\n"
         )
     counts = ", ".join(f"{len(outcomes)} {status}" for status, outcomes in groups.items())
-    verdict = (
-        "Converged: live state matches the manifests."
-        if converged
-        else f"Not converged: {len(result.remaining.actions)} action(s) remain (listed below); "
-        "fix what failed and apply again."
-    )
+    verdict = "Converged: live state matches the manifests." if converged else _unconverged(result)
     if fmt == "markdown":
         lines = [f"### Exotel apply: {counts}", "", f"**{verdict}**", ""]
         for status, outcomes in groups.items():
@@ -290,7 +295,7 @@ def report(result: ApplyResult, fmt: str = "text") -> str:
         return "\n".join(lines) + "\n"
     lines = [f"Apply: {counts}."]
     for status, outcomes in groups.items():
-        if outcomes and status != "done":
+        if outcomes and status is not Status.DONE:
             lines += ["", f"{status.capitalize()}:", *[f"  {_outcome_line(o)}" for o in outcomes]]
     if not converged:
         lines += ["", "Remaining:", *[_line(a) for a in result.remaining.actions]]

@@ -23,9 +23,12 @@ MAX_DELETE_HELP = (
 
 def _path(parser: argparse.ArgumentParser, what: str = "manifest file or directory") -> None:
     parser.add_argument(
-        "path", nargs="?", default=DEFAULT_PATH, metavar="PATH",
+        "path",
+        nargs="?",
+        default=DEFAULT_PATH,
+        metavar="PATH",
         help=f"{what} (default: {DEFAULT_PATH})",
-    )  # fmt: skip
+    )
 
 
 def _common(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str, ...]) -> None:
@@ -34,19 +37,23 @@ def _common(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str
     parser.add_argument("--format", choices=formats, default=formats[0])
     parser.add_argument("--account", action="append", metavar="NAME", help=account)
     parser.add_argument(
-        "--rate-limit", type=int, default=DEFAULT_PER_MINUTE, metavar="N",
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_PER_MINUTE,
+        metavar="N",
         help="API requests per minute per account (default: %(default)s, Exotel's limit; "
         "0: no limit, for a sandbox)",
-    )  # fmt: skip
+    )
     _github(parser)
 
 
 def _github(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--github", action="store_true",
+        "--github",
+        action="store_true",
         help="GitHub Actions extras (job summary, outputs, annotations); on by default when "
         "GITHUB_ACTIONS=true",
-    )  # fmt: skip
+    )
 
 
 def _validate(
@@ -85,15 +92,18 @@ def _plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
     )
     plan.add_argument("--out", metavar="FILE", help="also write the plan as JSON to FILE")
     plan.add_argument(
-        "--detailed-exitcode", action="store_true",
+        "--detailed-exitcode",
+        action="store_true",
         help="exit 2 when the plan has changes, 0 when it has none",
-    )  # fmt: skip
+    )
     plan.add_argument(
-        "--refresh", choices=("all", "changed"), default="all",
+        "--refresh",
+        choices=("all", "changed"),
+        default="all",
         help="all: read every managed trunk (default); changed: only trunks whose manifests "
         "changed since the last apply, plus new and removed ones (cheaper, but blind to drift "
         "on the others)",
-    )  # fmt: skip
+    )
     plan.add_argument("--max-delete", type=int, metavar="N", help=MAX_DELETE_HELP)
     return plan
 
@@ -117,19 +127,22 @@ def _apply(
         formats=("text", "markdown", "json"),
     )
     apply.add_argument(
-        "--plan", metavar="FILE",
+        "--plan",
+        metavar="FILE",
         help="apply only if re-planning gives this saved plan's checksum (from plan --out)",
-    )  # fmt: skip
+    )
     apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     apply.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="go on although a safety rail holds (empty manifests, too many deletions)",
-    )  # fmt: skip
+    )
     apply.add_argument("--max-delete", type=int, metavar="N", help=MAX_DELETE_HELP)
     apply.add_argument(
-        "--break-lock", action="store_true",
+        "--break-lock",
+        action="store_true",
         help="remove a lock left by an apply that died on this host",
-    )  # fmt: skip
+    )
     return apply
 
 
@@ -175,9 +188,12 @@ def _import(
         "--force", action="store_true", help="overwrite existing files and ledger entries"
     )
     importer.add_argument(
-        "--rate-limit", type=int, default=DEFAULT_PER_MINUTE, metavar="N",
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_PER_MINUTE,
+        metavar="N",
         help="API requests per minute (default: %(default)s; 0: no limit)",
-    )  # fmt: skip
+    )
     return importer
 
 
@@ -191,9 +207,12 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0,
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
         help="log more on stderr: -v retries and progress, -vv every API request",
-    )  # fmt: skip
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, make in (
         ("validate", _validate),
@@ -216,9 +235,12 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     serve.add_argument(
-        "--reload-interval", type=float, default=2.0, metavar="S",
+        "--reload-interval",
+        type=float,
+        default=2.0,
+        metavar="S",
         help="how often to look for changed manifests and ledgers (default: %(default)s s)",
-    )  # fmt: skip
+    )
     serve.set_defaults(run=runs["serve"])
     schema = commands.add_parser(
         "schema",

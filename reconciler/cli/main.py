@@ -1,7 +1,7 @@
 """The command line: argv -> the pipeline -> output and an exit code.
 
 The only module that prints. Each subcommand parses its options, calls one function,
-and maps the outcome to the exit codes of DESIGN.md section 7: 0 success, 1 error,
+and maps the outcome to the exit codes of docs/architecture.md ("Exit codes"): 0 success, 1 error,
 2 changes or drift present, 3 refused. Output for machines goes to stdout.
 """
 
@@ -162,11 +162,16 @@ def run_apply(args: argparse.Namespace) -> int:
 
         result = asyncio.run(
             apply(
-                manifests, accounts=args.account or [], environ=environment(), options=options,
-                apply_options=apply_options, confirm=lambda plan: _confirm(plan, args),
-                on_outcome=on_outcome, on_plan=show,
+                manifests,
+                accounts=args.account or [],
+                environ=environment(),
+                options=options,
+                apply_options=apply_options,
+                confirm=lambda plan: _confirm(plan, args),
+                on_outcome=on_outcome,
+                on_plan=show,
             )
-        )  # fmt: skip
+        )
     if github.enabled(args.github, environment()):
         github.summary(render.report(result, "markdown"))
         github.outputs(
@@ -207,11 +212,16 @@ def run_import(args: argparse.Namespace) -> int:
     folder = Path(args.into) if args.into else (root if root.is_dir() else root.parent)
     imported = asyncio.run(
         import_trunks(
-            manifests, account=args.account, targets=args.trunk_sid or [], everything=args.all,
-            folder=folder, environ=environment(), options=Options(per_minute=args.rate_limit),
+            manifests,
+            account=args.account,
+            targets=args.trunk_sid or [],
+            everything=args.all,
+            folder=folder,
+            environ=environment(),
+            options=Options(per_minute=args.rate_limit),
             force=args.force,
         )
-    )  # fmt: skip
+    )
     if not imported:
         print(f"Nothing to import: every live trunk of account {args.account} is managed.")
         return EXIT_OK

@@ -14,10 +14,15 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reconciler.plan.actions import Outcome
+from reconciler.plan.actions import Outcome, Status
 
 log = structlog.get_logger("reconciler.apply")
-MARKS = {"done": "", "failed": " FAILED", "skipped": " skipped", "manual": " manual"}
+MARKS = {
+    Status.DONE: "",
+    Status.FAILED: " FAILED",
+    Status.SKIPPED: " skipped",
+    Status.MANUAL: " manual",
+}
 
 
 class Reporter:

@@ -2,7 +2,7 @@
 
 Called by ``models`` (while validating what users write) and later by ``live`` (while
 reading what the API returns), so that both sides of a diff are spelled the same way
-(DESIGN.md section 3, fact 4: "a plan right after an apply must be empty"). Pure.
+(docs/architecture.md, "One canonical form": a plan right after an apply is empty). Pure.
 
 Each function takes what a person or the API may write and returns the canonical
 spelling, or raises ``ValueError`` with a message that says what is wrong and what
@@ -30,7 +30,7 @@ _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _DOTTED = re.compile(r"[0-9.]+")
 _DESTINATION = re.compile(r"(?P<host>[^:;\s]+)(?::(?P<port>[^;]*))?(?P<params>(?:;.*)?)")
 DOMAIN_SUFFIX = ".pstn.exotel.com"
-MIN_MASK, MAX_MASK = 16, 32  # what the API accepts (exotel-api.md section 6)
+MIN_MASK, MAX_MASK = 16, 32  # what the API accepts (docs/exotel-api.md section 6)
 MAX_PORT = 65535
 TRANSPORTS = ("tls", "tcp")  # UDP is not supported by Exotel's vSIP trunks
 USUAL_PORTS = {"tls": 5061, "tcp": 5060}

@@ -38,7 +38,7 @@ ACCOUNT_SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 SECRET_FIELDS = frozenset({"api_key", "api_token", "password"})
 MAX_PRIORITY = 65535  # same range as DNS SRV priority and weight, which these mirror
-USER_NAME_MAX, FRIENDLY_NAME_MAX = 32, 32  # exotel-api.md section 6a
+USER_NAME_MAX, FRIENDLY_NAME_MAX = 32, 32  # docs/exotel-api.md section 6a
 
 
 def _secret_reference(example: str) -> Callable[[str], str]:

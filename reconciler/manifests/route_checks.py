@@ -44,36 +44,40 @@ def check_routes(
         if key in seen:
             problems.append(
                 origin.problem(
-                    ("did",), ERROR,
+                    ("did",),
+                    ERROR,
                     f"{route.did} is already routed at {seen[key].origin.where()}; "
                     "one route per DID",
                 )
-            )  # fmt: skip
+            )
         seen.setdefault(key, declared)
         if route.did != CATCH_ALL and key not in mapped:
             problems.append(
                 origin.problem(
-                    ("did",), ERROR,
+                    ("did",),
+                    ERROR,
                     f"{route.did} is not mapped on any declared trunk of account {route.account}: "
                     "calls to it never reach a flow that asks this service",
                 )
-            )  # fmt: skip
+            )
         elif route.did != CATCH_ALL and mapped[key] == "pstn":
             problems.append(
                 origin.problem(
-                    ("did",), WARNING,
+                    ("did",),
+                    WARNING,
                     f"{route.did} is mapped in mode pstn, which sends calls straight to the trunk: "
                     "only mode: flow reaches a Connect applet that asks this service",
                 )
-            )  # fmt: skip
+            )
         for where, target in route.targets():
             if (route.account, target.trunk) not in names:
                 problems.append(
                     origin.problem(
-                        (*where, "trunk"), ERROR,
+                        (*where, "trunk"),
+                        ERROR,
                         f"trunk {target.trunk!r} is not declared in account {route.account}",
                     )
-                )  # fmt: skip
+                )
         problems += _reachability(declared)
     return problems
 

@@ -8,7 +8,7 @@ tried in order and the first whose conditions all hold wins; otherwise the defau
 Each names its trunk by *name*: ``serve`` resolves it to the live SID through the ledger
 at request time, so a replaced trunk never breaks routing. Exotel's Connect applet
 allows at most 3 custom SIP headers, 200 bytes in all, with names that do not start
-``Exotel-`` or ``Veeno-`` (exotel-api.md section 7).
+``Exotel-`` or ``Veeno-`` (docs/exotel-api.md section 7).
 """
 
 from __future__ import annotations

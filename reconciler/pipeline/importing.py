@@ -206,7 +206,7 @@ async def _import(
             credentials={},
             fingerprint=fingerprint(model),
             parts=parts(model),
-        )  # fmt: skip
+        )
         passwords = tuple(names[user] for user in sorted(trunk.credentials))
         content = (SCHEMA_LINE.format(path=schema) if schema else "") + text
         ready.append((Imported(name, sid, file, passwords), content, entry))

@@ -24,6 +24,9 @@ NOT_IN_MINIMAL = frozenset(
         Operation.UPDATE_CREDENTIAL,
     }
 )
+# What profile minimal does instead, where it can: a credential's password is rotated by
+# deleting and re-creating it (the only credential calls it has).
+MINIMAL_SUBSTITUTES = {Operation.UPDATE_CREDENTIAL: Operation.REPLACE_CREDENTIAL}
 # Operations apply never performs: a person does them.
 MANUAL_ONLY = frozenset({Operation.CHANGE_DOMAIN, Operation.IMPORT_PENDING})
 

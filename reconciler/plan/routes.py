@@ -14,6 +14,7 @@ from reconciler.live.state import sha256_of
 from reconciler.manifests.routes import RouteSpec
 from reconciler.plan.actions import Action, Kind, Operation, Origin
 from reconciler.plan.diff import Resource
+from reconciler.plan.steps import address
 
 ROUTES_TRUNK = "(routes)"  # the pseudo-trunk route actions are grouped under
 WHY = (
@@ -52,7 +53,7 @@ def route_actions(
             kind = Kind.UPDATE
         actions.append(
             Action(
-                address=f"{account}/route/{did}",
+                address=address(account, ROUTES_TRUNK, Resource.ROUTE, did),
                 kind=kind,
                 resource=Resource.ROUTE,
                 operation=Operation.RECORD_ROUTE,

@@ -1,6 +1,6 @@
 """Whitelisted-IP endpoints (the trunk's ACL): add, list, change, remove.
 
-Called through the sandbox's route table. Rules from exotel-api.md section 6a: a bare
+Called through the sandbox's route table. Rules from docs/exotel-api.md section 6a: a bare
 public IPv4 address, an integer mask 16-32 (default 32), host bits kept as sent,
 duplicates keyed on ip + mask.
 """

@@ -1,7 +1,7 @@
 """The sandbox's request pipeline: one aiohttp handler for every request.
 
 Called by the sandbox's server (``server.py``), which owns sockets, TLS and signals.
-Checks run in the order exotel-api.md section 6a gives for when several errors
+Checks run in the order docs/exotel-api.md section 6a gives for when several errors
 apply: auth (401) -> rate limit (429) -> fault -> route or profile (404) -> content
 type (415) -> body size and parse (413, 400/1007) -> the handler's own order (types,
 trunk exists, field rules, duplicates).

@@ -1,7 +1,7 @@
 """One API call as the handlers see it, and the pagination every list shares.
 
 Called by the server (which builds a :class:`Call` per request) and by the handlers.
-Pure: no I/O. Pagination follows exotel-api.md section 6a: ``offset``/``page_size``,
+Pure: no I/O. Pagination follows docs/exotel-api.md section 6a: ``offset``/``page_size``,
 root-relative page URIs that keep the other query parameters, and no ``metadata`` at
 all when the whole collection is empty.
 """

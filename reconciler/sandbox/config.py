@@ -15,7 +15,7 @@ from reconciler.sandbox.limits import DEFAULT_IN_FLIGHT, DEFAULT_PER_MINUTE, WIN
 PROFILES = ("full", "minimal")
 DEFAULT_ACCOUNT = "demo:demo_key:demo_token"
 DEFAULT_HOLD_SECONDS = 30.0
-MAX_BODY_BYTES = 1024 * 1024  # 413 above 1 MiB (exotel-api.md section 6a)
+MAX_BODY_BYTES = 1024 * 1024  # 413 above 1 MiB (docs/exotel-api.md section 6a)
 _SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 

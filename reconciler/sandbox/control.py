@@ -1,4 +1,5 @@
-"""The sandbox's control endpoints (DESIGN.md section 8), for tests, benchmarks and demos.
+"""The sandbox's control endpoints, for tests, benchmarks and demos (docs/architecture.md,
+"The sandbox").
 
 Called by the sandbox's request pipeline for every path under ``/_sandbox/``. Never
 authenticated, rate limited, faulted, delayed or counted in the stats; bodies are

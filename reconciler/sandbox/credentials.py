@@ -1,6 +1,6 @@
 """SIP digest credential endpoints: add, list, change, remove.
 
-Called through the sandbox's route table. Measured live (exotel-api.md section 6a):
+Called through the sandbox's route table. Measured live (docs/exotel-api.md section 6a):
 ``user_name`` 1-32 and ``password`` 1-64 characters of ``[A-Za-z0-9_]``,
 ``friendly_name`` up to 32 of the same; user names unique per trunk. The password is
 write-only: answers never carry it and the store keeps only its SHA-256.

@@ -1,6 +1,6 @@
 """Destination-URI endpoints: the batch add (200 or 207 per item), list, change, remove.
 
-Called through the sandbox's route table. Rules from exotel-api.md sections 4 and 6a:
+Called through the sandbox's route table. Rules from docs/exotel-api.md sections 4 and 6a:
 ``host:port;transport=tls|tcp``, stored with a ``sip:`` prefix (never twice), host case
 kept as sent; an IP host must lie inside a whitelisted network of the same trunk; an
 exact duplicate is an item 409/1008; optional ``priority`` and ``weight`` at creation.
@@ -28,7 +28,7 @@ from reconciler.sandbox.store import Destination, Trunk
 
 
 def _stored_form(host: str, port: int, transport: str) -> str:
-    # "sip:" once and in lower case; the host's case kept as sent (exotel-api.md 6a).
+    # "sip:" once and in lower case; the host's case kept as sent (docs/exotel-api.md 6a).
     return f"sip:{host}:{port};transport={transport}"
 
 

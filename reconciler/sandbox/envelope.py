@@ -2,7 +2,7 @@
 
 Called by the sandbox's handlers and server. Pure: builds dictionaries, does no I/O.
 
-Shapes follow exotel-api.md section 2 and the captured examples in
+Shapes follow docs/exotel-api.md section 2 and the captured examples in
 ``vendor/exotel-examples``: every answer carries ``request_id``, ``method`` and
 ``http_code``; a single object sits in ``response`` as ``{code, error_data, status,
 data}``; lists and batches put an array of such items in ``response`` beside a
@@ -78,7 +78,7 @@ def too_large(limit: int) -> ApiError:
 
 
 def duplicate(description: str) -> ApiError:
-    # Measured live: HTTP 200, envelope 409 (exotel-api.md section 6).
+    # Measured live: HTTP 200, envelope 409 (docs/exotel-api.md section 6).
     return ApiError(200, 1008, "Duplicate resource", description, envelope_code=409)
 
 

@@ -3,13 +3,13 @@
 Called by the sandbox's control endpoint (to parse and replace the rules) and by its
 server (to pick the fault for a request). Pure apart from the seeded random source.
 
-Semantics (DESIGN.md section 8): ``path`` is an ``fnmatch`` glob over the path without
-its query (``*`` also matches ``/``); ``method`` and ``path`` ``"*"`` match everything; the
-first live rule that matches decides. A ``count`` rule is live while its count is above
-zero and counts down only when it fires; a ``probability`` rule is always live and fires
-for that share of the requests it decides (when its draw says no, nothing fires: later
-rules are no second chance), drawn from a source re-seeded from ``--seed`` each time the
-rules are replaced, so a run is reproducible.
+Semantics (docs/architecture.md, "The sandbox"): ``path`` is an ``fnmatch`` glob over
+the path without its query (``*`` also matches ``/``); ``method`` and ``path`` ``"*"``
+match everything; the first live rule that matches decides. A ``count`` rule is live
+while its count is above zero and counts down only when it fires; a ``probability`` rule
+is always live and fires for that share of the requests it decides (when its draw says
+no, nothing fires: later rules are no second chance), drawn from a source re-seeded from
+``--seed`` each time the rules are replaced, so a run is reproducible.
 """
 
 from __future__ import annotations

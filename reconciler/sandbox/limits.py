@@ -5,7 +5,7 @@ on a monotonic clock the caller passes in, so tests can drive it directly.
 
 The window is strict and sliding: a request is refused when ``limit`` requests already
 arrived in the last 60 seconds. Every authenticated API request is recorded, refused
-ones included (exotel-api.md section 6a: "every other API request does" count), so a
+ones included (docs/exotel-api.md section 6a: "every other API request does" count), so a
 client that ignores ``Retry-After`` stays locked out; ``Retry-After`` is the whole
 number of seconds until the window would take one more.
 """
@@ -16,7 +16,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-WINDOW_SECONDS = 60.0  # "200 requests per minute per account" (exotel-api.md section 1)
+WINDOW_SECONDS = 60.0  # "200 requests per minute per account" (docs/exotel-api.md section 1)
 DEFAULT_PER_MINUTE = 200
 DEFAULT_IN_FLIGHT = 50  # "50 concurrent connections is stated once"
 IN_FLIGHT_RETRY_AFTER = 1

@@ -1,4 +1,4 @@
-"""The route table: every endpoint of exotel-api.md section 3, and which profile serves it.
+"""The route table: every endpoint of docs/exotel-api.md section 3, and which profile serves it.
 
 Called by the sandbox's server to find the handler for a request, and to name the
 route template in ``/_sandbox/stats``. Pure. Rows marked ``minimal=False`` are the

@@ -1,4 +1,6 @@
-"""Field rules of Exotel's vSIP API (exotel-api.md sections 4 and 6a), as the sandbox enforces them.
+"""Field rules of Exotel's vSIP API, as the sandbox enforces them.
+
+From docs/exotel-api.md sections 4 and 6a.
 
 Called by the sandbox's handlers. Pure functions; each raises :class:`ApiError` with the
 code Exotel uses. The reconciler has its own copy of these rules in its manifest
@@ -39,7 +41,7 @@ _DESTINATION = re.compile(
 )
 _DOTTED = re.compile(r"[0-9.]+")
 _DIGITS = re.compile(r"[0-9]+")
-MIN_MASK, MAX_MASK = 16, 32  # exotel-api.md section 6: 16-32 (one source says 32 only)
+MIN_MASK, MAX_MASK = 16, 32  # docs/exotel-api.md section 6: 16-32 (one source says 32 only)
 MAX_PORT = 65535
 
 
@@ -144,7 +146,7 @@ def check_public_ipv4(ip: str) -> ipaddress.IPv4Address:
 
 
 def check_mask(mask: Any) -> int:
-    # A string mask is 1002, not 1007 (exotel-api.md section 6a), so no type check first.
+    # A string mask is 1002, not 1007 (docs/exotel-api.md section 6a), so no type check first.
     if isinstance(mask, bool) or not isinstance(mask, int) or not MIN_MASK <= mask <= MAX_MASK:
         raise invalid(f"Mask must be an integer between {MIN_MASK} and {MAX_MASK}")
     return mask

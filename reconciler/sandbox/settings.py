@@ -2,7 +2,7 @@
 
 Called through the sandbox's route table. The one known setting is
 ``trunk_external_alias``, the caller ID on outbound calls; its value must be E.164 but
-need not be a DID mapped on the trunk (exotel-api.md section 6a).
+need not be a DID mapped on the trunk (docs/exotel-api.md section 6a).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Called by the sandbox's handlers (which validate and then mutate) and by its ser
 (which persists and resets). No I/O here: :meth:`Store.dump` and :meth:`Store.load`
 turn the data into JSON-ready dictionaries and back; ``persist`` writes them.
 
-Ids follow exotel-api.md section 6a: trunk SIDs are ``trmum1`` plus 22 lowercase
+Ids follow docs/exotel-api.md section 6a: trunk SIDs are ``trmum1`` plus 22 lowercase
 alphanumerics, child ids are increasing integers per account as digit strings, never
 reused, and request ids are 32 hex characters. Seeded :class:`random.Random` sources make
 SIDs and request ids reproducible under ``--seed`` (two sources, so SIDs do not
@@ -23,7 +23,7 @@ from typing import Any
 
 from reconciler.sandbox.envelope import JSON, not_found
 
-SID_PREFIX = "trmum1"  # the Mumbai shape of exotel-api.md section 1: 6 + 22 = 28 characters
+SID_PREFIX = "trmum1"  # the Mumbai shape of docs/exotel-api.md section 1: 6 + 22 = 28 characters
 SID_ALPHABET = string.ascii_lowercase + string.digits
 SID_RANDOM_LENGTH = 22
 FORMAT_VERSION = 1

@@ -1,4 +1,4 @@
-"""Trunk endpoints: create, list, update, delete (exotel-api.md sections 3 and 4).
+"""Trunk endpoints: create, list, update, delete (docs/exotel-api.md sections 3 and 4).
 
 Called through the sandbox's route table. Each handler checks in the API's order:
 body types (1007), the trunk exists (404/1000), field rules (1001/1002), duplicates
@@ -72,7 +72,7 @@ def update_trunk(call: Call) -> Reply:
 
 
 def delete_trunk(call: Call) -> Reply:
-    # DELETE takes the SID in the query, not the path (exotel-api.md section 3).
+    # DELETE takes the SID in the query, not the path (docs/exotel-api.md section 3).
     trunk_sid = call.query.get("trunk_sid")
     if not trunk_sid:
         raise missing("trunk_sid")

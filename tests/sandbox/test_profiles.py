@@ -20,7 +20,7 @@ MISSING_IN_MINIMAL = sorted(route.key for route in ROUTES if not route.minimal)
 
 
 def test_the_minimal_rows_are_the_documented_ones() -> None:
-    # exotel-api.md section 3, rows marked "no".
+    # docs/exotel-api.md section 3, rows marked "no".
     assert (
         sorted(
             [

@@ -98,7 +98,7 @@ def test_json_null_body_is_a_bad_body(api: Api) -> None:
 
 
 def test_wrong_types_win_over_missing_fields(api: Api) -> None:
-    # Types are checked before field rules (exotel-api.md section 6a).
+    # Types are checked before field rules (docs/exotel-api.md section 6a).
     assert error(api.post("/trunks", {"nso_code": 5}))[2] == 1007
 
 
