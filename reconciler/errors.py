@@ -1,7 +1,7 @@
 """The reconciler's error tree: every failure a user can meet, as one small hierarchy.
 
-Raised by ``load`` (bad manifests), ``ledger`` (an unusable state file) and ``client``
-(the Exotel API, translated once at the boundary with ``raise ... from``); caught by the
+Raised by ``manifests`` (bad manifests), ``live.ledger`` (an unusable state file) and
+``exotel`` (the Exotel API, translated once at the boundary with ``raise ... from``); caught by the
 CLI, which turns each into a message and an exit code. No traceback reaches a user.
 
     ReconcilerError

@@ -87,5 +87,5 @@ def test_a_failed_apply_exits_one_and_lists_what_remains(
     result = reconciler("apply", "--auto-approve", env=environ(sandbox), cwd=tmp_path)
     assert result.returncode == 1
     assert "Failed:" in result.stdout
-    assert "Not converged: 1 action(s) remain" in result.stdout
+    assert "Not converged: 1 action(s) did not succeed; 1 action(s) remain" in result.stdout
     assert "demo/bot/credential/bot_user" in result.stdout.split("Remaining:")[1]

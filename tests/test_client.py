@@ -181,6 +181,24 @@ def test_pagination_and_a_list_without_metadata() -> None:
     assert run(empty.list_trunks()) == []
 
 
+def test_an_absolute_next_page_is_followed_on_the_same_host_only() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.params.get("offset") == "1":
+            return httpx.Response(200, json={"response": [{"status": "success", "data": {}}]})
+        nxt = "http://exotel.test/v2/accounts/ameyo5m/trunks?offset=1&page_size=1"
+        if request.url.params.get("elsewhere"):
+            nxt = "https://attacker.example/v2/accounts/ameyo5m/trunks?offset=1"
+        page = {"response": [{"status": "success", "data": {}}], "metadata": {"next_page_uri": nxt}}
+        return httpx.Response(200, json=page)
+
+    assert len(run(client(handler).listing("/trunks"))) == 2
+    assert len(run(client(handler).listing("/trunks", params={"elsewhere": 1}))) == 1
+    assert all(url.startswith("http://exotel.test/") for url in seen)
+
+
 def test_batch_answers_come_back_per_item() -> None:
     body = {
         "http_code": 207,

@@ -1,6 +1,6 @@
 """The command line's grammar: every subcommand, option and help text.
 
-Called by ``cli`` (which binds each subcommand to its ``run_*`` function) and by the
+Called by ``cli.main`` (which binds each subcommand to its ``run_*`` function) and by the
 tests that parse the workflows' command lines, so a renamed flag fails the build.
 Options shared by several commands are declared once, by the helpers below.
 """

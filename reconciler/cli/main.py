@@ -1,8 +1,8 @@
 """The command line: argv -> the pipeline -> output and an exit code.
 
 The only module that prints. Each subcommand parses its options, calls one function,
-and maps the outcome to the exit codes of docs/architecture.md ("Exit codes"): 0 success, 1 error,
-2 changes or drift present, 3 refused. Output for machines goes to stdout.
+and maps the outcome to the exit codes of docs/architecture.md ("Exit codes"): 0 success,
+1 error, 2 changes or drift present, 3 refused. Output for machines goes to stdout.
 """
 
 from __future__ import annotations

@@ -245,8 +245,22 @@ class Session:
                 items.append(item["data"])
             metadata = document.get("metadata") or {}
             next_uri = metadata.get("next_page_uri") if isinstance(metadata, dict) else None
-            url, query = (next_uri, None) if next_uri and next_uri.startswith("/") else (None, None)
+            url, query = self._next_page(next_uri), None
         return items
+
+    def _next_page(self, uri: object) -> str | None:
+        """The path of the next page: a root-relative ``next_page_uri`` as the docs show
+        it, or an absolute one on the same host. Never another host: the request would
+        carry the account's credentials there."""
+        if not isinstance(uri, str) or not uri:
+            return None
+        if uri.startswith("/"):
+            return uri
+        found, base = httpx.URL(uri), self.http.base_url
+        if (found.scheme, found.host, found.port) != (base.scheme, base.host, base.port):
+            log.warning("exotel.next_page_elsewhere", account=self.account, host=found.host)
+            return None
+        return found.raw_path.decode("ascii")
 
     async def batch(self, path: str, body: JSON, *, idempotent: bool = False) -> list[ItemResult]:
         """A batch write (destination URIs, settings): one result per item, in order."""

@@ -1,11 +1,10 @@
 """What is known about an account: live state from Exotel, and the ledger's records.
 
-Live state is built by ``live`` (which does the reading), the ledger's records by
-``ledger`` (which reads and writes the file); both are consumed by ``diff`` and
-``plan``, which must not do I/O, hence this separate, pure module. Children are keyed the way
-the manifests key them: DIDs by E.164 number, whitelisted IPs by ``a.b.c.d/nn``,
-destinations by canonical URI, credentials by username; each keeps the API's id,
-which updates and deletes need.
+The account's state is built by ``live.read`` (from the trunks ``exotel.client`` reads,
+``exotel.records``), the ledger's records by ``live.ledger`` (which reads and writes the
+file); both are consumed by ``live.pairing`` and ``plan``, which must not do I/O, hence
+this separate, pure module. Also the digests the ledger keeps: a trunk's fingerprint and
+each child's digest, by which drift is told apart from a manifest edit.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One canonical form per value, for manifest values and Exotel's answers alike.
 
-Called by ``models`` (while validating what users write) and later by ``live`` (while
+Called by ``models`` (while validating what users write) and by ``exotel.client`` (while
 reading what the API returns), so that both sides of a diff are spelled the same way
 (docs/architecture.md, "One canonical form": a plan right after an apply is empty). Pure.
 

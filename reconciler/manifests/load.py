@@ -1,14 +1,14 @@
 """Manifest files -> validated models, with file, line and column for every problem.
 
-Called by the CLI (``validate`` and, later, every command that plans). Reads the files;
-everything else it hands to pure modules: ``yamlsource`` (text to data), ``models``
-(each account and trunk), ``explain`` (pydantic's errors in the user's terms) and
-``checks`` (rules across objects). It never stops at the first problem: a manifest
-with ten mistakes gets ten messages, sorted by file and line.
+Called by the CLI (every command starts here) and by ``routing.snapshot``. Reads the
+files; everything else it hands to pure modules: ``yamlsource`` (text to data),
+``models`` (each account and trunk), ``explain`` (pydantic's errors in the user's terms)
+and ``checks`` and ``route_checks`` (rules across objects). It never stops at the first
+problem: a manifest with ten mistakes gets ten messages, sorted by file and line.
 
 Files: every ``*.yaml`` and ``*.yml`` under PATH, recursively, hidden folders skipped;
 ledgers are JSON and never read here. A file may hold several documents, each with
-``accounts:``, ``trunks:`` or both.
+any of ``accounts:``, ``trunks:`` and ``routes:``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Two severities, distinct on purpose:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -50,10 +50,6 @@ def format_path(parts: Iterable[str | int]) -> str:
         else:
             text += f".{part}" if text else part
     return text
-
-
-def count(problems: Sequence[Problem], severity: Severity) -> int:
-    return sum(1 for problem in problems if problem.severity is severity)
 
 
 def plural(number: int, word: str) -> str:

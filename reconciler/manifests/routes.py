@@ -1,7 +1,8 @@
 """The ``routes:`` manifest kind: how inbound calls reach trunks, and when bots hand off.
 
-Called by ``models`` (a manifest file may hold ``routes:``), ``checks`` (rules across
-routes and trunks) and ``routing`` (the decisions ``reconciler serve`` makes). Pure.
+Used by ``document`` (a manifest file may hold ``routes:``), ``route_checks`` (rules
+across routes and trunks), ``windows`` and ``reconciler.routing`` (the decisions
+``reconciler serve`` makes). Pure.
 
 A route is keyed by DID (or ``"*"`` for every other DID of the account). Its rules are
 tried in order and the first whose conditions all hold wins; otherwise the default.

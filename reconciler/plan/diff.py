@@ -1,11 +1,11 @@
 """Desired x live -> changes: keyed set arithmetic, then field by field.
 
-Called by ``plan`` for each trunk it pairs with live state. Pure: no I/O, no API
+Called by ``plan.trunks`` for each declared trunk paired with live state. Pure: no I/O, no API
 knowledge beyond what the state holds. Identity is kept apart from content (as in
 octoDNS): every child has a key (the DID, the ``ip/mask``, the destination URI, the
 credential's username), keys are paired with set operations, and only paired items
 are compared field by field. A change says what it is, not what to call: turning
-changes into API operations, manual steps or replacements is ``plan``'s job.
+changes into API operations, manual steps or replacements is ``plan.trunks``' job.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Routing decisions: Exotel's query parameters + the manifests + the ledger -> an answer.
 
-Called by ``serve`` for every ``/connect`` (the Connect applet's Dynamic URL) and
+Called by ``routing.service`` for every ``/connect`` (the Connect applet's Dynamic URL) and
 ``/handoff`` (the Passthru webhook) request. Pure: the clock and the agents' answer are
 passed in, so tests fix them.
 

@@ -3,7 +3,7 @@
 Called by the sandbox's handlers and server. Pure: builds dictionaries, does no I/O.
 
 Shapes follow docs/exotel-api.md section 2 and the captured examples in
-``vendor/exotel-examples``: every answer carries ``request_id``, ``method`` and
+``tests/vendor/exotel-examples``: every answer carries ``request_id``, ``method`` and
 ``http_code``; a single object sits in ``response`` as ``{code, error_data, status,
 data}``; lists and batches put an array of such items in ``response`` beside a
 ``metadata`` object. The envelope's ``code``, not the HTTP status, tells success: a
