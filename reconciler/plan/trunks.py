@@ -122,19 +122,22 @@ class TrunkPlanner:
         self.steps.manual(step, how=how)
 
     def _create(self, spec: TrunkSpec, origin: Origin, reason: str) -> None:
-        after = {"name": spec.name, "nso_code": spec.nso_code, "domain_name": spec.domain_name}
-        where = self.steps.add(
-            Step(
-                trunk=spec.name,
-                operation=Operation.CREATE_TRUNK,
-                kind=Kind.CREATE,
-                after=after,
-                reason=reason,
-                origin=origin,
-            )
+        step = Step(
+            trunk=spec.name,
+            operation=Operation.CREATE_TRUNK,
+            kind=Kind.CREATE,
+            after=_trunk_fields(spec),
+            reason=reason,
+            origin=origin,
         )
+        self._new_trunk(spec, step)
+
+    def _new_trunk(self, spec: TrunkSpec, step: Step) -> str:
+        """A trunk made afresh (created or replaced), then everything on it."""
+        where = self.steps.add(step)
         for change in children(spec, None, None):
-            self._child(spec, change, origin, depends=(where,), target={})
+            self._child(spec, change, step.origin, depends=(where,), target={})
+        return where
 
     def _existing(self, found: Pair, live: LiveTrunk, origin: Origin) -> None:
         spec, entry = found.spec, found.entry
@@ -217,27 +220,23 @@ class TrunkPlanner:
         self, spec: TrunkSpec, live: LiveTrunk, reasons: Sequence[str], origin: Origin
     ) -> None:
         before = {"sid": live.sid, "name": live.name or spec.name, "domain_name": live.domain_name}
-        after = {"name": spec.name, "nso_code": spec.nso_code, "domain_name": spec.domain_name}
-        where = self.steps.add(
-            Step(
-                trunk=spec.name,
-                operation=Operation.REPLACE_TRUNK,
-                kind=Kind.REPLACE,
-                before=before,
-                after=after,
-                reason="allow_replace: rebuild the trunk because " + "; ".join(reasons),
-                origin=origin,
-                target={"trunk_sid": live.sid},
-            )
+        step = Step(
+            trunk=spec.name,
+            operation=Operation.REPLACE_TRUNK,
+            kind=Kind.REPLACE,
+            before=before,
+            after=_trunk_fields(spec),
+            reason="allow_replace: rebuild the trunk because " + "; ".join(reasons),
+            origin=origin,
+            target={"trunk_sid": live.sid},
         )
+        where = self._new_trunk(spec, step)
         self.steps.notice(
             NoticeKind.REPLACEMENT,
             f"trunk {spec.name} will be replaced: it gets a new SID, and Connect applets or "
             f"Dynamic URLs that dial sip:{live.sid} must be updated",
             where,
         )
-        for change in children(spec, None, None):
-            self._child(spec, change, origin, depends=(where,), target={})
 
     def _child(
         self,
@@ -271,6 +270,10 @@ class TrunkPlanner:
             self.steps.manual(step)
         else:
             self.steps.add(step)
+
+
+def _trunk_fields(spec: TrunkSpec) -> dict[str, str | None]:
+    return {"name": spec.name, "nso_code": spec.nso_code, "domain_name": spec.domain_name}
 
 
 def _origin(

@@ -6,12 +6,11 @@ Called by the CLI. An ASGI app (Starlette, served by uvicorn) answering:
     GET /handoff   Exotel's Passthru: 200 to the agents' Connect applet, 302/404 to hangup
     GET /healthz   what is loaded
 
-Decisions are ``routing``'s; this module loads manifests and ledgers into a snapshot,
-reloads them when their files change (a new snapshot is built aside and swapped in
-whole, so a request never sees half of a reload; one that fails to load leaves the old
-one serving), and logs one line per decision: DID, rule, status, CallSid. Never the
-caller's number. No request ever gets a 500: anything unexpected is a 404 the flow
-treats as a failure, and is logged.
+Decisions are ``routing.decide``'s, snapshots ``routing.snapshot``'s (rebuilt aside when
+their files change and swapped in whole; one that fails to load leaves the old one
+serving), the agents check ``routing.agents``'. This module answers, and logs one line
+per decision: DID, rule, status, CallSid. Never the caller's number. No request ever
+gets a 500: anything unexpected is a 404 the flow treats as a failure, and is logged.
 """
 
 from __future__ import annotations
