@@ -21,7 +21,7 @@ from reconciler.plan.actions import (
     Status,
 )
 from reconciler.plan.diff import Resource
-from tests.estate import apply, environ, plan, write
+from tests.estate import apply, environ, live_trunks, plan, write
 from tests.sandboxes import Api, Sandbox, ok
 from tests.test_plan_cli import reconciler
 
@@ -140,3 +140,26 @@ def test_a_failed_rename_is_never_reported_converged(
     assert "Not converged: 1 action(s) did not succeed" in done.stdout
     sandbox.faults()
     assert [a.operation for a in plan(folder, sandbox).actions] == [Operation.RENAME_TRUNK]
+
+
+def test_a_new_trunk_whose_name_a_ledger_trunk_holds_is_a_manual_step(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """Trunk a, renamed to b by hand on Exotel; the manifests now also declare a new b."""
+    folder = write(tmp_path / "manifests", "- name: a\n  account: demo\n")
+    assert apply(folder, sandbox).converged
+    sid = live_sid(sandbox, "a")
+    ok(api.put(f"/trunks/{sid}", {"trunk_name": "b"}))
+    write(folder, "- name: a\n  account: demo\n- name: b\n  account: demo\n")
+    got = {a.address: (a.kind, a.operation) for a in plan(folder, sandbox).actions}
+    assert got == {
+        "demo/a": (Kind.UPDATE, Operation.RENAME_TRUNK),  # back to its declared name
+        "demo/b": (Kind.MANUAL, Operation.CREATE_TRUNK),  # not a create that would fail
+    }
+    [step] = [a for a in plan(folder, sandbox).actions if a.address == "demo/b"]
+    assert f"held by live trunk {sid}, which the ledger tracks as a" in step.reason
+
+
+def live_sid(sandbox: Sandbox, name: str) -> str:
+    [trunk] = [t for t in live_trunks(sandbox) if t["trunk_name"] == name]
+    return str(trunk["trunk_sid"])
