@@ -56,6 +56,10 @@ class ConfigError(ReconcilerError):
     pass
 
 
+class Interrupted(ReconcilerError):
+    """SIGINT or SIGTERM stopped an apply: the ledger was saved and the lock released."""
+
+
 @dataclass(frozen=True)
 class CallInfo:
     """Which call failed and what Exotel said about it (never credentials)."""

@@ -94,6 +94,7 @@ def main() -> int:
     env = {
         **os.environ,
         "EXOTEL_BASE_URL": url,
+        "RECONCILER_ALLOWED_HOSTS": url.split("://", 1)[1],  # the sandbox, also under CI
         "EXOTEL_API_KEY": AUTH[0],
         "EXOTEL_API_TOKEN": AUTH[1],
         "SIP_PASSWORD_MUM_PBX": "demo_pbx_password_1",

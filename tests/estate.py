@@ -11,6 +11,7 @@ import asyncio
 import textwrap
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from reconciler.live import ledger as ledgers
 from reconciler.live.ledger import Ledger, TrunkEntry, fingerprint
@@ -51,6 +52,8 @@ def write(folder: Path, trunks: str, *, profile: str = "full", prune: bool = Fal
 def environ(sandbox: Sandbox, **extra: str) -> dict[str, str]:
     return {
         "EXOTEL_BASE_URL": sandbox.url,
+        # In CI, credentials go only to Exotel's hosts unless the environment allows another.
+        "RECONCILER_ALLOWED_HOSTS": urlsplit(sandbox.url).netloc,
         "EXOTEL_API_KEY": "demo_key",
         "EXOTEL_API_TOKEN": TOKEN,
         "SIP_PASSWORD": PASSWORD,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from tests.estate import environ, live_trunks, write
@@ -89,3 +93,43 @@ def test_a_failed_apply_exits_one_and_lists_what_remains(
     assert "Failed:" in result.stdout
     assert "Not converged: 1 action(s) did not succeed; 1 action(s) remain" in result.stdout
     assert "demo/bot/credential/bot_user" in result.stdout.split("Remaining:")[1]
+
+
+def test_sigterm_stops_an_apply_cleanly(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    """A CI runner cancelling the job sends SIGTERM: the lock goes, the journal says so."""
+    write(tmp_path / "manifests", BASE)
+    # Hold the credential's answer so the apply is surely in flight when the signal comes.
+    sandbox.faults(
+        {"method": "POST", "path": "*/credentials", "fault": "timeout_after_commit", "count": 1}
+    )
+    state = tmp_path / "manifests" / "state"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "--auto-approve"],
+        cwd=tmp_path,
+        env={**os.environ, **environ(sandbox)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    journal = state / "demo.journal.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lines = journal.read_text().splitlines() if journal.exists() else []
+        if any("credential/bot_user" in line for line in lines):
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1, stdout + stderr
+    assert "interrupted after" in stderr
+    assert "run apply again" in stderr
+    assert not (state / "demo.json.lock").exists()
+    last = json.loads(journal.read_text().splitlines()[-1])
+    assert last["event"] in ("apply.interrupted", "apply.finished")
+    events = [json.loads(line)["event"] for line in journal.read_text().splitlines()]
+    assert "apply.interrupted" in events
+    # What landed is in the ledger: the trunk is not created twice by the next apply.
+    sandbox.faults()
+    again = reconciler("apply", "--auto-approve", env=environ(sandbox), cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(live_trunks(sandbox)) == 1

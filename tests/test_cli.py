@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
+
+from reconciler.manifests.document import ManifestFile
+from reconciler.manifests.schema import REFERENCE_SECTIONS
 
 ROOT = Path(__file__).parents[1]
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -115,3 +121,23 @@ def test_help_and_version() -> None:
     result = reconciler("validate", "--help")
     assert "--format" in result.stdout
     assert reconciler("frobnicate").returncode == 2
+
+
+def test_the_field_reference_covers_every_model_of_the_language() -> None:
+    """A new nested model (a new child kind) must get its own section in the reference."""
+
+    def reachable(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[type[BaseModel]]:
+        for field in model.model_fields.values():
+            stack: list[Any] = [field.annotation]
+            while stack:
+                annotation = stack.pop()
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    if annotation not in seen:
+                        seen.add(annotation)
+                        reachable(annotation, seen)
+                else:
+                    stack.extend(typing.get_args(annotation))
+        return seen
+
+    documented = {model for _, model in REFERENCE_SECTIONS}
+    assert reachable(ManifestFile, set()) <= documented

@@ -52,6 +52,15 @@ def test_ledger_defaults_to_the_account_name(tmp_path: Path) -> None:
     assert manifests.accounts["prod"].spec.ledger == "state/prod.json"
 
 
+def test_a_ledger_path_must_stay_inside_the_manifests_folder(tmp_path: Path) -> None:
+    for escape in ("../x.json", "state/../../x.json", "state\\..\\..\\x.json"):
+        account = ACCOUNT + f"    ledger: '{escape}'\n"
+        manifests = load(write(tmp_path / str(len(escape)), {"a.yaml": account}))
+        [problem] = manifests.errors
+        assert problem.path == "accounts.prod.ledger"
+        assert "must stay inside the manifests directory" in problem.message
+
+
 def test_hidden_folders_and_other_files_are_skipped(tmp_path: Path) -> None:
     write(
         tmp_path,

@@ -82,6 +82,7 @@ def test_an_unreachable_api_is_a_clear_error(tmp_path: Path) -> None:
     write(tmp_path / "manifests", BASE)
     env = {
         "EXOTEL_BASE_URL": "http://127.0.0.1:9",
+        "RECONCILER_ALLOWED_HOSTS": "127.0.0.1:9",
         "EXOTEL_API_KEY": "k",
         "EXOTEL_API_TOKEN": "t",
         "SIP_PASSWORD": "p",

@@ -327,21 +327,21 @@ def test_the_serve_command(tmp_path: Path) -> None:
     assert result.stdout == ""  # never "serving" on files that do not load
 
 
-def test_ledgers_outside_the_folder_and_renames_are_followed(tmp_path: Path) -> None:
+def test_ledgers_at_their_own_path_and_renames_are_followed(tmp_path: Path) -> None:
     folder = tmp_path / "manifests"
     folder.mkdir()
     manifest = MANIFEST.replace(
         "    api_token: ${EXOTEL_API_TOKEN}\n",
-        "    api_token: ${EXOTEL_API_TOKEN}\n    ledger: ../elsewhere/demo.json\n",
+        "    api_token: ${EXOTEL_API_TOKEN}\n    ledger: ledgers/demo.json\n",
     ).replace("  - name: bot\n", "  - name: voicebot\n    renamed_from: bot\n")
     (folder / "all.yaml").write_text(manifest.replace("trunk: bot", "trunk: voicebot"))
-    outside = tmp_path / "elsewhere" / "demo.json"
+    outside = folder / "ledgers" / "demo.json"
     ledgers.write(outside, Ledger("demo", "demo", {"bot": TrunkEntry(SID_BOT)}))
     loader = Loader(folder)
     assert loader.reload(), loader.problem
     # Renamed in the manifests, not yet applied: served under the ledger's old name.
     assert loader.snapshot.sids[("demo", "voicebot")] == SID_BOT
     ledgers.write(outside, Ledger("demo", "demo", {"voicebot": TrunkEntry(SID_NEW)}))
-    assert loader.reload()  # the ledger outside the folder is watched
+    assert loader.reload()  # the ledger at its own path is watched
     assert loader.snapshot.sids[("demo", "voicebot")] == SID_NEW
     assert not loader.reload()  # nothing changed since

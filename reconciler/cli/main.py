@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from reconciler import render
 from reconciler.cli import arguments, github, logs, progress
@@ -33,6 +36,22 @@ from reconciler.pipeline import ApplyOptions, Options, apply, import_trunks, mak
 from reconciler.plan.actions import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
+T = TypeVar("T")
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; SIGTERM (a CI runner cancelling the job) stops it the way
+    SIGINT does, by cancelling it, so its cleanup runs: locks released, ledger saved."""
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if task is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        return await work
+
+    return asyncio.run(main())
 
 
 def _summary(manifests: Manifests) -> str:
@@ -111,7 +130,7 @@ def _annotated(manifests: Manifests, args: argparse.Namespace) -> Manifests:
 def run_plan(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
     options = Options(refresh=args.refresh, max_delete=args.max_delete, per_minute=args.rate_limit)
-    plan = asyncio.run(
+    plan = _run(
         make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
     )
     _write_plan(plan, args)
@@ -160,7 +179,7 @@ def run_apply(args: argparse.Namespace) -> int:
             print(render.text(plan, colour=colour), end="", flush=True)
             on_outcome.begin(len(plan.actions))
 
-        result = asyncio.run(
+        result = _run(
             apply(
                 manifests,
                 accounts=args.account or [],
@@ -191,7 +210,7 @@ def run_apply(args: argparse.Namespace) -> int:
 def run_drift(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
     options = Options(per_minute=args.rate_limit, tolerant=True)
-    plan = asyncio.run(
+    plan = _run(
         make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
     )
     print(render.drift(plan, args.format), end="")
@@ -210,7 +229,7 @@ def run_import(args: argparse.Namespace) -> int:
         raise ConfigError("name the trunks to import: --trunk-sid SID (repeatable), or --all")
     root = Path(args.path)
     folder = Path(args.into) if args.into else (root if root.is_dir() else root.parent)
-    imported = asyncio.run(
+    imported = _run(
         import_trunks(
             manifests,
             account=args.account,

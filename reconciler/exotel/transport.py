@@ -51,6 +51,24 @@ class LanedTransport(httpx.AsyncBaseTransport):
             await lane.aclose()
 
 
+OFFICIAL_HOSTS = frozenset({"api.in.exotel.com", "api.exotel.com"})
+
+
+def foreign_host(url: str, allowed: str = "") -> str | None:
+    """The host of ``url`` when an account's credentials must not be sent there: not one of
+    Exotel's API hosts over HTTPS, and not in ``allowed`` (comma-separated ``host`` or
+    ``host:port``, as a workflow's own environment may list a sandbox). None when safe."""
+    found = httpx.URL(url)
+    host = found.host
+    if found.scheme == "https" and host in OFFICIAL_HOSTS and found.port in (None, 443):
+        return None
+    listed = {entry.strip().lower() for entry in allowed.split(",") if entry.strip()}
+    with_port = f"{host}:{found.port}" if found.port is not None else host
+    if host in listed or with_port in listed:
+        return None
+    return f"{found.scheme}://{with_port}"
+
+
 def base_url(region: str, configured: str | None, environ: Mapping[str, str]) -> str:
     """EXOTEL_BASE_URL beats the account's ``base_url``, which beats the region's host."""
     return (environ.get("EXOTEL_BASE_URL") or configured or REGION_URLS[region]).rstrip("/")

@@ -38,6 +38,7 @@ from typing import Any
 from reconciler.errors import LedgerError, Locked
 from reconciler.live.state import FORMAT_VERSION, Ledger, TrunkEntry, fingerprint
 from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.checks import ledger_path as relative_ledger_path
 
 __all__ = [
     "Ledger",
@@ -57,7 +58,10 @@ def ledger_path(root: str | Path, account: NamedAccount) -> Path:
     ``state/<account>.json`` there."""
     base = Path(root)
     base = base if base.is_dir() else base.parent
-    return base / (account.spec.ledger or f"state/{account.name}.json")
+    path = base / relative_ledger_path(account)
+    if not path.resolve().is_relative_to(base.resolve()):  # a link out of the folder
+        raise LedgerError(f"ledger {path} of account {account.name} is outside {base}")
+    return path
 
 
 def _entry(name: str, raw: Any, path: Path) -> TrunkEntry:

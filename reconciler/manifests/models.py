@@ -78,6 +78,11 @@ def _ledger(value: str) -> str:
         raise ValueError(
             f"ledger {value!r} must be relative to the manifests directory, like state/prod.json"
         )
+    if ".." in re.split(r"[\\/]", value):
+        raise ValueError(
+            f"ledger {value!r} must stay inside the manifests directory (no '..'), "
+            "like state/prod.json"
+        )
     if not value.endswith(".json"):
         raise ValueError(f"ledger {value!r} must be a .json file, like state/prod.json")
     return value

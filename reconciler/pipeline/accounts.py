@@ -14,7 +14,13 @@ from pathlib import Path
 from reconciler.errors import ConfigError, ManifestError
 from reconciler.exotel.client import ExotelClient
 from reconciler.exotel.gate import DEFAULT_CONCURRENCY, DEFAULT_PER_MINUTE, Gate
-from reconciler.exotel.transport import Transport, base_url, http_client
+from reconciler.exotel.transport import (
+    OFFICIAL_HOSTS,
+    Transport,
+    base_url,
+    foreign_host,
+    http_client,
+)
 from reconciler.live import ledger as ledgers
 from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.load import Manifests
@@ -32,6 +38,18 @@ class Options:
     timeout: float = 30.0  # seconds to wait for an answer
     tolerant: bool = False  # report trunks that cannot be read instead of failing (drift)
     transport: Transport | None = None  # tests inject faults here
+
+
+ALLOWED_HOSTS = "RECONCILER_ALLOWED_HOSTS"
+
+
+def in_ci(environ: Mapping[str, str]) -> bool:
+    """On a CI runner, where manifests may come from a pull request: GitHub Actions sets
+    ``GITHUB_ACTIONS``, and most CI systems ``CI``."""
+    return environ.get("GITHUB_ACTIONS") == "true" or environ.get("CI", "").lower() in (
+        "true",
+        "1",
+    )
 
 
 def select(manifests: Manifests, names: Sequence[str]) -> list[NamedAccount]:
@@ -80,8 +98,19 @@ class Chosen:
 
     def client(self, account: NamedAccount, options: Options) -> ExotelClient:
         spec = account.spec
+        url = base_url(spec.region, spec.base_url, self.environ)
+        if in_ci(self.environ):
+            foreign = foreign_host(url, self.environ.get(ALLOWED_HOSTS, ""))
+            if foreign is not None:
+                raise ConfigError(
+                    f"account {account.name}: refusing to send its API credentials to "
+                    f"{foreign}: in CI they go only to Exotel's API hosts over HTTPS "
+                    f"({', '.join(sorted(OFFICIAL_HOSTS))}). A workflow that means to use "
+                    f"another (a sandbox) lists it in its own environment: {ALLOWED_HOSTS}="
+                    "host:port. Nothing was sent."
+                )
         http = http_client(
-            base_url(spec.region, spec.base_url, self.environ),
+            url,
             self.secrets.get(spec.api_key),
             self.secrets.get(spec.api_token),
             concurrency=options.concurrency,

@@ -18,7 +18,7 @@ from typing import Any
 
 from reconciler.apply.executor import Executor
 from reconciler.apply.journal import Journal
-from reconciler.errors import Refused
+from reconciler.errors import Interrupted, Refused
 from reconciler.exotel.client import ExotelClient
 from reconciler.live import ledger as ledgers
 from reconciler.live import read as live
@@ -97,6 +97,17 @@ async def apply(
     (exit 3) before any write when the plan is stale, a rail holds or nobody approved it."""
     chosen = choose(manifests, accounts, environ)
     locks: list[ledgers.Lock] = []
+    seen: list[Outcome] = []
+    planned: list[Plan] = []
+
+    def counted(outcome: Outcome) -> None:
+        seen.append(outcome)
+        on_outcome(outcome)
+
+    def shown(plan: Plan) -> None:
+        planned.append(plan)
+        on_plan(plan)
+
     try:
         for account in sorted(chosen.accounts, key=lambda a: str(chosen.ledger_path(a))):
             lock = ledgers.Lock.beside(chosen.ledger_path(account))
@@ -110,9 +121,16 @@ async def apply(
                 options=options,
                 apply_options=apply_options,
                 confirm=confirm,
-                on_outcome=on_outcome,
-                on_plan=on_plan,
+                on_outcome=counted,
+                on_plan=shown,
             )
+        except asyncio.CancelledError:
+            total = len(planned[0].actions) if planned else 0
+            raise Interrupted(
+                f"interrupted after {len(seen)} of {total} action(s): no new request was "
+                "sent, the ledger holds what landed and the lock is released; run apply "
+                "again to finish"
+            ) from None
         finally:
             for client in clients.values():
                 await client.http.aclose()
@@ -166,7 +184,17 @@ async def _apply_locked(
                 password=chosen.password(account),
                 on_outcome=on_outcome,
             )
-            outcomes = await executor.run()
+            try:
+                outcomes = await executor.run()
+            except asyncio.CancelledError:
+                journal.note(
+                    "apply.interrupted",
+                    account=account.name,
+                    finished=len(executor.outcomes),
+                    actions=len(account_plan.actions),
+                )
+                await recorder.save()
+                raise
             await recorder.save()
             remaining = await _verify(
                 chosen, account, account_plan, clients[account.name], recorder.ledger

@@ -70,7 +70,7 @@ async def make_plan(
     options: Options,
 ) -> Plan:
     """Plan the chosen accounts; raises ManifestError or ConfigError before any API call."""
-    chosen = choose(manifests, accounts, environ)
+    chosen = choose(manifests, accounts, environ, passwords=False)  # plans send only GETs
     ledgers = {account.name: chosen.ledger(account) for account in chosen.accounts}
 
     async def one(account: NamedAccount) -> AccountPlan:
