@@ -197,6 +197,43 @@ def _import(
     return importer
 
 
+def _state(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], runs: Mapping[str, Run]
+) -> None:
+    state = commands.add_parser(
+        "state",
+        help="the ledgers on their git branch: pull before planning, push after applying",
+        description=(
+            "Ledgers live on a git branch of their own (default: reconciler-state), at the "
+            "same paths as in the working tree, so applies work under a protected main and "
+            "concurrent runs never lose each other's. 'pull' copies them into the working "
+            "tree; 'push' commits them onto the branch, compare-and-swap (it retries on the "
+            "new tip when another run pushed first)."
+        ),
+    )
+    actions = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
+    for name, words in (
+        ("pull", "copy the accounts' ledgers from the branch into the working tree"),
+        ("push", "commit the accounts' ledgers onto the branch (compare-and-swap)"),
+    ):
+        action = actions.add_parser(name, help=words, description=words[0].upper() + words[1:])
+        _path(action)
+        action.add_argument(
+            "--account", action="append", metavar="NAME", help="only these accounts (repeatable)"
+        )
+        action.add_argument(
+            "--branch", default="reconciler-state", help="the ledger branch (default: %(default)s)"
+        )
+        action.add_argument("--remote", default="origin", help="git remote (default: %(default)s)")
+        if name == "push":
+            action.add_argument(
+                "--message",
+                default="reconciler: ledger after apply",
+                help="the commit message (default: %(default)s)",
+            )
+        action.set_defaults(run=runs[f"state {name}"])
+
+
 def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconciler",
@@ -222,6 +259,7 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
         ("import", _import),
     ):
         make(commands).set_defaults(run=runs[name])
+    _state(commands, runs)
     serve = commands.add_parser(
         "serve",
         help="answer Exotel's Dynamic URL and handoff webhooks from the routes: manifests",

@@ -32,7 +32,7 @@ from reconciler.manifests import schema
 from reconciler.manifests.load import Manifests, load
 from reconciler.manifests.problems import Severity, plural
 from reconciler.manifests.secrets import environment
-from reconciler.pipeline import ApplyOptions, Options, apply, import_trunks, make_plan
+from reconciler.pipeline import ApplyOptions, Options, apply, import_trunks, make_plan, state_branch
 from reconciler.plan.actions import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
@@ -260,6 +260,33 @@ def run_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_state_pull(args: argparse.Namespace) -> int:
+    moved = state_branch.pull(
+        load(args.path),
+        accounts=args.account or [],
+        environ=environment(),
+        branch=args.branch,
+        remote=args.remote,
+    )
+    for item in moved:
+        print(f"ledger of {item.account} ({item.path}): {item.outcome}")
+    return EXIT_OK
+
+
+def run_state_push(args: argparse.Namespace) -> int:
+    moved = state_branch.push(
+        load(args.path),
+        accounts=args.account or [],
+        environ=environment(),
+        message=args.message,
+        branch=args.branch,
+        remote=args.remote,
+    )
+    for item in moved:
+        print(f"ledger of {item.account} ({item.path}): {item.outcome}")
+    return EXIT_OK
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from reconciler.routing import service as serve  # noqa: PLC0415 (starlette and uvicorn load only to serve)
 
@@ -285,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
             "import": run_import,
             "schema": run_schema,
             "serve": run_serve,
+            "state pull": run_state_pull,
+            "state push": run_state_push,
         }
     )
 

@@ -1,0 +1,209 @@
+"""The ledgers kept on a git branch of their own: ``reconciler state pull`` and ``push``.
+
+Called by the CLI, in the GitOps workflows and by people. Why a branch: the ledger must
+survive a protected ``main`` (rulesets that require pull requests or checks refuse a
+bot's push, GH006) and concurrent applies of different accounts. So ledgers live on a
+dedicated branch (``reconciler-state`` by default) at the same paths as in the working
+tree (``manifests/state/prod.json``), and nothing else does: no journal, no lock.
+
+``push`` is a compare-and-swap: it builds a commit whose parent is the branch tip it
+fetched, replacing only the chosen accounts' files in that tip's tree, and pushes it
+without force. If another run moved the branch in between, git refuses the push (not a
+fast-forward); it fetches the new tip and tries again, so two runs never lose each
+other's ledgers. ``pull`` copies the branch's ledgers into the working tree, checking
+each one parses before it replaces anything.
+
+Plumbing only (``hash-object``, a temporary index, ``write-tree``, ``commit-tree``): the
+working tree, the real index and the checked-out branch are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import ConfigError, LedgerError
+from reconciler.live import ledger as ledgers
+from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.load import Manifests
+from reconciler.pipeline.accounts import select
+
+DEFAULT_BRANCH = "reconciler-state"
+DEFAULT_REMOTE = "origin"
+# Whose name a commit carries when git has none configured (a CI runner).
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "reconciler",
+    "GIT_AUTHOR_EMAIL": "reconciler@users.noreply.github.com",
+    "GIT_COMMITTER_NAME": "reconciler",
+    "GIT_COMMITTER_EMAIL": "reconciler@users.noreply.github.com",
+}
+
+
+class GitError(ConfigError):
+    pass
+
+
+@dataclass(frozen=True)
+class Git:
+    root: Path
+    environ: Mapping[str, str]
+
+    @classmethod
+    def around(cls, path: Path, environ: Mapping[str, str]) -> Git:
+        folder = path if path.is_dir() else path.parent
+        found = _run(["git", "rev-parse", "--show-toplevel"], folder, environ, check=False)
+        if found.returncode != 0:
+            raise GitError(f"{folder} is not inside a git repository: {found.stderr.strip()}")
+        return cls(Path(found.stdout.strip()), environ)
+
+    def __call__(
+        self, *args: str, check: bool = True, extra: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        environ = {**self.environ, **(extra or {})}
+        return _run(["git", *args], self.root, environ, check=check)
+
+
+def _run(
+    command: list[str], cwd: Path, environ: Mapping[str, str], *, check: bool
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(  # noqa: S603 (git, with arguments we build)
+        command, cwd=cwd, env=dict(environ), capture_output=True, text=True, check=False
+    )
+    if check and result.returncode != 0:
+        raise GitError(f"{' '.join(command[:3])} failed: {result.stderr.strip()}")
+    return result
+
+
+@dataclass(frozen=True)
+class Moved:
+    account: str
+    path: str  # relative to the repository's root
+    outcome: str  # what happened, in words
+
+
+def _ledgers(git: Git, manifests: Manifests, accounts: Sequence[NamedAccount]) -> list[Path]:
+    paths = [ledgers.ledger_path(manifests.root, account) for account in accounts]
+    return [path.resolve().relative_to(git.root.resolve()) for path in paths]
+
+
+def _fetch(git: Git, remote: str, branch: str) -> str | None:
+    """The branch's tip on the remote, fetched; None when the branch does not exist yet."""
+    tracking = f"refs/remotes/{remote}/{branch}"
+    listed = git("ls-remote", "--heads", remote, f"refs/heads/{branch}")
+    if not listed.stdout.strip():
+        return None
+    git("fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{tracking}")
+    return git("rev-parse", tracking).stdout.strip()
+
+
+def pull(
+    manifests: Manifests,
+    *,
+    accounts: Sequence[str],
+    environ: Mapping[str, str],
+    branch: str = DEFAULT_BRANCH,
+    remote: str = DEFAULT_REMOTE,
+) -> list[Moved]:
+    """Copy the chosen accounts' ledgers from the branch into the working tree."""
+    chosen = select(manifests, accounts)
+    git = Git.around(Path(manifests.root), environ)
+    tip = _fetch(git, remote, branch)
+    moved = []
+    for account, relative in zip(chosen, _ledgers(git, manifests, chosen), strict=True):
+        if tip is None:
+            moved.append(Moved(account.name, str(relative), f"no branch {branch} yet: kept"))
+            continue
+        shown = git("show", f"{tip}:{relative.as_posix()}", check=False)
+        if shown.returncode != 0:
+            moved.append(Moved(account.name, str(relative), f"not on {branch}: kept"))
+            continue
+        target = git.root / relative
+        _check_ledger(shown.stdout, account, f"{branch}:{relative.as_posix()}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(target, shown.stdout)
+        moved.append(Moved(account.name, str(relative), f"taken from {branch} at {tip[:12]}"))
+    return moved
+
+
+def _said(accounts: Sequence[NamedAccount], paths: Sequence[Path], outcome: str) -> list[Moved]:
+    return [Moved(a.name, str(p), outcome) for a, p in zip(accounts, paths, strict=True)]
+
+
+def _check_ledger(text: str, account: NamedAccount, where: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        probe = Path(folder) / "ledger.json"
+        probe.write_text(text, encoding="utf-8")
+        try:
+            ledgers.read(probe, account=account.name, account_sid=account.spec.sid)
+        except LedgerError as error:
+            raise LedgerError(f"{where}: {error}") from None
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, target)
+
+
+def push(
+    manifests: Manifests,
+    *,
+    accounts: Sequence[str],
+    environ: Mapping[str, str],
+    message: str,
+    branch: str = DEFAULT_BRANCH,
+    remote: str = DEFAULT_REMOTE,
+    attempts: int = 5,
+) -> list[Moved]:
+    """Commit the chosen accounts' ledgers onto the branch, compare-and-swap."""
+    chosen = select(manifests, accounts)
+    git = Git.around(Path(manifests.root), environ)
+    relatives = _ledgers(git, manifests, chosen)
+    blobs = []
+    for account, relative in zip(chosen, relatives, strict=True):
+        path = git.root / relative
+        if not path.exists():
+            raise LedgerError(f"account {account.name} has no ledger at {path}: nothing to push")
+        _check_ledger(path.read_text(encoding="utf-8"), account, str(path))
+        blobs.append(git("hash-object", "-w", "--", str(path)).stdout.strip())
+    identity = {key: value for key, value in IDENTITY.items() if key not in environ}
+    names = " ".join(f"--account {a.name}" for a in chosen)
+    recovery = (
+        f"The ledger is safe in the working tree ({', '.join(str(r) for r in relatives)}); "
+        f"push it with: reconciler state push {names}"
+    )
+    for attempt in range(1, attempts + 1):
+        try:
+            tip = _fetch(git, remote, branch)
+        except GitError as error:
+            raise LedgerError(f"cannot reach {remote}: {error}. {recovery}") from None
+        with tempfile.TemporaryDirectory() as folder:
+            index = {"GIT_INDEX_FILE": str(Path(folder) / "index")}
+            git("read-tree", *([tip] if tip else ["--empty"]), extra=index)
+            for blob, relative in zip(blobs, relatives, strict=True):
+                entry = f"100644,{blob},{relative.as_posix()}"
+                git("update-index", "--add", "--cacheinfo", entry, extra=index)
+            tree = git("write-tree", extra=index).stdout.strip()
+        if tip is not None and tree == git("rev-parse", f"{tip}^{{tree}}").stdout.strip():
+            return [
+                Moved(a.name, str(r), f"unchanged on {branch}")
+                for a, r in zip(chosen, relatives, strict=True)
+            ]
+        parents = ["-p", tip] if tip else []
+        commit = git("commit-tree", tree, *parents, "-m", message, extra=identity).stdout.strip()
+        pushed = git("push", "--quiet", remote, f"{commit}:refs/heads/{branch}", check=False)
+        if pushed.returncode == 0:
+            return _said(chosen, relatives, f"pushed to {branch} as {commit[:12]}")
+        if attempt < attempts:  # another run moved the branch: build on its tip instead
+            time.sleep(random.uniform(0.2, 1.0) * attempt)
+    raise LedgerError(
+        f"could not push the ledger to {remote}/{branch} after {attempts} attempts "
+        f"({pushed.stderr.strip()}). {recovery}"
+    )
