@@ -242,15 +242,51 @@ def test_in_minimal_a_lost_trunk_create_becomes_a_pending_import(
 def test_a_stale_saved_plan_is_refused(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
     folder = write(tmp_path, BASE)
     reviewed = json.loads(json_text(plan(folder, sandbox)))
-    write(folder, BASE.replace(DID_LINE, ""))
+    extra = '    - "+918040264299"\n'
+    write(folder, BASE.replace(DID_LINE, DID_LINE + extra))
     with pytest.raises(Refused) as refused:
-        apply(folder, sandbox, saved_plan=reviewed)
+        apply(folder, sandbox, saved_plans=(reviewed,))
     message = str(refused.value)
     assert "the saved plan is stale" in message
-    assert "demo/bot/phone_number/+918040264209 (no longer needed)" in message
+    assert "demo/bot/phone_number/+918040264299 (new since the plan was made)" in message
     assert live_trunks(sandbox) == []  # nothing applied
     current = json.loads(json_text(plan(folder, sandbox)))
-    assert converged(apply(folder, sandbox, saved_plan=current))
+    assert converged(apply(folder, sandbox, saved_plans=(current,)))
+
+
+def test_what_is_left_of_a_reviewed_plan_is_accepted(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """A re-run after a partial apply: the fresh plan is a subset of the reviewed one."""
+    folder = write(tmp_path, BASE)
+    reviewed = json.loads(json_text(plan(folder, sandbox)))
+    sandbox.faults({"method": "POST", "path": "*/credentials", "fault": "error_500", "count": 1})
+    first = apply(folder, sandbox, saved_plans=(reviewed,))
+    assert not converged(first)
+    assert converged(apply(folder, sandbox, saved_plans=(reviewed,)))
+    # Doing less than reviewed is accepted; doing anything else is not.
+    write(folder, BASE.replace("bot_label", "other_label"))
+    with pytest.raises(Refused):
+        apply(folder, sandbox, saved_plans=(reviewed,))
+
+
+def test_several_reviewed_plans_cover_their_union(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """Two merged pull requests applied by one run: each reviewed its own part."""
+    folder = write(tmp_path, BASE)
+    assert converged(apply(folder, sandbox))
+    one = BASE.replace(
+        "[44.248.146.11, 13.126.40.0/24]", "[44.248.146.11, 13.126.40.0/24, 3.7.7.7]"
+    )
+    write(folder, one)
+    first = json.loads(json_text(plan(folder, sandbox)))
+    write(folder, BASE.replace("bot_label", "renamed_label"))
+    second = json.loads(json_text(plan(folder, sandbox)))
+    write(folder, one.replace("bot_label", "renamed_label"))  # both merged
+    with pytest.raises(Refused):
+        apply(folder, sandbox, saved_plans=(second,))
+    assert converged(apply(folder, sandbox, saved_plans=(first, second)))
 
 
 def test_a_second_apply_is_locked_out(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:

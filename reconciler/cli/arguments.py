@@ -128,8 +128,11 @@ def _apply(
     )
     apply.add_argument(
         "--plan",
+        action="append",
         metavar="FILE",
-        help="apply only if re-planning gives this saved plan's checksum (from plan --out)",
+        help="a reviewed plan (from plan --out; repeatable): apply only if re-planning gives "
+        "its checksum, or does only what the reviewed plans said (what is left after a "
+        "partial apply, or several merged pull requests at once)",
     )
     apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     apply.add_argument(

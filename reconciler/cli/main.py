@@ -164,14 +164,16 @@ def _confirm(plan: Plan, args: argparse.Namespace) -> bool:
 
 def run_apply(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
-    saved = None
-    if args.plan:
+    saved = []
+    for file in args.plan or []:
         try:
-            saved = json.loads(Path(args.plan).read_text(encoding="utf-8"))
+            saved.append(json.loads(Path(file).read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the saved plan {args.plan}: {exc}") from exc
+            raise ConfigError(f"cannot read the saved plan {file}: {exc}") from exc
     options = Options(max_delete=args.max_delete, per_minute=args.rate_limit)
-    apply_options = ApplyOptions(force=args.force, saved_plan=saved, break_lock=args.break_lock)
+    apply_options = ApplyOptions(
+        force=args.force, saved_plans=tuple(saved), break_lock=args.break_lock
+    )
     with progress.reporter() as on_outcome:
 
         def show(plan: Plan) -> None:

@@ -9,12 +9,13 @@ succeeded and a re-plan of what it touched finds nothing left to do.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from reconciler.apply.executor import Executor
 from reconciler.apply.journal import Journal
@@ -26,60 +27,25 @@ from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline.accounts import Chosen, Options, choose
 from reconciler.pipeline.planning import account_input, plan_one
+from reconciler.plan import reviewed
 from reconciler.plan.actions import (
     AccountPlan,
     ApplyResult,
     NoticeKind,
     Outcome,
     Plan,
-    checksum,
-    saved_canonical,
 )
 from reconciler.plan.build import plan_account
+
+log = structlog.get_logger("reconciler.apply")
 
 
 @dataclass(frozen=True)
 class ApplyOptions:
     force: bool = False  # override the safety rails
-    saved_plan: Mapping[str, Any] | None = None  # a reviewed `plan --out` document
+    # Reviewed `plan --out` documents: one pull request's, or several merged together.
+    saved_plans: tuple[Mapping[str, Any], ...] = ()
     break_lock: bool = False  # remove a stale lock left by a process that died here
-
-
-def _refusal_for_saved(saved: Mapping[str, Any], plan: Plan) -> Refused | None:
-    """None when the saved plan is what applying would do now, for the accounts applied
-    (a plan of several accounts may be applied one account at a time)."""
-    accounts = {account.account for account in plan.accounts}
-    actions = [a for a in saved.get("actions", []) if isinstance(a, dict)]
-    chosen = [a for a in actions if a.get("account") in accounts]
-    reviewed_checksum = (
-        saved.get("checksum")
-        if len(chosen) == len(actions)
-        else checksum([saved_canonical(a) for a in chosen])
-    )
-    if reviewed_checksum == plan.checksum:
-        return None
-    reviewed = {str(a.get("address")): a for a in chosen}
-    now = {action.address: action for action in plan.actions}
-    lines = [
-        f"  + {address} (new since the plan was made)" for address in now.keys() - reviewed.keys()
-    ]
-    lines += [f"  - {address} (no longer needed)" for address in reviewed.keys() - now.keys()]
-    for address in now.keys() & reviewed.keys():
-        before = saved_canonical(reviewed[address])
-        if json.dumps(before, sort_keys=True) != json.dumps(
-            now[address].canonical(), sort_keys=True
-        ):
-            lines.append(
-                f"  ~ {address} (changed: now {now[address].kind} {now[address].operation})"
-            )
-    detail = (
-        "\n".join(sorted(lines)) or "  (the same actions, in another order or with other targets)"
-    )
-    return Refused(
-        f"the saved plan is stale: re-planning now gives checksum {plan.checksum}, the plan "
-        f"you reviewed had {reviewed_checksum}. What differs:\n{detail}\n"
-        "Nothing was applied: review a new plan."
-    )
 
 
 async def apply(
@@ -154,17 +120,18 @@ async def _apply_locked(
         *(plan_one(chosen, a, clients[a.name], read[a.name], options) for a in chosen.accounts)
     )
     plan = Plan(tuple(planned))
-    if apply_options.saved_plan is not None:
-        refusal = _refusal_for_saved(apply_options.saved_plan, plan)
-        if refusal is not None:
-            raise refusal
+    if apply_options.saved_plans:
+        verdict = reviewed.compare(apply_options.saved_plans, plan)
+        if not verdict.accepted:
+            raise Refused(verdict.message)
+        log.info("apply.reviewed", verdict=verdict.message)
     on_plan(plan)
     if plan.rails and not apply_options.force:
         listed = "\n".join(f"  ! {notice.message}" for notice in plan.rails)
         raise Refused(f"safety rails hold:\n{listed}\nNothing was applied (--force overrides).")
     if not plan.has_changes:
         return ApplyResult(plan, (), plan)
-    if apply_options.saved_plan is None and not confirm(plan):
+    if not apply_options.saved_plans and not confirm(plan):
         raise Refused("not confirmed: nothing was applied")
 
     async def one(
