@@ -192,7 +192,23 @@ def _notes(notices: Iterable[Notice]) -> list[str]:
     return ["", "Notes:", *[f"- {escape(n.message)}" for n in quiet]] if quiet else []
 
 
-def markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+def bounded(
+    document: str, *, footer: str = "", elsewhere: str = "", limit: int = MARKDOWN_LIMIT
+) -> str:
+    """The document with its footer, never over ``limit`` characters (GitHub refuses a
+    comment over 65,536): cut at a line, saying where the whole of it is."""
+    tail = f"\n{footer}\n" if footer else ""
+    if len(document) + len(tail) <= limit:
+        return document + tail
+    where = elsewhere or "run the command again to see all of it"
+    notice = f"\n\n> [!NOTE]\n> Too long for a comment, so it was cut here: {where}.\n"
+    budget = limit - len(notice) - len(tail)
+    return document[:budget].rsplit("\n", 1)[0] + notice + tail
+
+
+def markdown(
+    plan: Plan, *, limit: int = MARKDOWN_LIMIT, footer: str = "", elsewhere: str = ""
+) -> str:
     accounts = ",".join(account.account for account in plan.accounts)
     head = [
         MARKER.format(accounts=accounts),
@@ -205,7 +221,7 @@ def markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     ]
     if not plan.has_changes:
         body = ["No changes. Live state matches the manifests.", *_notes(plan.notices)]
-        return "\n".join(head + body) + "\n"
+        return bounded("\n".join(head + body) + "\n", footer=footer, limit=limit)
     warnings = _warnings(plan)
     tables = _tables(by_trunk(plan.actions))
     details = [
@@ -220,17 +236,17 @@ def markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     ]
     notes = _notes(plan.notices)
     document = "\n".join(head + warnings + tables + notes + details) + "\n"
-    if len(document) <= limit:
-        return document
-    notice = (
-        "\n\n> [!NOTE]\n> This plan is too long for a comment and was truncated: "
-        "see the full plan in the JSON artifact, or run `reconciler plan`.\n"
+    tail = f"\n{footer}\n" if footer else ""
+    if len(document) + len(tail) <= limit:
+        return document + tail
+    # Too long: the tables say it all once; the diff fence goes first.
+    where = elsewhere or "see the full plan in the JSON artifact, or run `reconciler plan`"
+    return bounded(
+        "\n".join(head + warnings + tables + notes) + "\n",
+        footer=footer,
+        elsewhere=where,
+        limit=limit,
     )
-    budget = limit - len(notice)
-    document = "\n".join(head + warnings + tables + notes)
-    if len(document) > budget:
-        document = document[:budget].rsplit("\n", 1)[0]
-    return document + notice
 
 
 def _outcome_line(outcome: Outcome) -> str:

@@ -38,7 +38,18 @@ def test_the_workflows_call_the_cli_as_it_is() -> None:
     assert len(commands) >= 6, commands  # a test that finds nothing would prove nothing
     parser = arguments.build_parser(
         dict.fromkeys(
-            ("validate", "plan", "apply", "drift", "import", "schema", "serve"), lambda args: 0
+            (
+                "validate",
+                "plan",
+                "apply",
+                "drift",
+                "import",
+                "schema",
+                "serve",
+                "state pull",
+                "state push",
+            ),
+            lambda args: 0,
         )
     )
     for name, line in commands:

@@ -142,8 +142,20 @@ def test_markdown_never_exceeds_the_comment_limit() -> None:
         Ledger("prod", "ameyo5m"),
         state,
     )
-    document = render.markdown(Plan((planned,)))
+    footer = "<sub>commit `abc1234` · [run 7](https://github.example/runs/7)</sub>"
+    where = "the whole plan is in [run 7](https://github.example/runs/7)"
+    document = render.markdown(Plan((planned,)), footer=footer, elsewhere=where)
     assert len(document) <= render.MARKDOWN_LIMIT
     assert document.startswith("<!-- reconciler-plan:prod -->")
-    assert "truncated" in document
+    assert f"Too long for a comment, so it was cut here: {where}." in document
+    assert document.endswith(footer + "\n")  # the commit and run survive the cut
     assert "3001 to create" in document
+
+
+def test_any_markdown_body_is_bounded_with_its_footer() -> None:
+    body = "\n".join(f"| row {n} | {'x' * 50} |" for n in range(3000))
+    bounded = render.bounded(body, footer="FOOT", elsewhere="see the run", limit=10_000)
+    assert len(bounded) <= 10_000
+    assert bounded.endswith("FOOT\n")
+    assert "see the run" in bounded
+    assert render.bounded("short", footer="FOOT") == "short\nFOOT\n"

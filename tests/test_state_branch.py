@@ -82,11 +82,11 @@ def test_push_then_pull_in_another_checkout(tmp_path: Path) -> None:
     # A lock and a journal beside the ledger never go onto the branch.
     (first / "manifests" / "state" / "demo.json.lock").write_text("{}")
     (first / "manifests" / "state" / "demo.journal.jsonl").write_text("{}\n")
-    pushed = reconciler(first, "state", "push", "--account", "demo")
+    pushed = reconciler(first, "state", "push", "--account", "demo", "--applied", "abc123")
     assert pushed.returncode == 0, pushed.stderr
     assert f"pushed to {BRANCH}" in pushed.stdout
     tree = git(remote, "ls-tree", "-r", "--name-only", BRANCH).split()
-    assert tree == ["manifests/state/demo.json"]
+    assert tree == ["manifests/state/demo.json", "manifests/state/demo.json.applied"]
     assert git(remote, "log", "--format=%s", "main").split("\n")[0] == "manifests"  # untouched
 
     second = clone(remote, tmp_path / "second")
@@ -96,8 +96,9 @@ def test_push_then_pull_in_another_checkout(tmp_path: Path) -> None:
     assert "ledger of other (manifests/state/other.json): not on" in pulled.stdout
     got = ledgers.read(second / "manifests/state/demo.json", account="demo", account_sid="demo")
     assert got.trunks["bot"].sid == "trmum1aaaa"
+    assert (second / "manifests/state/demo.json.applied").read_text() == "abc123\n"
     # Pushing what is already there makes no commit.
-    again = reconciler(first, "state", "push", "--account", "demo")
+    again = reconciler(first, "state", "push", "--account", "demo", "--applied", "abc123")
     assert "unchanged" in again.stdout
     assert len(git(remote, "log", "--format=%H", BRANCH).split()) == 1
 

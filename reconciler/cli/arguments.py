@@ -234,6 +234,12 @@ def _state(
                 default="reconciler: ledger after apply",
                 help="the commit message (default: %(default)s)",
             )
+            action.add_argument(
+                "--applied",
+                metavar="COMMIT",
+                help="also record that the manifests at COMMIT were applied (read by the "
+                "apply workflow to know which merged pull requests a run carries)",
+            )
         action.set_defaults(run=runs[f"state {name}"])
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.manifests.problems import Problem, Severity
@@ -42,6 +43,31 @@ def outputs(values: Mapping[str, str], environ: Mapping[str, str] = os.environ) 
         delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
         text += f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
     _append("GITHUB_OUTPUT", text, environ)
+
+
+def run_link(environ: Mapping[str, str]) -> str:
+    """Markdown link to this workflow run, or "" off GitHub."""
+    server, repository = environ.get("GITHUB_SERVER_URL"), environ.get("GITHUB_REPOSITORY")
+    run = environ.get("GITHUB_RUN_ID")
+    if not (server and repository and run):
+        return ""
+    attempt = environ.get("GITHUB_RUN_ATTEMPT", "1")
+    return f"[run {run}]({server}/{repository}/actions/runs/{run}/attempts/{attempt})"
+
+
+def footer(environ: Mapping[str, str], now: datetime | None = None) -> str:
+    """What every comment says of itself: the commit, the run, the time. The commit is
+    ``RECONCILER_COMMIT`` when the workflow names one (a pull request's head), else the
+    run's ``GITHUB_SHA``."""
+    commit = environ.get("RECONCILER_COMMIT") or environ.get("GITHUB_SHA") or ""
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [f"commit `{commit[:12]}`" if commit else "", run_link(environ), when]
+    return "<sub>" + " · ".join(part for part in parts if part) + "</sub>"
+
+
+def elsewhere(environ: Mapping[str, str]) -> str:
+    link = run_link(environ)
+    return f"the whole of it is in {link} (its summary and artifacts)" if link else ""
 
 
 def _escape_data(text: str) -> str:

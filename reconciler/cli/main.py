@@ -111,13 +111,29 @@ def _write_plan(plan: Plan, args: argparse.Namespace) -> None:
     if args.format == "json":
         print(render.json_text(plan), end="")
     elif args.format == "markdown":
-        print(render.markdown(plan), end="")
+        print(_markdown(plan, args), end="")
     else:
         colour = sys.stdout.isatty() and "NO_COLOR" not in environment()
         print(render.text(plan, colour=colour), end="")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(render.json_text(plan), encoding="utf-8")
+
+
+def _markdown(plan: Plan, args: argparse.Namespace) -> str:
+    """A plan as a pull-request comment: on GitHub, with its commit, run and time."""
+    environ = environment()
+    if not github.enabled(args.github, environ):
+        return render.markdown(plan)
+    return render.markdown(plan, footer=github.footer(environ), elsewhere=github.elsewhere(environ))
+
+
+def _on_github(text: str, args: argparse.Namespace) -> str:
+    """Any markdown body for GitHub: its footer, and bounded to a comment's size."""
+    environ = environment()
+    if not github.enabled(getattr(args, "github", False), environ):
+        return text
+    return render.bounded(text, footer=github.footer(environ), elsewhere=github.elsewhere(environ))
 
 
 def _annotated(manifests: Manifests, args: argparse.Namespace) -> Manifests:
@@ -135,7 +151,7 @@ def run_plan(args: argparse.Namespace) -> int:
     )
     _write_plan(plan, args)
     if github.enabled(args.github, environment()):
-        github.summary(render.markdown(plan))
+        github.summary(_markdown(plan, args))
         github.outputs(
             {
                 "has_changes": str(plan.has_changes).lower(),
@@ -194,7 +210,7 @@ def run_apply(args: argparse.Namespace) -> int:
             )
         )
     if github.enabled(args.github, environment()):
-        github.summary(render.report(result, "markdown"))
+        github.summary(_on_github(render.report(result, "markdown"), args))
         github.outputs(
             {
                 "has_changes": str(result.plan.has_changes).lower(),
@@ -205,7 +221,8 @@ def run_apply(args: argparse.Namespace) -> int:
     if not result.plan.has_changes:
         return EXIT_OK
     print()
-    print(render.report(result, args.format), end="")
+    report = render.report(result, args.format)
+    print(_on_github(report, args) if args.format == "markdown" else report, end="")
     return EXIT_OK if result.converged else EXIT_ERROR
 
 
@@ -215,10 +232,11 @@ def run_drift(args: argparse.Namespace) -> int:
     plan = _run(
         make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
     )
-    print(render.drift(plan, args.format), end="")
+    report = render.drift(plan, args.format)
+    print(_on_github(report, args) if args.format == "markdown" else report, end="")
     drifted, _, unreadable = render.drift_parts(plan)
     if github.enabled(args.github, environment()):
-        github.summary(render.drift(plan, "markdown"))
+        github.summary(_on_github(render.drift(plan, "markdown"), args))
         github.outputs({"drift": str(bool(drifted)).lower(), "checksum": plan.checksum})
     if drifted:
         return EXIT_CHANGES
@@ -281,6 +299,7 @@ def run_state_push(args: argparse.Namespace) -> int:
         accounts=args.account or [],
         environ=environment(),
         message=args.message,
+        applied=args.applied,
         branch=args.branch,
         remote=args.remote,
     )
@@ -352,7 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Refused as error:
         print(f"reconciler: refused: {error}", file=sys.stderr)
         if github.enabled(getattr(args, "github", False), environment()):
-            github.summary(f"### reconciler {args.command}: refused (exit 3)\n\n{error}\n")
+            refused = f"### reconciler {args.command}: refused (exit 3)\n\n{error}\n"
+            github.summary(_on_github(refused, args))
         return EXIT_REFUSED
     except ReconcilerError as error:
         _report(error)

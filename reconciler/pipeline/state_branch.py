@@ -36,6 +36,7 @@ from reconciler.pipeline.accounts import select
 
 DEFAULT_BRANCH = "reconciler-state"
 DEFAULT_REMOTE = "origin"
+APPLIED = ".applied"  # beside a ledger on the branch: the manifests' commit last applied
 # Whose name a commit carries when git has none configured (a CI runner).
 IDENTITY = {
     "GIT_AUTHOR_NAME": "reconciler",
@@ -63,17 +64,32 @@ class Git:
         return cls(Path(found.stdout.strip()), environ)
 
     def __call__(
-        self, *args: str, check: bool = True, extra: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        extra: Mapping[str, str] | None = None,
+        input_text: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         environ = {**self.environ, **(extra or {})}
-        return _run(["git", *args], self.root, environ, check=check)
+        return _run(["git", *args], self.root, environ, check=check, input_text=input_text)
 
 
 def _run(
-    command: list[str], cwd: Path, environ: Mapping[str, str], *, check: bool
+    command: list[str],
+    cwd: Path,
+    environ: Mapping[str, str],
+    *,
+    check: bool,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(  # noqa: S603 (git, with arguments we build)
-        command, cwd=cwd, env=dict(environ), capture_output=True, text=True, check=False
+        command,
+        cwd=cwd,
+        env=dict(environ),
+        input=input_text,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and result.returncode != 0:
         raise GitError(f"{' '.join(command[:3])} failed: {result.stderr.strip()}")
@@ -127,6 +143,9 @@ def pull(
         _check_ledger(shown.stdout, account, f"{branch}:{relative.as_posix()}")
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(target, shown.stdout)
+        marker = git("show", f"{tip}:{relative.as_posix()}{APPLIED}", check=False)
+        if marker.returncode == 0:
+            _write_atomically(target.with_name(target.name + APPLIED), marker.stdout)
         moved.append(Moved(account.name, str(relative), f"taken from {branch} at {tip[:12]}"))
     return moved
 
@@ -161,8 +180,12 @@ def push(
     branch: str = DEFAULT_BRANCH,
     remote: str = DEFAULT_REMOTE,
     attempts: int = 5,
+    applied: str | None = None,
 ) -> list[Moved]:
-    """Commit the chosen accounts' ledgers onto the branch, compare-and-swap."""
+    """Commit the chosen accounts' ledgers onto the branch, compare-and-swap; with
+    ``applied``, also the commit of the manifests they were applied from (beside each
+    ledger, ``<ledger>.applied``), which the apply workflow reads to know which merged
+    pull requests' plans it carries."""
     chosen = select(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
     relatives = _ledgers(git, manifests, chosen)
@@ -173,6 +196,11 @@ def push(
             raise LedgerError(f"account {account.name} has no ledger at {path}: nothing to push")
         _check_ledger(path.read_text(encoding="utf-8"), account, str(path))
         blobs.append(git("hash-object", "-w", "--", str(path)).stdout.strip())
+    files = [relative.as_posix() for relative in relatives]
+    if applied is not None:
+        marker = git("hash-object", "-w", "--stdin", input_text=applied + "\n").stdout.strip()
+        blobs += [marker] * len(relatives)
+        files += [f"{relative.as_posix()}{APPLIED}" for relative in relatives]
     identity = {key: value for key, value in IDENTITY.items() if key not in environ}
     names = " ".join(f"--account {a.name}" for a in chosen)
     recovery = (
@@ -187,8 +215,8 @@ def push(
         with tempfile.TemporaryDirectory() as folder:
             index = {"GIT_INDEX_FILE": str(Path(folder) / "index")}
             git("read-tree", *([tip] if tip else ["--empty"]), extra=index)
-            for blob, relative in zip(blobs, relatives, strict=True):
-                entry = f"100644,{blob},{relative.as_posix()}"
+            for blob, file in zip(blobs, files, strict=True):
+                entry = f"100644,{blob},{file}"
                 git("update-index", "--add", "--cacheinfo", entry, extra=index)
             tree = git("write-tree", extra=index).stdout.strip()
         if tip is not None and tree == git("rev-parse", f"{tip}^{{tree}}").stdout.strip():
