@@ -36,6 +36,7 @@ imports: $(PIP_STAMP)
 
 workflows: $(PIP_STAMP)
 	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/zizmor --offline --min-severity medium .github/workflows
 
 pytest: $(PIP_STAMP)
 	$(BIN)/pytest -m "not newman"

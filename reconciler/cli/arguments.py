@@ -136,6 +136,12 @@ def _apply(
     )
     apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     apply.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write the outcome (applied, failed, refused, interrupted) as markdown to "
+        "FILE, whatever it is: for a workflow to comment with",
+    )
+    apply.add_argument(
         "--force",
         action="store_true",
         help="go on although a safety rail holds (empty manifests, too many deletions)",
@@ -218,6 +224,7 @@ def _state(
     for name, words in (
         ("pull", "copy the accounts' ledgers from the branch into the working tree"),
         ("push", "commit the accounts' ledgers onto the branch (compare-and-swap)"),
+        ("path", "print where each account's ledger is, one path a line"),
     ):
         action = actions.add_parser(name, help=words, description=words[0].upper() + words[1:])
         _path(action)
@@ -239,6 +246,13 @@ def _state(
                 metavar="COMMIT",
                 help="also record that the manifests at COMMIT were applied (read by the "
                 "apply workflow to know which merged pull requests a run carries)",
+            )
+            action.add_argument(
+                "--from",
+                dest="source",
+                metavar="DIR",
+                help="read the ledgers from DIR, laid out as the repository is (an apply "
+                "job's artifact), instead of the working tree",
             )
         action.set_defaults(run=runs[f"state {name}"])
 

@@ -24,6 +24,7 @@ from reconciler.errors import (
     ApiError,
     AuthFailed,
     ConfigError,
+    Interrupted,
     ManifestError,
     ReconcilerError,
     Refused,
@@ -219,11 +220,26 @@ def run_apply(args: argparse.Namespace) -> int:
             }
         )
     if not result.plan.has_changes:
+        _outcome_file(args, "nothing", "Nothing to apply: live state matches the manifests.\n")
         return EXIT_OK
+    status = "applied" if result.converged else "not-converged"
+    _outcome_file(args, status, render.report(result, "markdown"))
     print()
     report = render.report(result, args.format)
     print(_on_github(report, args) if args.format == "markdown" else report, end="")
     return EXIT_OK if result.converged else EXIT_ERROR
+
+
+def _outcome_file(args: argparse.Namespace, status: str, markdown: str) -> None:
+    """``apply --report FILE``: the outcome as markdown, whatever it was, for a workflow to
+    comment with. Its first line says which accounts and how it ended, for machines."""
+    if getattr(args, "report", None) is None or args.command != "apply":
+        return
+    accounts = ",".join(args.account or []) or "all"
+    head = f"<!-- reconciler-apply:{accounts}:{status} -->\n"
+    path = Path(args.report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head + _on_github(markdown, args), encoding="utf-8")
 
 
 def run_drift(args: argparse.Namespace) -> int:
@@ -300,11 +316,18 @@ def run_state_push(args: argparse.Namespace) -> int:
         environ=environment(),
         message=args.message,
         applied=args.applied,
+        source=Path(args.source) if args.source else None,
         branch=args.branch,
         remote=args.remote,
     )
     for item in moved:
         print(f"ledger of {item.account} ({item.path}): {item.outcome}")
+    return EXIT_OK
+
+
+def run_state_path(args: argparse.Namespace) -> int:
+    for path in state_branch.paths(load(args.path), accounts=args.account or []):
+        print(path)
     return EXIT_OK
 
 
@@ -335,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
             "serve": run_serve,
             "state pull": run_state_pull,
             "state push": run_state_push,
+            "state path": run_state_path,
         }
     )
 
@@ -370,12 +394,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.run(args)
     except Refused as error:
         print(f"reconciler: refused: {error}", file=sys.stderr)
+        refused = f"### reconciler {args.command}: refused (exit 3)\n\n{error}\n"
         if github.enabled(getattr(args, "github", False), environment()):
-            refused = f"### reconciler {args.command}: refused (exit 3)\n\n{error}\n"
             github.summary(_on_github(refused, args))
+        _outcome_file(args, "refused", refused)
         return EXIT_REFUSED
     except ReconcilerError as error:
         _report(error)
+        status = "interrupted" if isinstance(error, Interrupted) else "failed"
+        _outcome_file(args, status, f"### reconciler apply: {status} (exit 1)\n\n{error}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

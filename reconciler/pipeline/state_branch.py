@@ -108,6 +108,11 @@ def _ledgers(git: Git, manifests: Manifests, accounts: Sequence[NamedAccount]) -
     return [path.resolve().relative_to(git.root.resolve()) for path in paths]
 
 
+def paths(manifests: Manifests, *, accounts: Sequence[str]) -> list[Path]:
+    """Where each chosen account's ledger is, in the working tree."""
+    return [ledgers.ledger_path(manifests.root, a) for a in select(manifests, accounts)]
+
+
 def _fetch(git: Git, remote: str, branch: str) -> str | None:
     """The branch's tip on the remote, fetched; None when the branch does not exist yet."""
     tracking = f"refs/remotes/{remote}/{branch}"
@@ -181,17 +186,19 @@ def push(
     remote: str = DEFAULT_REMOTE,
     attempts: int = 5,
     applied: str | None = None,
+    source: Path | None = None,
 ) -> list[Moved]:
     """Commit the chosen accounts' ledgers onto the branch, compare-and-swap; with
     ``applied``, also the commit of the manifests they were applied from (beside each
     ledger, ``<ledger>.applied``), which the apply workflow reads to know which merged
-    pull requests' plans it carries."""
+    pull requests' plans it carries. ``source``: read the ledgers from this folder (laid
+    out as the repository is, as a workflow's artifact is) instead of the working tree."""
     chosen = select(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
     relatives = _ledgers(git, manifests, chosen)
     blobs = []
     for account, relative in zip(chosen, relatives, strict=True):
-        path = git.root / relative
+        path = (source or git.root) / relative
         if not path.exists():
             raise LedgerError(f"account {account.name} has no ledger at {path}: nothing to push")
         _check_ledger(path.read_text(encoding="utf-8"), account, str(path))
