@@ -191,6 +191,11 @@ def test_plan_apply_save_and_a_rerun_through_the_workflow_steps(
     assert tree == ["manifests/state/demo.json", "manifests/state/demo.json.applied"]
     marker = git(github.remote, "show", "reconciler-state:manifests/state/demo.json.applied")
     assert marker == github.commit
+    # The next pull request's plan reads that ledger from the branch (by URL): no changes.
+    shutil.rmtree(github.tmp / "plan-job")
+    shutil.rmtree(github.tmp / "plan-src")
+    plan_job(github)
+    assert "No changes" in (github.tmp / "plan-job" / "plan.md").read_text()
 
     # The same merge again (a re-run, or a later run got there first): nothing is redone.
     again, env = apply_job(github, "apply-again", reviewed)

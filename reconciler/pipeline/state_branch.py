@@ -114,13 +114,14 @@ def paths(manifests: Manifests, *, accounts: Sequence[str]) -> list[Path]:
 
 
 def _fetch(git: Git, remote: str, branch: str) -> str | None:
-    """The branch's tip on the remote, fetched; None when the branch does not exist yet."""
-    tracking = f"refs/remotes/{remote}/{branch}"
+    """The branch's tip on the remote, fetched; None when the branch does not exist yet.
+    ``remote`` is a remote's name or a URL (a workflow names the base repository by URL):
+    the tip is read from ``FETCH_HEAD``, so no tracking ref is named after it."""
     listed = git("ls-remote", "--heads", remote, f"refs/heads/{branch}")
     if not listed.stdout.strip():
         return None
-    git("fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{tracking}")
-    return git("rev-parse", tracking).stdout.strip()
+    git("fetch", "--quiet", "--no-tags", remote, f"refs/heads/{branch}")
+    return git("rev-parse", "FETCH_HEAD").stdout.strip()
 
 
 def pull(
