@@ -168,7 +168,8 @@ def test_a_failure_skips_dependents_and_the_next_apply_resumes(
 ) -> None:
     folder = write(tmp_path, BASE)
     sandbox.faults(
-        {"method": "POST", "path": "*/whitelisted-ips", "fault": "error_500", "count": 2}
+        # Three answers each (a 5xx create is read back and sent again, twice at most).
+        {"method": "POST", "path": "*/whitelisted-ips", "fault": "error_500", "count": 6}
     )
     first = apply(folder, sandbox)
     assert not converged(first)
@@ -185,6 +186,20 @@ def test_a_failure_skips_dependents_and_the_next_apply_resumes(
     assert events.count("failed") == 2
     assert events.count("skipped") == 1
     assert PASSWORD not in "\n".join(journal)
+
+
+@pytest.mark.parametrize(
+    "path", ["*/trunks", "*/whitelisted-ips", "*/credentials", "*/destination-uris"]
+)
+def test_a_5xx_on_a_create_is_settled_in_the_same_run(
+    tmp_path: Path, sandbox: Sandbox, api: Api, path: str
+) -> None:
+    """A 5xx may or may not have landed: read back, and sent again only when absent."""
+    folder = write(tmp_path, BASE)
+    sandbox.faults({"method": "POST", "path": path, "fault": "error_500", "count": 1})
+    assert converged(apply(folder, sandbox))
+    assert len(live_trunks(sandbox)) == 1
+    assert plan(folder, sandbox).actions == ()
 
 
 @pytest.mark.parametrize(
@@ -260,7 +275,7 @@ def test_what_is_left_of_a_reviewed_plan_is_accepted(
     """A re-run after a partial apply: the fresh plan is a subset of the reviewed one."""
     folder = write(tmp_path, BASE)
     reviewed = json.loads(json_text(plan(folder, sandbox)))
-    sandbox.faults({"method": "POST", "path": "*/credentials", "fault": "error_500", "count": 1})
+    sandbox.faults({"method": "POST", "path": "*/credentials", "fault": "error_500", "count": 3})
     first = apply(folder, sandbox, saved_plans=(reviewed,))
     assert not converged(first)
     assert converged(apply(folder, sandbox, saved_plans=(reviewed,)))

@@ -87,7 +87,7 @@ def test_a_failed_apply_exits_one_and_lists_what_remains(
     tmp_path: Path, sandbox: Sandbox, api: Api
 ) -> None:
     write(tmp_path / "manifests", BASE)
-    sandbox.faults({"method": "POST", "path": "*/credentials", "fault": "error_500", "count": 1})
+    sandbox.faults({"method": "POST", "path": "*/credentials", "fault": "error_500", "count": 3})
     result = reconciler("apply", "--auto-approve", env=environ(sandbox), cwd=tmp_path)
     assert result.returncode == 1
     assert "Failed:" in result.stdout

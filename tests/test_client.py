@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from reconciler.errors import (
     AuthFailed,
@@ -234,3 +235,30 @@ def test_the_gate_keeps_within_the_window() -> None:
 
     admitted = asyncio.run(scenario())
     assert admitted == [0.0, 1.0, 10.0]  # the third waits until the first leaves the window
+
+
+def test_rate_limit_waits_are_said_not_silent() -> None:
+    now = [0.0]
+
+    async def fast_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    gate = Gate(per_minute=1, window=61.0, clock=lambda: now[0], sleep=fast_sleep, account="prod")
+
+    async def scenario() -> None:
+        for _ in range(2):
+            async with gate:
+                pass
+        gate.pause(41)
+        async with gate:
+            pass
+
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(scenario())
+    said = [entry["message"] for entry in logs if entry["log_level"] == "warning"]
+    assert said == [
+        "at the account's rate limit (1 a minute): waited 61 s so far",
+        "rate limited by Exotel: waiting 41 s",
+        "at the account's rate limit (1 a minute): waited 102 s so far",
+        "at the account's rate limit (1 a minute): waited 122 s so far",
+    ]

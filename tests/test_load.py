@@ -13,6 +13,7 @@ from reconciler.cli import main
 from reconciler.manifests.load import load
 from reconciler.manifests.problems import Severity
 from reconciler.manifests.secrets import require_secrets
+from reconciler.pipeline.accounts import Options, choose
 
 ACCOUNT = """accounts:
   prod:
@@ -238,3 +239,15 @@ def test_any_yaml_structure_gets_messages_never_a_traceback(
     # Every problem in a readable file points at a line of it.
     assert all(p.line >= 1 and p.column >= 1 and p.message for p in manifests.problems)
     assert run_validate(folder) == (1 if manifests.errors else 0)
+
+
+def test_an_accounts_rate_limit_is_its_clients_unless_the_command_says(tmp_path: Path) -> None:
+    manifests = load(write(tmp_path, {"a.yaml": ACCOUNT + "    rate_limit: 30\n"}))
+    environ = {"EXOTEL_API_KEY": "k", "EXOTEL_API_TOKEN": "t"}
+    chosen = choose(manifests, [], environ)
+    [account] = chosen.accounts
+    assert chosen.client(account, Options()).gate.per_minute == 30
+    assert chosen.client(account, Options(per_minute=5)).gate.per_minute == 5
+    default = load(write(tmp_path / "b", {"a.yaml": ACCOUNT}))
+    [plain] = default.accounts.values()
+    assert plain.spec.rate_limit == 200

@@ -20,7 +20,7 @@ import structlog
 
 from reconciler.apply.handlers import BATCHED, HANDLERS, Handlers, Password
 from reconciler.apply.journal import Journal
-from reconciler.errors import ApiError, Duplicate, TransportError
+from reconciler.errors import ApiError, Duplicate, ServerError, TransportError
 from reconciler.exotel.client import ExotelClient, NewDestination
 from reconciler.live.ledger import Recorder
 from reconciler.live.state import fingerprint
@@ -126,12 +126,14 @@ class Executor(Handlers):
         sid = self.sid(actions[0])
         try:
             results = await self.client.add_destinations(sid, [_new(a) for a in actions])
-        except TransportError as error:
-            if not error.maybe_committed:
+        except (TransportError, ServerError) as error:
+            if isinstance(error, TransportError) and not error.maybe_committed:
                 for action in actions:
                     self._finish(action, Status.FAILED, str(error))
                 return
-            for action in actions:  # the answer was lost: settle each against what is there
+            # The answer was lost, or a 5xx may or may not have landed: settle each
+            # against what is there.
+            for action in actions:
                 await self._one_destination(action)
             return
         except ApiError as error:

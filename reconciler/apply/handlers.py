@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TypeVar
 
-from reconciler.errors import ApiError, Duplicate, NotFound, TransportError
+from reconciler.errors import ApiError, Duplicate, NotFound, ServerError, TransportError
 from reconciler.exotel.client import ExotelClient
 from reconciler.exotel.records import LiveNumber
 from reconciler.live.ledger import Recorder
@@ -30,6 +30,7 @@ from reconciler.live.state import TrunkEntry
 from reconciler.manifests.models import TrunkSpec
 from reconciler.plan.actions import AccountPlan, Action, Operation
 
+CREATE_ATTEMPTS = 3  # a create is sent again after a read-back found nothing, this often
 Password = Callable[[str, str], str]  # (trunk, username) -> the password to set
 T = TypeVar("T")
 
@@ -74,7 +75,7 @@ class Handlers:
         domain = str(spec.domain_name)
         try:
             sid = (await self.client.create_trunk(spec.name, spec.nso_code, domain)).sid
-        except (Duplicate, TransportError) as error:
+        except (Duplicate, TransportError, ServerError) as error:
             if isinstance(error, TransportError) and not error.maybe_committed:
                 raise
             sid = await self._find_trunk(spec, error)
@@ -84,7 +85,7 @@ class Handlers:
     async def _find_trunk(self, spec: TrunkSpec, error: ApiError) -> str:
         """After a create with a lost answer or a duplicate name: is the trunk there?"""
         if not self.full:
-            if isinstance(error, TransportError):
+            if isinstance(error, TransportError | ServerError):
                 ledger = self.recorder.ledger
                 pending = tuple(sorted({*ledger.pending, spec.name}))
                 self.recorder.update(replace(ledger, pending=pending))
@@ -101,7 +102,7 @@ class Handlers:
         for trunk in await self.client.list_trunks():
             if trunk.name == spec.name and trunk.sid not in owned:
                 return trunk.sid
-        if isinstance(error, TransportError):  # it did not land: now a create is safe
+        if not isinstance(error, Duplicate):  # it did not land: now a create is safe
             created = await self.client.create_trunk(
                 spec.name, spec.nso_code, str(spec.domain_name)
             )
@@ -145,19 +146,21 @@ class Handlers:
         create: Callable[[], Awaitable[T]],
         find: Callable[[], Awaitable[T | None]],
     ) -> tuple[T, bool]:
-        """Create a child: (the child, whether this call made it). A duplicate or a lost
-        answer is settled by reading the collection back before anything is sent again."""
-        try:
-            return await create(), True
-        except (Duplicate, TransportError) as error:
-            if isinstance(error, TransportError) and not error.maybe_committed:
-                raise
-            found = await find()
-            if found is not None:
-                return found, False
-            if isinstance(error, Duplicate):  # a duplicate we cannot see: held elsewhere
-                raise
-            return await create(), True
+        """Create a child: (the child, whether this call made it). A duplicate, a lost
+        answer or a 5xx (which may or may not have landed) is settled by reading the
+        collection back before anything is sent again, up to ``CREATE_ATTEMPTS`` times."""
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return await create(), True
+            except (Duplicate, TransportError, ServerError) as error:
+                if isinstance(error, TransportError) and not error.maybe_committed:
+                    raise
+                found = await find()
+                if found is not None:
+                    return found, False
+                if isinstance(error, Duplicate) or attempt == CREATE_ATTEMPTS:
+                    raise  # a duplicate we cannot see is held elsewhere
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def map_number(self, action: Action) -> None:
         sid, number = self.sid(action), action.key

@@ -39,10 +39,10 @@ def _common(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str
     parser.add_argument(
         "--rate-limit",
         type=int,
-        default=DEFAULT_PER_MINUTE,
+        default=None,
         metavar="N",
-        help="API requests per minute per account (default: %(default)s, Exotel's limit; "
-        "0: no limit, for a sandbox)",
+        help="API requests per minute per account (default: the account's rate_limit, "
+        f"{DEFAULT_PER_MINUTE} unless set; 0: no limit, for a sandbox)",
     )
     _github(parser)
 
@@ -199,9 +199,9 @@ def _import(
     importer.add_argument(
         "--rate-limit",
         type=int,
-        default=DEFAULT_PER_MINUTE,
+        default=None,
         metavar="N",
-        help="API requests per minute (default: %(default)s; 0: no limit)",
+        help="API requests per minute (default: the account's rate_limit; 0: no limit)",
     )
     return importer
 

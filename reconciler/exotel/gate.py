@@ -20,10 +20,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import structlog
+
 DEFAULT_PER_MINUTE = 200  # Exotel's documented limit per account
 DEFAULT_CONCURRENCY = 50  # "50 concurrent connections is stated once"
 WINDOW_SECONDS = 60.0
 WINDOW_MARGIN_SECONDS = 1.0
+REPORT_EVERY_SECONDS = 10.0  # a wait this long (in all, since the last word) is said
+
+log = structlog.get_logger("reconciler.exotel")
 
 
 class Gate:
@@ -38,8 +43,12 @@ class Gate:
         window: float = WINDOW_SECONDS + WINDOW_MARGIN_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        account: str = "",
     ) -> None:
         self.per_minute = per_minute
+        self.account = account
+        self.waited = 0.0  # seconds spent waiting for the window, in all
+        self._said = 0.0  # ...of which already reported
         self.window = window
         self.clock = clock
         self.sleep = sleep
@@ -49,14 +58,37 @@ class Gate:
         self._resume_at = 0.0
 
     def pause(self, seconds: float) -> None:
-        self._resume_at = max(self._resume_at, self.clock() + seconds)
+        """Exotel answered 429: every request of the account waits, and people are told."""
+        resume = self.clock() + seconds
+        if resume > self._resume_at + 1:
+            log.warning(
+                "exotel.rate_limited",
+                account=self.account,
+                wait_s=round(seconds),
+                message=f"rate limited by Exotel: waiting {seconds:.0f} s",
+            )
+        self._resume_at = max(self._resume_at, resume)
+
+    async def _wait(self, seconds: float) -> None:
+        await self.sleep(seconds)
+        self.waited += seconds
+        if self.waited - self._said >= REPORT_EVERY_SECONDS:
+            self._said = self.waited
+            log.warning(
+                "exotel.rate_limit_wait",
+                account=self.account,
+                waited_s=round(self.waited),
+                per_minute=self.per_minute,
+                message=f"at the account's rate limit ({self.per_minute} a minute): "
+                f"waited {self.waited:.0f} s so far",
+            )
 
     async def _wait_for_window(self) -> None:
         async with self._turn:
             while True:
                 now = self.clock()
                 if now < self._resume_at:
-                    await self.sleep(self._resume_at - now)
+                    await self._wait(self._resume_at - now)
                     continue
                 if self.per_minute <= 0:
                     return
@@ -65,7 +97,7 @@ class Gate:
                 if len(self._sent) < self.per_minute:
                     self._sent.append(now)
                     return
-                await self.sleep(self._sent[0] + self.window - now)
+                await self._wait(self._sent[0] + self.window - now)
 
     async def __aenter__(self) -> None:
         await self._slots.acquire()

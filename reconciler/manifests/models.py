@@ -191,6 +191,14 @@ class AccountSpec(Spec):
         description="the account's state file, relative to the manifests directory "
         "(default state/<account>.json)",
     )
+    rate_limit: StrictInt = Field(
+        200,
+        ge=0,
+        le=100_000,
+        description="API requests per minute the reconciler may spend on this account "
+        "(Exotel allows 200 unless raised; set less to leave room for your own calls; "
+        "0: no limit, for a sandbox)",
+    )
 
 
 class PhoneNumberSpec(Shorthand):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reconciler.errors import ConfigError, ManifestError
 from reconciler.exotel.client import ExotelClient
-from reconciler.exotel.gate import DEFAULT_CONCURRENCY, DEFAULT_PER_MINUTE, Gate
+from reconciler.exotel.gate import DEFAULT_CONCURRENCY, Gate
 from reconciler.exotel.transport import (
     OFFICIAL_HOSTS,
     Transport,
@@ -33,7 +33,7 @@ from reconciler.manifests.secrets import Secrets, require_secrets
 class Options:
     refresh: str = "all"  # all | changed
     max_delete: int | None = None
-    per_minute: int = DEFAULT_PER_MINUTE
+    per_minute: int | None = None  # None: each account's rate_limit
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = 30.0  # seconds to wait for an answer
     tolerant: bool = False  # report trunks that cannot be read instead of failing (drift)
@@ -117,7 +117,8 @@ class Chosen:
             timeout=options.timeout,
             transport=options.transport,
         )
-        gate = Gate(per_minute=options.per_minute, concurrency=options.concurrency)
+        per_minute = spec.rate_limit if options.per_minute is None else options.per_minute
+        gate = Gate(per_minute=per_minute, concurrency=options.concurrency, account=account.name)
         return ExotelClient(account=account.name, sid=spec.sid, http=http, gate=gate)
 
 
