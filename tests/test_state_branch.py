@@ -82,7 +82,8 @@ def test_push_then_pull_in_another_checkout(tmp_path: Path) -> None:
     # A lock and a journal beside the ledger never go onto the branch.
     (first / "manifests" / "state" / "demo.json.lock").write_text("{}")
     (first / "manifests" / "state" / "demo.journal.jsonl").write_text("{}\n")
-    pushed = reconciler(first, "state", "push", "--account", "demo", "--applied", "abc123")
+    head = git(first, "rev-parse", "HEAD").strip()
+    pushed = reconciler(first, "state", "push", "--account", "demo", "--applied", head)
     assert pushed.returncode == 0, pushed.stderr
     assert f"pushed to {BRANCH}" in pushed.stdout
     tree = git(remote, "ls-tree", "-r", "--name-only", BRANCH).split()
@@ -96,11 +97,24 @@ def test_push_then_pull_in_another_checkout(tmp_path: Path) -> None:
     assert "ledger of other (manifests/state/other.json): not on" in pulled.stdout
     got = ledgers.read(second / "manifests/state/demo.json", account="demo", account_sid="demo")
     assert got.trunks["bot"].sid == "trmum1aaaa"
-    assert (second / "manifests/state/demo.json.applied").read_text() == "abc123\n"
+    assert (second / "manifests/state/demo.json.applied").read_text() == head + "\n"
     # Pushing what is already there makes no commit.
-    again = reconciler(first, "state", "push", "--account", "demo", "--applied", "abc123")
+    again = reconciler(first, "state", "push", "--account", "demo", "--applied", head)
     assert "unchanged" in again.stdout
     assert len(git(remote, "log", "--format=%H", BRANCH).split()) == 1
+    # --applied names a commit of the repository, nothing else.
+    wrong = reconciler(first, "state", "push", "--account", "demo", "--applied", "deadbeef")
+    assert wrong.returncode == 1
+    assert "--applied deadbeef: no such commit" in wrong.stderr
+    # A ledger not pushed yet (an apply just made) is never overwritten by a pull.
+    write_ledger(second, "demo", "demo", "trmum1newer")
+    refused = reconciler(second, "state", "pull")
+    assert refused.returncode == 1
+    assert "differs from reconciler-state's: push it first" in refused.stderr
+    assert "trmum1newer" in (second / "manifests/state/demo.json").read_text()
+    forced = reconciler(second, "state", "pull", "--force")
+    assert forced.returncode == 0
+    assert "trmum1aaaa" in (second / "manifests/state/demo.json").read_text()
 
 
 def test_concurrent_pushes_from_one_base_all_land(tmp_path: Path) -> None:
@@ -147,7 +161,7 @@ def test_a_broken_ledger_on_the_branch_replaces_nothing(tmp_path: Path) -> None:
     git(first, "push", "--quiet", "origin", BRANCH)
     second = clone(remote, tmp_path / "second")
     kept = write_ledger(second, "demo", "demo", "trmum1kept")
-    pulled = reconciler(second, "state", "pull")
+    pulled = reconciler(second, "state", "pull", "--force")
     assert pulled.returncode == 1
     assert f"{BRANCH}:manifests/state/demo.json" in pulled.stderr
     assert "not valid JSON" in pulled.stderr

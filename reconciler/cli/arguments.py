@@ -235,6 +235,12 @@ def _state(
             "--branch", default="reconciler-state", help="the ledger branch (default: %(default)s)"
         )
         action.add_argument("--remote", default="origin", help="git remote (default: %(default)s)")
+        if name == "pull":
+            action.add_argument(
+                "--force",
+                action="store_true",
+                help="replace local ledgers that differ from the branch's (not yet pushed)",
+            )
         if name == "push":
             action.add_argument(
                 "--message",

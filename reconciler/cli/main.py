@@ -303,6 +303,7 @@ def run_state_pull(args: argparse.Namespace) -> int:
         environ=environment(),
         branch=args.branch,
         remote=args.remote,
+        force=args.force,
     )
     for item in moved:
         print(f"ledger of {item.account} ({item.path}): {item.outcome}")

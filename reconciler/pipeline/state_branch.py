@@ -131,13 +131,28 @@ def pull(
     environ: Mapping[str, str],
     branch: str = DEFAULT_BRANCH,
     remote: str = DEFAULT_REMOTE,
+    force: bool = False,
 ) -> list[Moved]:
-    """Copy the chosen accounts' ledgers from the branch into the working tree."""
+    """Copy the chosen accounts' ledgers from the branch into the working tree. A local
+    ledger that differs from the branch's (an apply or import not pushed yet) is never
+    overwritten unless ``force``: it may be the only record of trunks just created."""
     chosen = select(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
     tip = _fetch(git, remote, branch)
+    relatives = _ledgers(git, manifests, chosen)
+    if tip is not None and not force:
+        for account, relative in zip(chosen, relatives, strict=True):
+            local = git.root / relative
+            shown = git("show", f"{tip}:{relative.as_posix()}", check=False)
+            differs = local.exists() and local.read_text(encoding="utf-8") != shown.stdout
+            if shown.returncode == 0 and differs:
+                raise LedgerError(
+                    f"the ledger of {account.name} here ({relative}) differs from "
+                    f"{branch}'s: push it first (reconciler state push --account "
+                    f"{account.name}), or pass --force to replace it with the branch's"
+                )
     moved = []
-    for account, relative in zip(chosen, _ledgers(git, manifests, chosen), strict=True):
+    for account, relative in zip(chosen, relatives, strict=True):
         if tip is None:
             moved.append(Moved(account.name, str(relative), f"no branch {branch} yet: kept"))
             continue
@@ -206,14 +221,19 @@ def push(
         blobs.append(git("hash-object", "-w", "--", str(path)).stdout.strip())
     files = [relative.as_posix() for relative in relatives]
     if applied is not None:
+        if git("rev-parse", "--verify", "--quiet", f"{applied}^{{commit}}", check=False).returncode:
+            raise ConfigError(f"--applied {applied}: no such commit in this repository")
         marker = git("hash-object", "-w", "--stdin", input_text=applied + "\n").stdout.strip()
         blobs += [marker] * len(relatives)
         files += [f"{relative.as_posix()}{APPLIED}" for relative in relatives]
     identity = {key: value for key, value in IDENTITY.items() if key not in environ}
     names = " ".join(f"--account {a.name}" for a in chosen)
+    where = f"in {source}" if source else "in the working tree"
+    again = names + (f" --from {source}" if source else "")
+    again += f" --applied {applied}" if applied else ""
     recovery = (
-        f"The ledger is safe in the working tree ({', '.join(str(r) for r in relatives)}); "
-        f"push it with: reconciler state push {names}"
+        f"The ledger is safe {where} ({', '.join(str(r) for r in relatives)}); "
+        f"push it with: reconciler state push {again}"
     )
     for attempt in range(1, attempts + 1):
         try:
