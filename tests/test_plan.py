@@ -382,5 +382,7 @@ def test_refresh_changed_reads_only_what_changed(
         "demo/t0/whitelisted_ip/44.250.1.1/32": ("+", "add_ip", "manifest")
     }
     [account] = result.accounts
-    assert (account.refreshed, account.not_refreshed, account.calls) == (1, 4, 5)
+    # One trunk's five collections, and the trunk list (adoption, names taken): 6 calls.
+    assert (account.refreshed, account.not_refreshed, account.calls) == (1, 4, 6)
+    assert account.scope == ("t0",)  # what apply of this saved plan re-reads, exactly
     assert any(n.kind is NoticeKind.NOT_REFRESHED for n in result.notices)

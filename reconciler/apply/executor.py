@@ -21,7 +21,7 @@ import structlog
 from reconciler.apply.handlers import BATCHED, HANDLERS, Handlers, Password
 from reconciler.apply.journal import Journal
 from reconciler.errors import ApiError, Duplicate, ServerError, TransportError
-from reconciler.exotel.client import ExotelClient, NewDestination
+from reconciler.exotel.client import ExotelClient, NewDestination, answered_destination
 from reconciler.live.ledger import Recorder
 from reconciler.live.state import fingerprint
 from reconciler.manifests.models import TrunkSpec
@@ -141,7 +141,16 @@ class Executor(Handlers):
                 self._finish(action, Status.FAILED, str(error))
             return
         for action, result in zip(actions, results, strict=True):
-            if result.ok or isinstance(result.error, Duplicate):
+            if result.ok:
+                asked = _new(action)
+                answered = answered_destination(result.data)
+                got = (answered[0], answered[1].priority, answered[1].weight) if answered else None
+                if got == (asked.uri, asked.priority, asked.weight):
+                    self._finish(action, Status.DONE)
+                else:
+                    said = f"Exotel answered {got!r} where {asked!r} was asked"
+                    self._finish(action, Status.FAILED, said)
+            elif isinstance(result.error, Duplicate):
                 self._finish(action, Status.DONE)
             else:
                 self._finish(action, Status.FAILED, str(result.error))

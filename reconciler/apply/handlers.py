@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from reconciler.errors import ApiError, Duplicate, NotFound, ServerError, TransportError
-from reconciler.exotel.client import ExotelClient
+from reconciler.exotel.client import ExotelClient, answered_alias
 from reconciler.exotel.records import LiveNumber
 from reconciler.live.ledger import Recorder
 from reconciler.live.state import TrunkEntry
@@ -33,6 +33,13 @@ from reconciler.plan.actions import AccountPlan, Action, Operation
 CREATE_ATTEMPTS = 3  # a create is sent again after a read-back found nothing, this often
 Password = Callable[[str, str], str]  # (trunk, username) -> the password to set
 T = TypeVar("T")
+
+
+def expect(what: str, asked: object, answered: object) -> None:
+    """Patch and check (as kopf does): a write's answer must say what was asked."""
+    if asked != answered:
+        # A failure: the trunk is read again after the apply, and the next plan redoes it.
+        raise ApiError(f"Exotel answered {what} {answered!r} where {asked!r} was asked")
 
 
 class Handlers:
@@ -74,7 +81,9 @@ class Handlers:
         spec = self.desired[action.trunk]
         domain = str(spec.domain_name)
         try:
-            sid = (await self.client.create_trunk(spec.name, spec.nso_code, domain)).sid
+            created = await self.client.create_trunk(spec.name, spec.nso_code, domain)
+            expect("trunk_name", spec.name, created.name)
+            sid = created.sid
         except (Duplicate, TransportError, ServerError) as error:
             if isinstance(error, TransportError) and not error.maybe_committed:
                 raise
@@ -116,7 +125,8 @@ class Handlers:
 
     async def rename_trunk(self, action: Action) -> None:
         sid = action.target["trunk_sid"]
-        await self.client.rename_trunk(sid, action.trunk)
+        renamed = await self.client.rename_trunk(sid, action.trunk)
+        expect("trunk_name", action.trunk, renamed.name)
         ledger = self.recorder.ledger
         old = ledger.by_sid().get(sid)
         entry = ledger.trunks[old] if old else TrunkEntry(sid)
@@ -169,13 +179,36 @@ class Handlers:
         async def find() -> LiveNumber | None:
             return (await self.client.numbers(sid)).get(number)
 
-        found, made = await self._create(lambda: self.client.map_number(sid, number, mode), find)
+        try:
+            found, made = await self._create(
+                lambda: self.client.map_number(sid, number, mode), find
+            )
+        except Duplicate as error:
+            raise await self._held_elsewhere(number, error) from None
         if not made and found.mode != mode:
-            await self.client.set_mode(sid, found.id, number, mode)
+            found = await self.client.set_mode(sid, found.id, number, mode)
+        expect(f"mode of {number}", mode, found.mode)
+
+    async def _held_elsewhere(self, number: str, error: Duplicate) -> ApiError:
+        """A DID another trunk holds: ask which one now (the plan did not, to save a call
+        per new DID), so the failure says where to unmap it."""
+        if not self.full:
+            return error
+        holder = await self.client.holder(number)
+        if holder is None:
+            return error
+        name = self.recorder.ledger.by_sid().get(holder)
+        owner = f"trunk {name} ({holder})" if name else f"unmanaged trunk {holder}"
+        return Duplicate(
+            f"DID {number} is mapped on {owner}: unmap it there first, or declare it there "
+            "no longer and apply again",
+            error.call,
+        )
 
     async def set_mode(self, action: Action) -> None:
         mode = str((action.after or {}).get("mode"))
-        await self.client.set_mode(self.sid(action), action.target["id"], action.key, mode)
+        found = await self.client.set_mode(self.sid(action), action.target["id"], action.key, mode)
+        expect(f"mode of {action.key}", mode, found.mode)
 
     async def unmap_number(self, action: Action) -> None:
         with contextlib.suppress(NotFound):  # already gone
@@ -184,10 +217,12 @@ class Handlers:
     async def add_ip(self, action: Action) -> None:
         sid, key = self.sid(action), action.key
 
-        async def find() -> str | None:
-            return (await self.client.ips(sid)).get(key)
+        async def find() -> tuple[str, str] | None:
+            found = (await self.client.ips(sid)).get(key)
+            return (key, found) if found is not None else None
 
-        await self._create(lambda: self.client.add_ip(sid, key), find)
+        (answered, _), _ = await self._create(lambda: self.client.add_ip(sid, key), find)
+        expect("whitelisted IP", key, answered)
 
     async def delete_ip(self, action: Action) -> None:
         with contextlib.suppress(NotFound):
@@ -195,12 +230,11 @@ class Handlers:
 
     async def update_destination(self, action: Action) -> None:
         after = action.after or {}
-        await self.client.update_destination(
-            self.sid(action),
-            action.target["id"],
-            priority=int(after.get("priority", 0)),
-            weight=int(after.get("weight", 1)),
+        asked = (int(after.get("priority", 0)), int(after.get("weight", 1)))
+        found = await self.client.update_destination(
+            self.sid(action), action.target["id"], priority=asked[0], weight=asked[1]
         )
+        expect(f"priority and weight of {action.key}", asked, (found.priority, found.weight))
 
     async def delete_destination(self, action: Action) -> None:
         with contextlib.suppress(NotFound):
@@ -211,6 +245,7 @@ class Handlers:
         result = await self.client.set_alias(self.sid(action), alias)
         if not result.ok:
             raise result.error or ApiError("alias refused")
+        expect("trunk_external_alias", alias, answered_alias(result.data))
         await self.record(action.trunk, replace(self.entry(action.trunk), alias=alias))
 
     async def delete_alias(self, action: Action) -> None:
@@ -243,7 +278,10 @@ class Handlers:
             return found.id if found else None
 
         async def create() -> str:
-            return (await self.client.add_credential(sid, username, secret, friendly)).id
+            answered, found = await self.client.add_credential(sid, username, secret, friendly)
+            expect("user_name", username, answered)
+            expect(f"friendly_name of {username}", friendly, found.friendly_name or None)
+            return found.id
 
         credential_id, made = await self._create(create, find)
         if not made:  # it was there already, with a password we cannot read: set ours

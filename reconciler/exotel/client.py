@@ -100,6 +100,15 @@ def _listed(item: JSON) -> ListedTrunk:
     )
 
 
+def answered_destination(data: JSON | None) -> tuple[str, LiveDestination] | None:
+    """A destination as a batch item's answer gives it (canonical), when it gives one."""
+    return _destination(data) if isinstance(data, dict) else None
+
+
+def answered_alias(data: JSON | None) -> str | None:
+    return _alias([data]) if isinstance(data, dict) else None
+
+
 def live_trunk(sid: str, listed: ListedTrunk | None, answers: dict[str, list[JSON]]) -> LiveTrunk:
     """One trunk from the answers to its collection reads (``settings`` when read)."""
     return LiveTrunk(
@@ -131,8 +140,8 @@ class ExotelClient(Session):
         body = {"trunk_name": name, "nso_code": nso_code, "domain_name": domain_name}
         return _listed(await self.single("POST", "/trunks", body=body))
 
-    async def rename_trunk(self, sid: str, name: str) -> None:
-        await self.single("PUT", self._trunk(sid), body={"trunk_name": name})
+    async def rename_trunk(self, sid: str, name: str) -> ListedTrunk:
+        return _listed(await self.single("PUT", self._trunk(sid), body={"trunk_name": name}))
 
     async def delete_trunk(self, sid: str) -> None:
         await self.single("DELETE", "/trunks", params={"trunk_sid": sid})
@@ -166,9 +175,10 @@ class ExotelClient(Session):
         body = {"phone_number": number, "mode": mode}
         return _number(await self.single("POST", self._trunk(sid, NUMBERS), body=body))[1]
 
-    async def set_mode(self, sid: str, number_id: str, number: str, mode: str) -> None:
+    async def set_mode(self, sid: str, number_id: str, number: str, mode: str) -> LiveNumber:
         body = {"phone_number": number, "mode": mode}  # the API wants both
-        await self.single("PUT", self._trunk(sid, f"{NUMBERS}/{number_id}"), body=body)
+        path = self._trunk(sid, f"{NUMBERS}/{number_id}")
+        return _number(await self.single("PUT", path, body=body))[1]
 
     async def unmap_number(self, sid: str, number_id: str) -> None:
         await self._delete(sid, NUMBERS, number_id)
@@ -178,11 +188,11 @@ class ExotelClient(Session):
     async def ips(self, sid: str) -> dict[str, str]:
         return dict(map(_ip, await self._children(sid, IPS)))
 
-    async def add_ip(self, sid: str, key: str) -> str:
-        """Whitelist ``a.b.c.d/nn``; the new entry's id."""
+    async def add_ip(self, sid: str, key: str) -> tuple[str, str]:
+        """Whitelist ``a.b.c.d/nn``: the entry as answered, (key, id)."""
         address, mask = key.split("/")
         body = {"ip": address, "mask": int(mask)}
-        return _ip(await self.single("POST", self._trunk(sid, IPS), body=body))[1]
+        return _ip(await self.single("POST", self._trunk(sid, IPS), body=body))
 
     async def delete_ip(self, sid: str, ip_id: str) -> None:
         await self._delete(sid, IPS, ip_id)
@@ -203,9 +213,10 @@ class ExotelClient(Session):
 
     async def update_destination(
         self, sid: str, destination_id: str, *, priority: int, weight: int
-    ) -> None:
+    ) -> LiveDestination:
         body = {"priority": priority, "weight": weight}
-        await self.single("PUT", self._trunk(sid, f"{DESTINATIONS}/{destination_id}"), body=body)
+        path = self._trunk(sid, f"{DESTINATIONS}/{destination_id}")
+        return _destination(await self.single("PUT", path, body=body))[1]
 
     async def delete_destination(self, sid: str, destination_id: str) -> None:
         await self._delete(sid, DESTINATIONS, destination_id)
@@ -228,11 +239,12 @@ class ExotelClient(Session):
 
     async def add_credential(
         self, sid: str, username: str, password: str, friendly_name: str | None
-    ) -> LiveCredential:
+    ) -> tuple[str, LiveCredential]:
+        """The credential as answered: (username, record); never the password."""
         body = {"user_name": username, "password": password}
         if friendly_name:
             body["friendly_name"] = friendly_name
-        return _credential(await self.single("POST", self._trunk(sid, CREDENTIALS), body=body))[1]
+        return _credential(await self.single("POST", self._trunk(sid, CREDENTIALS), body=body))
 
     async def update_credential(
         self, sid: str, credential_id: str, password: str, friendly_name: str | None

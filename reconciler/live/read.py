@@ -12,7 +12,9 @@ within Exotel's limits). Which trunks those are is ``pairing``'s answer:
 * profile ``minimal``: no trunk list and no settings (the API lacks them there); a
   ledger trunk whose first child list answers 404 is gone;
 * ``--refresh changed``: only trunks whose desired state differs from the fingerprint
-  the ledger kept at the last apply, plus new and removed ones; no trunk list.
+  the ledger kept at the last apply, plus new and removed ones, and the trunk list in
+  profile ``full`` (adoption, names taken); the names read are the plan's ``scope``, which
+  apply re-reads, exactly, for a saved plan (docs/architecture.md, "Scoped plans").
 
 A ledger trunk that Exotel no longer has is reported in ``missing`` (the plan recreates
 it, labelled drift), never an exception.
@@ -79,14 +81,16 @@ async def read(
     profile: str,
     refresh: str = "all",
     only: frozenset[str] | None = None,
+    listing: bool | None = None,
     tolerant: bool = False,
 ) -> AccountState:
-    """Live state of the account; ``only``: read just these trunks (declared names, or
-    ledger names of undeclared ones), as apply does to verify what it touched."""
+    """Live state of the account. ``only``: read just these trunks (declared names, or
+    ledger names of undeclared ones): a saved plan's scope, or what apply touched.
+    ``listing``: read the trunk list too (profile full); by default unless ``only``."""
     calls_before = client.calls
     full = profile == "full"
     listed: dict[str, ListedTrunk] | None = None
-    if full and refresh == "all" and only is None:
+    if full and (listing if listing is not None else only is None):
         listed = {trunk.sid: trunk for trunk in await client.list_trunks()}
     names = {trunk.name: sid for sid, trunk in listed.items()} if listed is not None else None
     pairing = pair(desired, ledger, names)
@@ -122,6 +126,7 @@ async def read(
         missing=frozenset(missing),
         listed=names,
         not_refreshed=frozenset(not_refreshed),
+        scope=frozenset(wanted.values()) if refresh == "changed" or only is not None else None,
         unreadable=unreadable,
         calls=client.calls - calls_before,
     )

@@ -31,6 +31,7 @@ class AccountState:
     missing: frozenset[str] = frozenset()  # ledger SIDs Exotel no longer has
     listed: Mapping[str, str] | None = None  # name -> SID of every live trunk (full, refresh all)
     not_refreshed: frozenset[str] = frozenset()  # trunk names skipped by --refresh changed
+    scope: frozenset[str] | None = None  # the trunk names read, when not all of them were
     unreadable: Mapping[str, str] = field(default_factory=dict)  # SID -> why it failed (drift)
     calls: int = 0  # API requests this read made
 

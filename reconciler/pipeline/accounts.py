@@ -8,7 +8,7 @@ Called by ``planning``, ``applying`` and ``importing``. Raises ``ManifestError``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import ConfigError, ManifestError
@@ -37,6 +37,9 @@ class Options:
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = 30.0  # seconds to wait for an answer
     tolerant: bool = False  # report trunks that cannot be read instead of failing (drift)
+    # Per account: read only these trunks (a saved plan's scope), with the trunk list.
+    scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    lookups: bool = True  # look up who holds each DID the plan maps (plans; not apply)
     transport: Transport | None = None  # tests inject faults here
 
 

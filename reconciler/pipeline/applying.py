@@ -34,6 +34,7 @@ from reconciler.plan.actions import (
     NoticeKind,
     Outcome,
     Plan,
+    Status,
 )
 from reconciler.plan.build import plan_account
 
@@ -116,6 +117,8 @@ async def _apply_locked(
     on_plan: Callable[[Plan], None],
 ) -> ApplyResult:
     read = {a.name: chosen.ledger(a) for a in chosen.accounts}
+    # A saved plan's scope is re-read exactly; who holds a DID is asked only on a refusal.
+    options = replace(options, scopes=reviewed.scopes(apply_options.saved_plans), lookups=False)
     planned = await asyncio.gather(
         *(plan_one(chosen, a, clients[a.name], read[a.name], options) for a in chosen.accounts)
     )
@@ -163,9 +166,7 @@ async def _apply_locked(
                 await recorder.save()
                 raise
             await recorder.save()
-            remaining = await _verify(
-                chosen, account, account_plan, clients[account.name], recorder.ledger
-            )
+            remaining = await _verify(chosen, account, outcomes, clients[account.name], recorder)
             journal.note("apply.finished", account=account.name, remaining=len(remaining.actions))
         finally:
             journal.close()
@@ -180,22 +181,27 @@ async def _apply_locked(
 async def _verify(
     chosen: Chosen,
     account: NamedAccount,
-    executed: AccountPlan,
+    outcomes: Sequence[Outcome],
     client: ExotelClient,
-    ledger: ledgers.Ledger,
+    recorder: ledgers.Recorder,
 ) -> AccountPlan:
-    """Re-read the trunks that were touched and plan again: what is left to do."""
-    touched = frozenset(action.trunk for action in executed.actions)
+    """What is left to do. Every write's answer was compared with what was asked (the
+    handlers refuse a mismatch), so a trunk whose actions all succeeded is known to be as
+    planned: only trunks where something failed, was skipped or is manual are read again
+    and planned anew (as kopf patches and checks the answer rather than re-reading)."""
+    unsettled = frozenset(o.action.trunk for o in outcomes if o.status is not Status.DONE)
     state = await live.read(
         client,
-        ledger=ledger,
+        ledger=recorder.ledger,
         desired=chosen.desired(account),
         profile=account.spec.api,
-        only=touched,
+        only=unsettled,
     )
-    remaining = plan_account(account_input(chosen, account), ledger, state)
+    remaining = plan_account(account_input(chosen, account), recorder.ledger, state)
     return replace(
-        remaining, notices=tuple(n for n in remaining.notices if n.kind is NoticeKind.RAIL)
+        remaining,
+        notices=tuple(n for n in remaining.notices if n.kind is NoticeKind.RAIL),
+        scope=None,
     )
 
 

@@ -42,18 +42,21 @@ async def plan_one(
     ledger: Ledger,
     options: Options,
 ) -> AccountPlan:
+    scope = options.scopes.get(account.name)
     state = await live.read(
         client,
         ledger=ledger,
         desired=chosen.desired(account),
         profile=account.spec.api,
         refresh=options.refresh,
+        only=scope,
+        listing=True if scope is not None else None,
         tolerant=options.tolerant,
     )
     planned = plan_account(
         account_input(chosen, account), ledger, state, max_delete=options.max_delete
     )
-    numbers = new_numbers(planned)
+    numbers = new_numbers(planned) if options.lookups else []
     if account.spec.api == "full" and numbers:
         before = client.calls
         holders = await live.did_holders(client, numbers)

@@ -183,6 +183,9 @@ class AccountPlan:
     refreshed: int  # trunks read from the API
     not_refreshed: int
     calls: int = 0
+    # The trunks this plan looked at, when it did not look at all of them: apply re-reads
+    # exactly these for a saved plan, so drift elsewhere is drift's business.
+    scope: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,7 @@ class Plan:
                     "refreshed": a.refreshed,
                     "not_refreshed": a.not_refreshed,
                     "api_calls": a.calls,
+                    **({"scope": list(a.scope)} if a.scope is not None else {}),
                 }
                 for a in self.accounts
             ],

@@ -125,4 +125,5 @@ def plan_account(
         refreshed=len(state.trunks),
         not_refreshed=len(state.not_refreshed),
         calls=state.calls,
+        scope=tuple(sorted(state.scope)) if state.scope is not None else None,
     )

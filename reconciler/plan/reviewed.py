@@ -39,6 +39,23 @@ def _fresh_does(action: Action) -> str:
     return _does(action.canonical())
 
 
+def scopes(saved: Sequence[Mapping[str, Any]]) -> dict[str, frozenset[str]]:
+    """Per account, the trunks the reviewed plans looked at, when every one of them was
+    scoped (``plan --refresh changed``); an account any of them read whole is read whole."""
+    found: dict[str, set[str]] = {}
+    whole: set[str] = set()
+    for document in saved:
+        for account in document.get("accounts", []):
+            if not isinstance(account, dict):
+                continue
+            name, scope = str(account.get("account")), account.get("scope")
+            if isinstance(scope, list):
+                found.setdefault(name, set()).update(str(trunk) for trunk in scope)
+            else:
+                whole.add(name)
+    return {name: frozenset(names) for name, names in found.items() if name not in whole}
+
+
 def compare(saved: Sequence[Mapping[str, Any]], plan: Plan) -> Verdict:
     accounts = {account.account for account in plan.accounts}
     chosen: list[dict[str, Any]] = []
