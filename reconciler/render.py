@@ -17,7 +17,7 @@ No format ever shows a secret: plans hold none (passwords are ``(sensitive)``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from reconciler.plan.actions import (
@@ -336,7 +336,8 @@ def _drift_line(action: Action) -> str:
     return f"{action.address}: {differs}; apply would: {describe(action)}"
 
 
-def drift(plan: Plan, fmt: str = "text") -> str:
+def drift(plan: Plan, fmt: str = "text", coverage: Sequence[str] = ()) -> str:
+    """``coverage``: one line per account saying how much of it this run checked."""
     found, pending, unreadable = drift_parts(plan)
     accounts = ",".join(account.account for account in plan.accounts)
     if fmt == "json":
@@ -348,6 +349,7 @@ def drift(plan: Plan, fmt: str = "text") -> str:
             "pending": [action.document() for action in pending],
             "unreadable": [notice.document() for notice in unreadable],
             "checksum": plan.checksum,
+            "coverage": list(coverage),
         }
         return json.dumps(document, indent=2) + "\n"
     headline = (
@@ -362,6 +364,8 @@ def drift(plan: Plan, fmt: str = "text") -> str:
             "",
             f"**{headline}.**",
             "",
+            *[f"- {escape(line)}" for line in coverage],
+            *([""] if coverage else []),
         ]
         if found:
             lines += [
@@ -383,7 +387,7 @@ def drift(plan: Plan, fmt: str = "text") -> str:
         if unreadable:
             lines += ["Could not be checked:", *[f"- {escape(n.message)}" for n in unreadable], ""]
         return "\n".join(lines) + "\n"
-    lines = [headline + "."]
+    lines = [headline + ".", *[f"  {line}" for line in coverage]]
     if found:
         lines += ["", *[f"  ! {_drift_line(a)}" for a in found]]
     if pending:

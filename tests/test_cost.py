@@ -3,11 +3,20 @@ else): scoped plans and applies, applies that verify from the answers, lazy look
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from reconciler.manifests.load import load
+from reconciler.pipeline import drifting
+from reconciler.pipeline.accounts import Options
 from reconciler.render import json_text
-from tests.estate import apply, plan, seed, write
+from tests.estate import apply, environ, plan, seed, write
 from tests.sandboxes import Api, Sandbox, ok
 from tests.test_plan import BASE
 
@@ -15,6 +24,18 @@ TRUNKS = "".join(
     f"- name: t{i}\n  account: demo\n  whitelisted_ips: [44.250.0.{i + 1}]\n" for i in range(4)
 )
 CHILD_READS = 5  # DIDs, IPs, destinations, credentials, settings (profile full)
+
+
+def reconciler_in(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+        check=False,
+    )
 
 
 def reads(sandbox: Sandbox) -> dict[str, int]:
@@ -74,3 +95,70 @@ def test_a_did_held_elsewhere_is_named_when_mapping_fails(
     [failed] = [o for o in result.outcomes if o.status == "failed"]
     assert failed.action.address == "demo/bot/phone_number/+918040264209"
     assert f"DID +918040264209 is mapped on unmanaged trunk {other}" in failed.detail
+
+
+def drift_run(folder: Path, sandbox: Sandbox, budget: int | None, now: datetime) -> Any:
+    manifests = load(folder)
+    return asyncio.run(
+        drifting.drift(
+            manifests,
+            accounts=[],
+            environ=environ(sandbox),
+            options=Options(per_minute=0),
+            budget=budget,
+            now=now,
+        )
+    )
+
+
+def test_budgeted_drift_sweeps_the_account_least_recently_checked_first(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    twelve = "".join(
+        f"- name: t{i:02}\n  account: demo\n  whitelisted_ips: [44.250.0.{i + 1}]\n"
+        for i in range(12)
+    )
+    folder = write(tmp_path, twelve)
+    sids = seed(api, folder)
+    budget = 1 + 5 * 5  # the trunk list's page, and five trunks of five reads
+    start = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+    seen: list[set[str]] = []
+    for run in range(3):
+        before = total(reads(sandbox))
+        plan_, coverage = drift_run(folder, sandbox, budget, start + timedelta(hours=6 * run))
+        assert total(reads(sandbox)) - before <= budget  # within its budget, every run
+        [account] = plan_.accounts
+        seen.append(set(account.scope or ()))
+        [line] = coverage
+        assert line.checked == len(seen[-1])
+        assert line.runs_for_all == 3
+    assert seen[0] | seen[1] | seen[2] == {f"t{i:02}" for i in range(12)}  # one sweep
+    assert not seen[0] & seen[1]  # least recently checked first
+    text = coverage[0].line(start + timedelta(hours=13))
+    assert text == (
+        "demo: 5 of 12 trunk(s) checked this run; every trunk within the last 3 run(s); "
+        "oldest check 13 h ago"
+    )
+    # A hand change on any trunk is found within one sweep.
+    ok(api.trunk(sids["t07"]).post("whitelisted-ips", {"ip": "3.7.7.7", "mask": 32}))
+    found = []
+    for run in range(3, 6):
+        plan_, _ = drift_run(folder, sandbox, budget, start + timedelta(hours=6 * run))
+        found += [a.address for a in plan_.actions]
+    assert "demo/t07/whitelisted_ip/3.7.7.7/32" in found
+
+
+def test_drift_without_a_budget_checks_everything_and_says_so(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path, TRUNKS)
+    seed(api, folder)
+    done = reconciler_in(folder, "drift", str(folder), env=environ(sandbox))
+    assert done.returncode == 0, done.stderr
+    assert "demo: 4 of 4 trunk(s) checked this run; every trunk within the last 1 run(s)" in (
+        done.stdout
+    )
+    budgeted = reconciler_in(folder, "drift", str(folder), "--budget", "11", env=environ(sandbox))
+    assert "demo: 2 of 4 trunk(s) checked this run; every trunk within the last 2 run(s)" in (
+        budgeted.stdout
+    )

@@ -178,3 +178,22 @@ def test_a_push_that_cannot_land_says_how_to_recover(tmp_path: Path) -> None:
     assert "The ledger is safe in the working tree" in failed.stderr
     assert "push it with: reconciler state push --account demo" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_drift_records_are_pushed_without_the_ledger(tmp_path: Path) -> None:
+    """A drift run keeps when it checked each trunk, and never puts back a ledger."""
+    remote = origin(tmp_path)
+    first = clone(remote, tmp_path / "first")
+    write_ledger(first, "demo", "demo", "trmum1applied")
+    assert reconciler(first, "state", "push", "--account", "demo").returncode == 0
+    drift = clone(remote, tmp_path / "drift")
+    write_ledger(drift, "demo", "demo", "trmum1stale")  # an older copy must not go back
+    record = drift / "manifests" / "state" / "demo.json.checked.json"
+    record.write_text('{"bot": "2026-12-02T06:00:00+00:00"}\n')
+    pushed = reconciler(drift, "state", "push", "--account", "demo", "--checked")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "trmum1applied" in on_branch(remote, "manifests/state/demo.json")
+    assert "2026-12-02T06:00:00" in on_branch(remote, "manifests/state/demo.json.checked.json")
+    third = clone(remote, tmp_path / "third")
+    assert reconciler(third, "state", "pull").returncode == 0
+    assert (third / "manifests/state/demo.json.checked.json").exists()

@@ -168,6 +168,13 @@ def _drift(
         ),
     )
     _common(drift, account="check only this account", formats=("text", "markdown", "json"))
+    drift.add_argument(
+        "--budget",
+        type=int,
+        metavar="CALLS",
+        help="API calls each account may spend on this run: the trunks checked least "
+        "recently go first, and successive runs sweep the account (default: check all)",
+    )
     return drift
 
 
@@ -252,6 +259,11 @@ def _state(
                 metavar="COMMIT",
                 help="also record that the manifests at COMMIT were applied (read by the "
                 "apply workflow to know which merged pull requests a run carries)",
+            )
+            action.add_argument(
+                "--checked",
+                action="store_true",
+                help="push drift's records of when each trunk was checked, not the ledgers",
             )
             action.add_argument(
                 "--from",

@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +34,15 @@ from reconciler.manifests import schema
 from reconciler.manifests.load import Manifests, load
 from reconciler.manifests.problems import Severity, plural
 from reconciler.manifests.secrets import environment
-from reconciler.pipeline import ApplyOptions, Options, apply, import_trunks, make_plan, state_branch
+from reconciler.pipeline import (
+    ApplyOptions,
+    Options,
+    apply,
+    drifting,
+    import_trunks,
+    make_plan,
+    state_branch,
+)
 from reconciler.plan.actions import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
@@ -245,14 +254,23 @@ def _outcome_file(args: argparse.Namespace, status: str, markdown: str) -> None:
 def run_drift(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
     options = Options(per_minute=args.rate_limit, tolerant=True)
-    plan = _run(
-        make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
+    now = datetime.now(UTC)
+    plan, coverage = _run(
+        drifting.drift(
+            manifests,
+            accounts=args.account or [],
+            environ=environment(),
+            options=options,
+            budget=args.budget,
+            now=now,
+        )
     )
-    report = render.drift(plan, args.format)
+    lines = [item.line(now) for item in coverage]
+    report = render.drift(plan, args.format, lines)
     print(_on_github(report, args) if args.format == "markdown" else report, end="")
     drifted, _, unreadable = render.drift_parts(plan)
     if github.enabled(args.github, environment()):
-        github.summary(_on_github(render.drift(plan, "markdown"), args))
+        github.summary(_on_github(render.drift(plan, "markdown", lines), args))
         github.outputs({"drift": str(bool(drifted)).lower(), "checksum": plan.checksum})
     if drifted:
         return EXIT_CHANGES
@@ -318,6 +336,7 @@ def run_state_push(args: argparse.Namespace) -> int:
         message=args.message,
         applied=args.applied,
         source=Path(args.source) if args.source else None,
+        checked=args.checked,
         branch=args.branch,
         remote=args.remote,
     )

@@ -37,6 +37,7 @@ from reconciler.pipeline.accounts import select
 DEFAULT_BRANCH = "reconciler-state"
 DEFAULT_REMOTE = "origin"
 APPLIED = ".applied"  # beside a ledger on the branch: the manifests' commit last applied
+CHECKED = ".checked.json"  # beside a ledger: when drift last checked each trunk
 # Whose name a commit carries when git has none configured (a CI runner).
 IDENTITY = {
     "GIT_AUTHOR_NAME": "reconciler",
@@ -164,9 +165,10 @@ def pull(
         _check_ledger(shown.stdout, account, f"{branch}:{relative.as_posix()}")
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(target, shown.stdout)
-        marker = git("show", f"{tip}:{relative.as_posix()}{APPLIED}", check=False)
-        if marker.returncode == 0:
-            _write_atomically(target.with_name(target.name + APPLIED), marker.stdout)
+        for companion in (APPLIED, CHECKED):
+            kept = git("show", f"{tip}:{relative.as_posix()}{companion}", check=False)
+            if kept.returncode == 0:
+                _write_atomically(target.with_name(target.name + companion), kept.stdout)
         moved.append(Moved(account.name, str(relative), f"taken from {branch} at {tip[:12]}"))
     return moved
 
@@ -203,21 +205,27 @@ def push(
     attempts: int = 5,
     applied: str | None = None,
     source: Path | None = None,
+    checked: bool = False,
 ) -> list[Moved]:
     """Commit the chosen accounts' ledgers onto the branch, compare-and-swap; with
     ``applied``, also the commit of the manifests they were applied from (beside each
     ledger, ``<ledger>.applied``), which the apply workflow reads to know which merged
     pull requests' plans it carries. ``source``: read the ledgers from this folder (laid
-    out as the repository is, as a workflow's artifact is) instead of the working tree."""
+    out as the repository is, as a workflow's artifact is) instead of the working tree.
+    ``checked``: push drift's records of when each trunk was checked, not the ledgers
+    (a drift run must never put back a ledger an apply has moved on from)."""
     chosen = select(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
     relatives = _ledgers(git, manifests, chosen)
     blobs = []
+    if checked:
+        relatives = [r.with_name(r.name + CHECKED) for r in relatives]
     for account, relative in zip(chosen, relatives, strict=True):
         path = (source or git.root) / relative
         if not path.exists():
-            raise LedgerError(f"account {account.name} has no ledger at {path}: nothing to push")
-        _check_ledger(path.read_text(encoding="utf-8"), account, str(path))
+            raise LedgerError(f"account {account.name} has no {path}: nothing to push")
+        if not checked:
+            _check_ledger(path.read_text(encoding="utf-8"), account, str(path))
         blobs.append(git("hash-object", "-w", "--", str(path)).stdout.strip())
     files = [relative.as_posix() for relative in relatives]
     if applied is not None:
