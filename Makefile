@@ -57,6 +57,7 @@ bench: $(PIP_STAMP)
 	$(BIN)/python benchmarks/apply_create.py
 	$(BIN)/python benchmarks/chaos_soak.py
 	$(BIN)/python benchmarks/serve_decisions.py
+	$(BIN)/python benchmarks/cost.py
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
