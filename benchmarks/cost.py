@@ -13,8 +13,8 @@ credential and an alias each) and a pull request changing k = 3 of them (one IP 
 5. wall time of the k = 3 plan and apply under a real limit, the sandbox at
    ``--rate-limit 200 --rate-window 6`` (ten times faster than Exotel's minute), and
    the 429s seen (goal: none);
-6. the client's CPU per request on a no-op plan without latency (the issue measured
-   3.8 ms before this work; bound 1.5 ms).
+6. the CPU per request of the whole ``reconciler plan`` command on a no-op plan of 500
+   trunks without latency (bound 1.5 ms).
 
     python benchmarks/cost.py [--trunks 100 1000]
 """
@@ -26,6 +26,8 @@ import asyncio
 import json
 import math
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -212,33 +214,40 @@ def measure(trunks: int) -> bool:
     return ok
 
 
-def client_cpu(trunks: int = 500) -> None:
+def client_cpu(trunks: int = 500) -> bool:
+    """The whole ``reconciler plan`` command as a user runs it (a process: start-up,
+    loading the manifests, every request), its CPU divided by its requests."""
     with tempfile.TemporaryDirectory() as directory:
         state = build(Path(directory), trunks)
         sandbox = Sandbox("--state", str(state), "--rate-limit", "0")
         try:
-            manifests = load(Path(directory) / "manifests")
-            times = os.times()
-            started = times.user + times.system
-            plan = asyncio.run(
-                make_plan(
-                    manifests,
-                    accounts=[],
-                    environ=env(sandbox.url),
-                    options=Options(per_minute=0),
-                )
+            before = requests(sandbox)
+            used_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            done = subprocess.run(
+                [sys.executable, "-m", "reconciler", "plan", "--rate-limit", "0", "manifests"],
+                cwd=directory,
+                env={**os.environ, **env(sandbox.url)},
+                capture_output=True,
+                text=True,
+                check=False,
             )
-            times = os.times()
-            used = times.user + times.system - started
+            used_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            calls = requests(sandbox) - before
         finally:
             sandbox.stop()
-    calls = sum(a.calls for a in plan.accounts)
-    per_request = used / calls * 1000
-    print(
-        f"client CPU, no-op plan of {trunks} trunks without latency: {per_request:.2f} ms per "
-        f"request ({calls:,} requests; before this work: 3.8 ms; bound 1.5 ms): "
-        f"{'met' if per_request <= 1.5 else 'MISSED'}"
+    assert done.returncode == 0, done.stderr
+    used = (used_after.ru_utime + used_after.ru_stime) - (
+        used_before.ru_utime + used_before.ru_stime
     )
+    per_request = used / calls * 1000
+    met = per_request <= 1.5
+    print(
+        f"client CPU, the whole `reconciler plan` command on {trunks} trunks without latency: "
+        f"{per_request:.2f} ms per request ({used:.2f} s for {calls:,} requests, start-up and "
+        f"manifests included; bound 1.5 ms): "
+        f"{'met' if met else 'MISSED'}"
+    )
+    return met
 
 
 def main() -> int:
@@ -247,9 +256,8 @@ def main() -> int:
     args = parser.parse_args()
     logs.configure(level=50)  # benchmarks print figures, not logs
     results = [measure(trunks) for trunks in args.trunks]  # every size, even after a miss
-    ok = all(results)
-    client_cpu()
-    return 0 if ok else 1
+    results.append(client_cpu())
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":
