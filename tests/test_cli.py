@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from reconciler.cli.main import build_parser
 from reconciler.manifests.document import ManifestFile
 from reconciler.manifests.schema import REFERENCE_SECTIONS
 
@@ -120,7 +121,7 @@ def test_help_and_version() -> None:
     assert reconciler("--version").stdout.startswith("reconciler ")
     result = reconciler("validate", "--help")
     assert "--format" in result.stdout
-    assert reconciler("frobnicate").returncode == 2
+    assert reconciler("frobnicate").returncode == 1  # a usage error, never "changes" (2)
 
 
 def test_the_field_reference_covers_every_model_of_the_language() -> None:
@@ -141,3 +142,33 @@ def test_the_field_reference_covers_every_model_of_the_language() -> None:
 
     documented = {model for _, model in REFERENCE_SECTIONS}
     assert reachable(ManifestFile, set()) <= documented
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        [],
+        ["plan", "--detailed-exitcode", "--acount", "acme"],
+        ["drift", "--format", "yaml"],
+        ["state"],
+    ],
+)
+def test_usage_errors_exit_1_never_the_changes_code(words: list[str], tmp_path: Path) -> None:
+    """2 means "changes or drift present": a typo in CI must not read as drift."""
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", *words],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("usage: reconciler")
+    assert "error:" in result.stderr
+
+
+def test_verbose_is_accepted_after_the_subcommand_too() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["drift", "-v"]).verbose == 1
+    assert parser.parse_args(["-vv", "drift"]).verbose == 2
+    assert parser.parse_args(["drift"]).verbose == 0

@@ -8,7 +8,10 @@ Options shared by several commands are declared once, by the helpers below.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, NoReturn
 
 from reconciler import __version__, sandbox
 from reconciler.exotel.gate import DEFAULT_PER_MINUTE
@@ -19,6 +22,19 @@ MAX_DELETE_HELP = (
     "deletions above which apply refuses (default: 30%% of managed objects, "
     "when there are 10 or more)"
 )
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors exit 1 ("error"), never 2, which means "changes or drift present": a
+    typo in CI must not read as drift."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+if TYPE_CHECKING:  # generic to type checkers only
+    Commands = argparse._SubParsersAction[Parser]  # the subcommands
 
 
 def _path(parser: argparse.ArgumentParser, what: str = "manifest file or directory") -> None:
@@ -57,7 +73,7 @@ def _github(parser: argparse.ArgumentParser) -> None:
 
 
 def _validate(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: Commands,
 ) -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate",
@@ -75,7 +91,7 @@ def _validate(
     return validate
 
 
-def _plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def _plan(commands: Commands) -> argparse.ArgumentParser:
     plan = commands.add_parser(
         "plan",
         help="show what apply would change, without changing anything",
@@ -109,7 +125,7 @@ def _plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
 
 
 def _apply(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: Commands,
 ) -> argparse.ArgumentParser:
     apply = commands.add_parser(
         "apply",
@@ -156,7 +172,7 @@ def _apply(
 
 
 def _drift(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: Commands,
 ) -> argparse.ArgumentParser:
     drift = commands.add_parser(
         "drift",
@@ -179,7 +195,7 @@ def _drift(
 
 
 def _import(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: Commands,
 ) -> argparse.ArgumentParser:
     importer = commands.add_parser(
         "import",
@@ -213,9 +229,7 @@ def _import(
     return importer
 
 
-def _state(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], runs: Mapping[str, Run]
-) -> None:
+def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
     state = commands.add_parser(
         "state",
         help="the ledgers on their git branch: pull before planning, push after applying",
@@ -275,8 +289,24 @@ def _state(
         action.set_defaults(run=runs[f"state {name}"])
 
 
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` after the subcommand too (``reconciler drift -v``), as before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                with contextlib.suppress(argparse.ArgumentError):
+                    sub.add_argument(
+                        "-v",
+                        "--verbose",
+                        action="count",
+                        default=argparse.SUPPRESS,
+                        help="log more on stderr (-vv: every API request)",
+                    )
+                _verbose_everywhere(sub)
+
+
 def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="reconciler",
         description=(
             "Declarative, GitOps-style reconciler for Exotel vSIP trunking. "
@@ -342,4 +372,5 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     )
     sandbox.add_arguments(sandbox_parser)
     sandbox_parser.set_defaults(run=sandbox.run)
+    _verbose_everywhere(parser)
     return parser
