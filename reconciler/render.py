@@ -134,10 +134,22 @@ def _refresh_line(plan: Plan) -> list[str]:
     return lines
 
 
+def no_changes(plan: Plan) -> str:
+    """What an empty plan may claim: all of live state, or only what it read."""
+    skipped = sum(account.not_refreshed for account in plan.accounts)
+    if not skipped:
+        return "No changes. Live state matches the manifests."
+    read = sum(account.refreshed for account in plan.accounts)
+    return (
+        f"No changes in the {read} trunk(s) read. {skipped} trunk(s) were not read (their "
+        "manifests match the last apply): drift on them was not looked for."
+    )
+
+
 def text(plan: Plan, *, colour: bool = False) -> str:
     lines = _refresh_line(plan)
     if not plan.has_changes:
-        lines += ["", "No changes. Live state matches the manifests."]
+        lines += ["", no_changes(plan)]
     else:
         lines.append("")
         width = min(72, max(len(action.address) for action in plan.actions))
@@ -220,7 +232,7 @@ def markdown(
         "",
     ]
     if not plan.has_changes:
-        body = ["No changes. Live state matches the manifests.", *_notes(plan.notices)]
+        body = [no_changes(plan), *_notes(plan.notices)]
         return bounded("\n".join(head + body) + "\n", footer=footer, limit=limit)
     warnings = _warnings(plan)
     tables = _tables(by_trunk(plan.actions))

@@ -133,3 +133,18 @@ def test_sigterm_stops_an_apply_cleanly(tmp_path: Path, sandbox: Sandbox, api: A
     again = reconciler("apply", "--auto-approve", env=environ(sandbox), cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(live_trunks(sandbox)) == 1
+
+
+def test_apply_format_json_prints_one_json_document(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    write(tmp_path / "manifests", BASE)
+    env = environ(sandbox)
+    result = reconciler("apply", "--auto-approve", "--format", "json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)  # nothing else on stdout
+    assert document["converged"] is True
+    assert len(document["done"]) == 9
+    assert "Plan: 9 to create" in result.stderr  # the plan is still shown, on stderr
+    again = reconciler("apply", "--auto-approve", "--format", "json", env=env, cwd=tmp_path)
+    assert json.loads(again.stdout)["converged"] is True  # nothing to do: still JSON

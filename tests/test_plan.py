@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import render
 from reconciler.plan.actions import Kind, NoticeKind
 from tests.estate import by_address, plan, seed, write
 from tests.sandboxes import Api, Sandbox
@@ -386,3 +387,16 @@ def test_refresh_changed_reads_only_what_changed(
     assert (account.refreshed, account.not_refreshed, account.calls) == (1, 4, 6)
     assert account.scope == ("t0",)  # what apply of this saved plan re-reads, exactly
     assert any(n.kind is NoticeKind.NOT_REFRESHED for n in result.notices)
+
+
+def test_an_empty_scoped_plan_claims_only_what_it_read(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path, BASE)
+    seed(api, folder)
+    result = plan(folder, sandbox, refresh="changed")
+    assert result.actions == ()
+    said = render.text(result)
+    assert "Live state matches the manifests" not in said
+    assert "No changes in the 0 trunk(s) read. 1 trunk(s) were not read" in said
+    assert "Live state matches the manifests" in render.text(plan(folder, sandbox))

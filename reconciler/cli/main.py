@@ -203,8 +203,10 @@ def run_apply(args: argparse.Namespace) -> int:
     with progress.reporter() as on_outcome:
 
         def show(plan: Plan) -> None:
-            colour = sys.stdout.isatty() and "NO_COLOR" not in environment()
-            print(render.text(plan, colour=colour), end="", flush=True)
+            # With --format json, stdout holds the one JSON document: the plan goes to stderr.
+            stream = sys.stderr if args.format == "json" else sys.stdout
+            colour = stream.isatty() and "NO_COLOR" not in environment()
+            print(render.text(plan, colour=colour), end="", flush=True, file=stream)
             on_outcome.begin(len(plan.actions))
 
         result = _run(
@@ -230,10 +232,13 @@ def run_apply(args: argparse.Namespace) -> int:
         )
     if not result.plan.has_changes:
         _outcome_file(args, "nothing", "Nothing to apply: live state matches the manifests.\n")
+        if args.format == "json":
+            print(render.report(result, "json"), end="")
         return EXIT_OK
     status = "applied" if result.converged else "not-converged"
     _outcome_file(args, status, render.report(result, "markdown"))
-    print()
+    if args.format != "json":
+        print()
     report = render.report(result, args.format)
     print(_on_github(report, args) if args.format == "markdown" else report, end="")
     return EXIT_OK if result.converged else EXIT_ERROR
