@@ -339,6 +339,9 @@ def test_a_trunk_deleted_by_hand_is_recreated(
     assert (first.operation, first.origin) == ("create_trunk", "drift")
     assert sids["bot"] in first.reason
     assert len(result.actions) == 9
+    # The same loud warning a replacement gets: applets dialling the old SID must change.
+    [warning] = [n for n in result.notices if n.kind is NoticeKind.REPLACEMENT]
+    assert f"sip:{sids['bot']} must be updated" in warning.message
 
 
 def test_a_live_trunk_missing_from_the_ledger_is_adopted(

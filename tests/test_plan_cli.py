@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,12 +87,21 @@ def test_an_unreachable_api_is_a_clear_error(tmp_path: Path) -> None:
         "EXOTEL_API_TOKEN": "t",
         "SIP_PASSWORD": "p",
     }
+    started = time.monotonic()
     result = reconciler("plan", env=env, cwd=tmp_path)
     assert result.returncode == 1
-    assert "reconciler: Exotel API: account demo: GET /v2/accounts/demo/trunks: cannot connect" in (
-        result.stderr
+    assert (
+        "reconciler: Exotel API: account demo: GET /v2/accounts/demo/trunks: "
+        "cannot connect to http://127.0.0.1:9" in result.stderr
     )
     assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 5  # a refused port fails at once, not after retries
+    # A URL without its scheme is told so, not sent anywhere.
+    schemeless = reconciler("plan", env={**env, "EXOTEL_BASE_URL": "127.0.0.1:8799"}, cwd=tmp_path)
+    assert schemeless.returncode == 1
+    assert "EXOTEL_BASE_URL '127.0.0.1:8799' is not a URL: write it with its scheme" in (
+        schemeless.stderr
+    )
 
 
 def test_secrets_never_appear_in_any_output_format_or_log(

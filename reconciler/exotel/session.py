@@ -43,6 +43,7 @@ log = structlog.get_logger("reconciler.exotel")
 
 PAGE_SIZE = 100  # the API's maximum: fewest pages per collection
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})  # safe to send again
+CONNECT_ATTEMPTS = 2  # a refused connection is tried once more, then reported at once
 
 
 class Session:
@@ -91,9 +92,15 @@ class Session:
                 try:
                     response = await self.http.request(method, url, params=params, json=body)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    host = self.http.base_url.copy_with(raw_path=b"/")
                     failure: ApiError = TransportError(
-                        f"cannot connect: {exc}", info, maybe_committed=False
+                        f"cannot connect to {str(host).rstrip('/')}: {exc or type(exc).__name__}",
+                        info,
+                        maybe_committed=False,
                     )
+                    if isinstance(exc, httpx.ConnectError) and attempt >= CONNECT_ATTEMPTS:
+                        # Refused, or no such host: waiting longer will not change it.
+                        raise failure from exc
                 except httpx.HTTPError as exc:  # sent, but no answer came back
                     failure = TransportError(
                         f"no answer ({type(exc).__name__})", info, maybe_committed=True

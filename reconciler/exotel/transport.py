@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from reconciler import __version__
+from reconciler.errors import ConfigError
 from reconciler.exotel.gate import DEFAULT_CONCURRENCY
 
 LANE_SIZE = 10  # connections per pool lane (see LanedTransport)
@@ -71,7 +72,14 @@ def foreign_host(url: str, allowed: str = "") -> str | None:
 
 def base_url(region: str, configured: str | None, environ: Mapping[str, str]) -> str:
     """EXOTEL_BASE_URL beats the account's ``base_url``, which beats the region's host."""
-    return (environ.get("EXOTEL_BASE_URL") or configured or REGION_URLS[region]).rstrip("/")
+    url = environ.get("EXOTEL_BASE_URL") or configured or REGION_URLS[region]
+    if not url.startswith(("http://", "https://")):
+        where = "EXOTEL_BASE_URL" if environ.get("EXOTEL_BASE_URL") else "base_url"
+        raise ConfigError(
+            f"{where} {url!r} is not a URL: write it with its scheme, like "
+            "http://127.0.0.1:8765 or https://api.in.exotel.com"
+        )
+    return url.rstrip("/")
 
 
 def http_client(

@@ -68,6 +68,13 @@ class TrunkPlanner:
         if entry.sid in self.state.missing:
             reason = f"trunk {entry.sid} was deleted outside the reconciler: recreate it (new SID)"
             self._create(found.spec, Origin.DRIFT, reason)
+            self.steps.notice(
+                NoticeKind.REPLACEMENT,
+                f"trunk {found.spec.name} was deleted outside the reconciler and will be "
+                f"recreated with a new SID: Connect applets or Dynamic URLs that dial "
+                f"sip:{entry.sid} must be updated",
+                f"{self.steps.account.name}/{found.spec.name}",
+            )
             return
         live = self.state.trunks.get(entry.sid)
         if live is not None:
