@@ -148,3 +148,32 @@ def test_apply_format_json_prints_one_json_document(
     assert "Plan: 9 to create" in result.stderr  # the plan is still shown, on stderr
     again = reconciler("apply", "--auto-approve", "--format", "json", env=env, cwd=tmp_path)
     assert json.loads(again.stdout)["converged"] is True  # nothing to do: still JSON
+
+
+def test_state_list_and_show_give_the_sids_connect_applets_dial(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    write(tmp_path / "manifests", BASE)
+    env = environ(sandbox)
+    assert reconciler("apply", "--auto-approve", env=env, cwd=tmp_path).returncode == 0
+    [trunk] = live_trunks(sandbox)
+    sid = trunk["trunk_sid"]
+    listed = reconciler("state", "list", cwd=tmp_path, env={})
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["demo/bot", sid, "applied"]
+    shown = reconciler("state", "show", "bot", cwd=tmp_path, env={})
+    assert f"  dial: sip:{sid}" in shown.stdout
+    assert "  DID +918040264208 (mode flow)" in shown.stdout
+    assert "  credential bot_user (password_version 1)" in shown.stdout
+    document = json.loads(
+        reconciler("state", "show", "bot", "--format", "json", cwd=tmp_path, env={}).stdout
+    )
+    assert document["sid"] == sid
+    # Edited since the last apply: said so, and the values are the manifests'.
+    write(tmp_path / "manifests", BASE.replace("bot_label", "other_label"))
+    assert (
+        "changed since the last apply" in reconciler("state", "list", cwd=tmp_path, env={}).stdout
+    )
+    missing = reconciler("state", "show", "nope", cwd=tmp_path, env={})
+    assert missing.returncode == 1
+    assert "no trunk named nope" in missing.stderr

@@ -246,9 +246,20 @@ def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
         ("pull", "copy the accounts' ledgers from the branch into the working tree"),
         ("push", "commit the accounts' ledgers onto the branch (compare-and-swap)"),
         ("path", "print where each account's ledger is, one path a line"),
+        ("list", "list the managed trunks and their SIDs (what Connect applets dial)"),
+        ("show", "show one trunk as last applied: SID, DIDs, IPs, destinations, alias"),
     ):
         action = actions.add_parser(name, help=words, description=words[0].upper() + words[1:])
+        if name == "show":
+            action.add_argument("trunk", metavar="TRUNK", help="the trunk's name")
         _path(action)
+        if name in ("list", "show"):
+            action.add_argument("--format", choices=("text", "json"), default="text")
+            action.add_argument(
+                "--account", action="append", metavar="NAME", help="only this account"
+            )
+            action.set_defaults(run=runs[f"state {name}"])
+            continue
         action.add_argument(
             "--account", action="append", metavar="NAME", help="only these accounts (repeatable)"
         )

@@ -40,6 +40,7 @@ from reconciler.pipeline import (
     apply,
     drifting,
     import_trunks,
+    inventory,
     make_plan,
     state_branch,
 )
@@ -356,6 +357,44 @@ def run_state_path(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_state_list(args: argparse.Namespace) -> int:
+    found = inventory.rows(load(args.path), accounts=args.account or [])
+    if args.format == "json":
+        print(json.dumps([row.document() for row in found], indent=2))
+        return EXIT_OK
+    if not found:
+        print("No trunks are managed yet: apply, or import existing ones.")
+        return EXIT_OK
+    width = max(len(f"{row.account}/{row.trunk}") for row in found)
+    for row in found:
+        where = f"{row.account}/{row.trunk}".ljust(width)
+        protect = "  protected" if row.protect else ""
+        print(f"{where}  {row.sid or '(no SID yet)':<28}  {row.status}{protect}")
+    return EXIT_OK
+
+
+def run_state_show(args: argparse.Namespace) -> int:
+    document = inventory.show(load(args.path), args.trunk, accounts=args.account or [])
+    if args.format == "json":
+        print(json.dumps(document, indent=2))
+        return EXIT_OK
+    print(f"{document['account']}/{document['trunk']}: {document['status']}")
+    for key in ("sid", "dial", "protect", "domain_name", "alias"):
+        if document.get(key) is not None:
+            print(f"  {key}: {document[key]}")
+    for number in document.get("phone_numbers", []):
+        print(f"  DID {number['number']} (mode {number['mode']})")
+    for ip in document.get("whitelisted_ips", []):
+        print(f"  whitelisted IP {ip}")
+    for uri in document.get("destination_uris", []):
+        print(f"  destination {uri['uri']} (priority {uri['priority']}, weight {uri['weight']})")
+    for username, version in sorted(document["credentials"].items()):
+        print(f"  credential {username} (password_version {version})")
+    if document["status"] != "applied":
+        print("  (values from the manifests: not all of them are applied yet; see `plan`)")
+    return EXIT_OK
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from reconciler.routing import service as serve  # noqa: PLC0415 (starlette and uvicorn load only to serve)
 
@@ -384,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
             "state pull": run_state_pull,
             "state push": run_state_push,
             "state path": run_state_path,
+            "state list": run_state_list,
+            "state show": run_state_show,
         }
     )
 
