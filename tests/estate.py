@@ -119,7 +119,7 @@ def apply(
     folder: Path, sandbox: Sandbox, *, env: dict[str, str] | None = None, **options: Any
 ) -> ApplyResult:
     """An approved apply, in process, against the sandbox."""
-    apply_keys = {"force", "saved_plans", "break_lock"}
+    apply_keys = {"force", "saved_plans", "break_lock", "lock_timeout"}
     manifests = load(folder)
     assert not manifests.errors, manifests.errors
     return asyncio.run(

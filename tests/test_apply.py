@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -362,3 +364,20 @@ def test_an_adopted_trunk_gets_its_password_set(tmp_path: Path, sandbox: Sandbox
     [trunk] = live_trunks(sandbox)
     assert trunk["credentials"][0]["password_sha256"] == hashlib.sha256(b"Adopted_pw_9").hexdigest()
     assert ledger_of(folder).trunks["bot"].sid == trunk["trunk_sid"]
+
+
+def test_lock_timeout_waits_for_the_other_apply_then_goes_on(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path, BASE)
+    lock = ledgers.Lock.beside(folder / LEDGER)
+    lock.path.parent.mkdir(parents=True)
+    lock.path.write_text(
+        json.dumps({"pid": os.getppid(), "host": os.uname().nodename, "started": "then"})
+    )
+    threading.Timer(1.5, lock.path.unlink).start()  # the other apply finishes
+    started = time.monotonic()
+    with pytest.raises(Locked):
+        apply(folder, sandbox, lock_timeout=0.5)  # not long enough
+    assert converged(apply(folder, sandbox, lock_timeout=10))
+    assert 1.0 < time.monotonic() - started < 10

@@ -152,6 +152,14 @@ def _apply(
     )
     apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     apply.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for another apply of the same ledger to finish "
+        "(default: fail at once, naming it)",
+    )
+    apply.add_argument(
         "--report",
         metavar="FILE",
         help="also write the outcome (applied, failed, refused, interrupted) as markdown to "

@@ -199,7 +199,10 @@ def run_apply(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot read the saved plan {file}: {exc}") from exc
     options = Options(max_delete=args.max_delete, per_minute=args.rate_limit)
     apply_options = ApplyOptions(
-        force=args.force, saved_plans=tuple(saved), break_lock=args.break_lock
+        force=args.force,
+        saved_plans=tuple(saved),
+        break_lock=args.break_lock,
+        lock_timeout=args.lock_timeout,
     )
     with progress.reporter() as on_outcome:
 

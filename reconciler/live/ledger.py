@@ -30,10 +30,13 @@ import json
 import os
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from reconciler.errors import LedgerError, Locked
 from reconciler.live.state import FORMAT_VERSION, Ledger, TrunkEntry, fingerprint
@@ -51,6 +54,10 @@ __all__ = [
     "read",
     "write",
 ]
+
+
+log = structlog.get_logger("reconciler.ledger")
+LOCK_POLL_SECONDS = 1.0
 
 
 def ledger_path(root: str | Path, account: NamedAccount) -> Path:
@@ -177,10 +184,14 @@ class Lock:
     def beside(cls, ledger_path: Path) -> Lock:
         return cls(ledger_path.with_name(ledger_path.name + ".lock"))
 
-    def acquire(self, *, break_stale: bool = False) -> None:
+    def acquire(self, *, break_stale: bool = False, wait: float = 0.0) -> None:
+        """Take the lock; with ``wait``, wait up to that many seconds for its holder to
+        finish (saying so once), then fail naming the holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
-        for _ in range(2):
+        deadline = time.monotonic() + wait
+        said = False
+        while True:
             try:
                 descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
@@ -188,11 +199,20 @@ class Lock:
                 if break_stale and self._stale(found):
                     self.path.unlink(missing_ok=True)
                     continue
-                raise Locked(self._message(found)) from None
+                if time.monotonic() >= deadline:
+                    raise Locked(self._message(found)) from None
+                if not said:
+                    log.warning(
+                        "ledger.waiting",
+                        message=f"{self._message(found).split(';')[0]}: waiting up to "
+                        f"{wait:.0f} s for it",
+                    )
+                    said = True
+                time.sleep(min(LOCK_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                continue
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 json.dump(holder, handle)
             return
-        raise Locked(f"could not take the lock {self.path}")
 
     def release(self) -> None:
         found = self._holder()

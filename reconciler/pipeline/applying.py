@@ -47,6 +47,7 @@ class ApplyOptions:
     # Reviewed `plan --out` documents: one pull request's, or several merged together.
     saved_plans: tuple[Mapping[str, Any], ...] = ()
     break_lock: bool = False  # remove a stale lock left by a process that died here
+    lock_timeout: float = 0.0  # seconds to wait for another apply's lock
 
 
 async def apply(
@@ -78,7 +79,7 @@ async def apply(
     try:
         for account in sorted(chosen.accounts, key=lambda a: str(chosen.ledger_path(a))):
             lock = ledgers.Lock.beside(chosen.ledger_path(account))
-            lock.acquire(break_stale=apply_options.break_lock)
+            lock.acquire(break_stale=apply_options.break_lock, wait=apply_options.lock_timeout)
             locks.append(lock)
         clients = {account.name: chosen.client(account, options) for account in chosen.accounts}
         try:
