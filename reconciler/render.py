@@ -34,6 +34,7 @@ from reconciler.plan.actions import (
 )
 from reconciler.plan.diff import Resource
 
+TAKES_SHOWN = 12  # children named under a trunk delete before "and N more"
 MARKDOWN_LIMIT = 65_000  # GitHub refuses comments over 65,536 characters
 MARKER = "<!-- reconciler-plan:{accounts} -->"
 COLOURS = {
@@ -79,6 +80,11 @@ def describe(action: Action) -> str:
             text = f"replace trunk {before.get('sid')}: {action.reason}"
         elif action.operation is Operation.DELETE_TRUNK:
             text = f"delete trunk {before.get('sid')}: {action.reason}"
+            takes = before.get("takes") or []
+            if takes:
+                shown = ", ".join(takes[:TAKES_SHOWN])
+                more = f" and {len(takes) - TAKES_SHOWN} more" if len(takes) > TAKES_SHOWN else ""
+                text += f"; it takes {len(takes)} object(s) with it: {shown}{more}"
         elif action.operation is Operation.ADOPT_TRUNK:
             text = f"adopt trunk {after.get('sid')} (ledger only)"
         else:

@@ -291,7 +291,9 @@ def test_more_deletions_than_the_limit_is_a_rail(
     write(folder, "- name: bot\n  account: demo\n" + keep)
     result = plan(folder, sandbox)
     assert len([a for a in result.actions if a.kind is Kind.DELETE]) == 8
-    assert "8 deletions exceed the limit of 3 (11 managed objects)" in result.rails[0].message
+    assert "8 deletions (a trunk counts with everything on it) exceed the limit of 3 (11 " in (
+        result.rails[0].message
+    )
     assert plan(folder, sandbox, max_delete=8).rails == ()
 
 
@@ -403,3 +405,28 @@ def test_an_empty_scoped_plan_claims_only_what_it_read(
     assert "Live state matches the manifests" not in said
     assert "No changes in the 0 trunk(s) read. 1 trunk(s) were not read" in said
     assert "Live state matches the manifests" in render.text(plan(folder, sandbox))
+
+
+def test_a_trunk_delete_counts_everything_it_takes_with_it(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """Six trunks, prune on, three trunk files removed: 3 deletes that take 18 objects."""
+    six = "".join(
+        f"- name: t{i}\n  account: demo\n  whitelisted_ips: [44.250.{i}.1, 44.250.{i}.2]\n"
+        f"  phone_numbers: ['+9180402642{i}0', '+9180402642{i}1', '+9180402642{i}2']\n"
+        for i in range(6)
+    )
+    folder = write(tmp_path, six, prune=True)
+    seed(api, folder)
+    write(folder, six.split("- name: t3")[0], prune=True)
+    result = plan(folder, sandbox)
+    deletes = [a for a in result.actions if a.operation == "delete_trunk"]
+    assert len(deletes) == 3
+    # 3 trunks and 15 children of 36 managed objects: over the 30% rail (10).
+    [rail] = result.rails
+    assert "18 deletions (a trunk counts with everything on it) exceed the limit of 10" in (
+        rail.message
+    )
+    # The plan names what each delete takes with it.
+    said = render.text(result)
+    assert "it takes 5 object(s) with it: phone_number +918040264230" in said

@@ -44,6 +44,8 @@ def _undeclared(steps: Steps, entries: Mapping[str, TrunkEntry], state: AccountS
             steps.notice(NoticeKind.NOT_DECLARED, message, where)
         else:
             gone = entry.sid in state.missing
+            live = state.trunks.get(entry.sid)
+            takes = rails.contents(live) if live is not None else []
             why = (
                 "already gone from Exotel: forget it"
                 if gone
@@ -54,7 +56,7 @@ def _undeclared(steps: Steps, entries: Mapping[str, TrunkEntry], state: AccountS
                     trunk=name,
                     operation=Operation.DELETE_TRUNK,
                     kind=Kind.DELETE,
-                    before={"sid": entry.sid, "name": name},
+                    before={"sid": entry.sid, "name": name, **({"takes": takes} if takes else {})},
                     reason=why,
                     target={"trunk_sid": entry.sid},
                 )
@@ -113,7 +115,7 @@ def plan_account(
     managed = rails.managed(state)
     actions = order(dependencies(steps.actions))
     steps.notices += rails.too_many_deletions(
-        account.name, actions, managed_objects=managed, max_delete=max_delete
+        account.name, actions, state, managed_objects=managed, max_delete=max_delete
     )
     return AccountPlan(
         account=account.name,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from reconciler.exotel.records import LiveTrunk
 from reconciler.live.state import AccountState
 from reconciler.plan.actions import Action, Kind, Notice, NoticeKind
+from reconciler.plan.diff import Resource
 
 DELETE_SHARE = 0.3  # default --max-delete: 30% of managed objects...
 DELETE_FLOOR = 10  # ...when there are at least this many
@@ -31,6 +32,17 @@ def size(trunk: LiveTrunk) -> int:
     """The trunk and everything on it, as objects under management."""
     children = len(trunk.numbers) + len(trunk.ips) + len(trunk.destinations)
     return 1 + children + len(trunk.credentials) + (1 if trunk.alias else 0)
+
+
+def contents(trunk: LiveTrunk) -> list[str]:
+    """Everything on a trunk, as a plan names it: what deleting the trunk takes with it."""
+    return [
+        *(f"phone_number {number}" for number in sorted(trunk.numbers)),
+        *(f"whitelisted_ip {ip}" for ip in sorted(trunk.ips)),
+        *(f"destination_uri {uri}" for uri in sorted(trunk.destinations)),
+        *(f"credential {name}" for name in sorted(trunk.credentials)),
+        *(["alias"] if trunk.alias else []),
+    ]
 
 
 def managed(state: AccountState) -> int:
@@ -47,15 +59,33 @@ def empty_checkout(account: str, *, declared: int, tracked: int) -> list[Notice]
     return [Notice(NoticeKind.RAIL, account, message)]
 
 
+def deletions(actions: Sequence[Action], state: AccountState) -> int:
+    """Objects the plan deletes: a trunk deleted or rebuilt counts with everything on it."""
+    count = 0
+    for action in actions:
+        if action.kind not in (Kind.DELETE, Kind.REPLACE):
+            continue
+        trunk = state.trunks.get(action.target.get("trunk_sid", ""))
+        whole = action.resource is Resource.TRUNK and trunk is not None
+        count += size(trunk) if whole and trunk is not None else 1
+    return count
+
+
 def too_many_deletions(
-    account: str, actions: Sequence[Action], *, managed_objects: int, max_delete: int | None
+    account: str,
+    actions: Sequence[Action],
+    state: AccountState,
+    *,
+    managed_objects: int,
+    max_delete: int | None,
 ) -> list[Notice]:
-    deletions = sum(1 for a in actions if a.kind in (Kind.DELETE, Kind.REPLACE))
+    deleted = deletions(actions, state)
     limit = max_delete if max_delete is not None else delete_limit(managed_objects)
-    if limit is None or deletions <= limit:
+    if limit is None or deleted <= limit:
         return []
     message = (
-        f"{deletions} deletions exceed the limit of {limit} ({managed_objects} managed "
-        "objects): apply refuses unless --force or a higher --max-delete"
+        f"{deleted} deletions (a trunk counts with everything on it) exceed the limit of "
+        f"{limit} ({managed_objects} managed objects): apply refuses unless --force or a "
+        "higher --max-delete"
     )
     return [Notice(NoticeKind.RAIL, account, message)]
