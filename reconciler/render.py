@@ -87,6 +87,8 @@ def describe(action: Action) -> str:
                 text += f"; it takes {len(takes)} object(s) with it: {shown}{more}"
         elif action.operation is Operation.ADOPT_TRUNK:
             text = f"adopt trunk {after.get('sid')} (ledger only)"
+        elif action.operation is Operation.RECORD_PROTECT:
+            text = f"protect {before.get('protect')} -> {after.get('protect')} (ledger only)"
         else:
             text = f"rename {before.get('name')} -> {after.get('name')}"
         return text

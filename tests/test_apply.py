@@ -381,3 +381,25 @@ def test_lock_timeout_waits_for_the_other_apply_then_goes_on(
         apply(folder, sandbox, lock_timeout=0.5)  # not long enough
     assert converged(apply(folder, sandbox, lock_timeout=10))
     assert 1.0 < time.monotonic() - started < 10
+
+
+def test_retiring_a_protected_trunk(tmp_path: Path, sandbox: Sandbox, api: Api) -> None:
+    """protect: true -> false alone is a change (the ledger keeps it); then the trunk goes."""
+    protected = BASE.replace("account: demo", "account: demo\n  protect: true")
+    folder = write(tmp_path, protected, prune=True)
+    assert converged(apply(folder, sandbox))
+    assert ledger_of(folder).trunks["bot"].protect
+    write(folder, BASE, prune=True)  # protect: false, nothing else
+    [step] = plan(folder, sandbox).actions
+    assert (step.operation, step.address, step.after) == (
+        "record_protect",
+        "demo/bot/protect",
+        {"protect": False},
+    )
+    assert converged(apply(folder, sandbox))
+    assert not ledger_of(folder).trunks["bot"].protect
+    (folder / "trunks.yaml").write_text("trunks: []\n")  # now it may be removed
+    (folder / "other.yaml").write_text("trunks:\n  - name: keep\n    account: demo\n")
+    result = apply(folder, sandbox)
+    assert "delete_trunk" in [a.operation for a in result.plan.actions]
+    assert [t["trunk_name"] for t in live_trunks(sandbox)] == ["keep"]

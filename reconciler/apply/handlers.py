@@ -320,6 +320,10 @@ class Handlers:
             await self.client.delete_credential(self.sid(action), action.target["id"])
         await self._remember_version(action)
 
+    async def record_protect(self, action: Action) -> None:
+        protect = bool((action.after or {}).get("protect"))
+        await self.record(action.trunk, replace(self.entry(action.trunk), protect=protect))
+
     # -- routes --------------------------------------------------------------------------
 
     async def record_route(self, action: Action) -> None:
@@ -352,5 +356,6 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.REPLACE_CREDENTIAL: Handlers.replace_credential,
     Operation.DELETE_CREDENTIAL: Handlers.delete_credential,
     Operation.RECORD_ROUTE: Handlers.record_route,
+    Operation.RECORD_PROTECT: Handlers.record_protect,
 }
 BATCHED = frozenset({Operation.ADD_DESTINATION})  # sent per trunk by the executor

@@ -63,6 +63,7 @@ class Operation(StrEnum):
     REPLACE_CREDENTIAL = "replace_credential"  # delete and re-create (profile minimal)
     DELETE_CREDENTIAL = "delete_credential"
     RECORD_ROUTE = "record_route"  # routes are served by reconciler serve: ledger only
+    RECORD_PROTECT = "record_protect"  # protect lives in the ledger: no API call
 
 
 class Status(StrEnum):

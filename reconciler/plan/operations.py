@@ -57,6 +57,7 @@ RANK: dict[Operation, int] = {
     Operation.REPLACE_TRUNK: 0,
     Operation.ADOPT_TRUNK: 0,
     Operation.RENAME_TRUNK: 0,
+    Operation.RECORD_PROTECT: 0,
     Operation.DELETE_CREDENTIAL: 1,
     Operation.REPLACE_CREDENTIAL: 1,
     Operation.DELETE_ALIAS: 2,

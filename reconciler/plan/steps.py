@@ -21,8 +21,8 @@ Fields = Mapping[str, Any] | None
 
 
 def address(account: str, trunk: str, resource: Resource, key: str = "") -> str:
-    if resource is Resource.TRUNK:
-        return f"{account}/{trunk}"
+    if resource is Resource.TRUNK:  # the trunk itself, or a fact the ledger keeps of it
+        return f"{account}/{trunk}/{key}" if key else f"{account}/{trunk}"
     if resource is Resource.ALIAS:
         return f"{account}/{trunk}/alias"
     if resource is Resource.ROUTE:

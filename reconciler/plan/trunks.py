@@ -155,6 +155,19 @@ class TrunkPlanner:
         if impossible and spec.allow_replace and not spec.protect:
             self._replace(spec, live, impossible, origin)
             return
+        if entry is not None and entry.protect != spec.protect:
+            self.steps.add(
+                Step(
+                    trunk=spec.name,
+                    operation=Operation.RECORD_PROTECT,
+                    kind=Kind.UPDATE,
+                    key="protect",
+                    before={"protect": entry.protect},
+                    after={"protect": spec.protect},
+                    reason="protect is kept in the ledger: apply records it (no API call)",
+                    target=target,
+                )
+            )
         depends: tuple[str, ...] = ()
         if found.renaming or "name" in fields:
             depends = self._rename(found, live, target)
