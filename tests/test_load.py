@@ -251,3 +251,11 @@ def test_an_accounts_rate_limit_is_its_clients_unless_the_command_says(tmp_path:
     default = load(write(tmp_path / "b", {"a.yaml": ACCOUNT}))
     [plain] = default.accounts.values()
     assert plain.spec.rate_limit == 200
+
+
+def test_a_national_number_gets_the_right_fix_quoted_or_not(tmp_path: Path) -> None:
+    for written in ("02067001001", '"02067001001"'):
+        trunk = f"trunks:\n  - name: t\n    account: prod\n    phone_numbers: [{written}]\n"
+        manifests = load(write(tmp_path / str(len(written)), {"a.yaml": ACCOUNT + trunk}))
+        [problem] = manifests.errors
+        assert '"+912067001001" (drop the trunk prefix 0)' in problem.message, problem.message

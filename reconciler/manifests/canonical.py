@@ -39,6 +39,15 @@ INDIA = "+91"
 INDIAN_NATIONAL_DIGITS = 10
 
 
+def e164_hint(digits: str) -> str:
+    """The E.164 number a national or bare number most likely means, as advice."""
+    if len(digits) == INDIAN_NATIONAL_DIGITS:
+        return f'"{INDIA}{digits}" if it is an Indian number'
+    if digits.startswith("0") and len(digits) == INDIAN_NATIONAL_DIGITS + 1:
+        return f'"{INDIA}{digits[1:]}" (drop the trunk prefix 0)'
+    return f'"+{digits}"'
+
+
 def e164(text: str) -> str:
     """``+`` then 8 to 15 digits, the first not 0; readable separators are dropped."""
     compact = _NUMBER_NOISE.sub("", text)
@@ -46,13 +55,9 @@ def e164(text: str) -> str:
         return compact
     digits = compact.lstrip("+")
     if digits.isdigit() and not compact.startswith("+"):
-        if len(digits) == INDIAN_NATIONAL_DIGITS:
-            hint = f'"{INDIA}{digits}" if it is an Indian number'
-        elif digits.startswith("0") and len(digits) == INDIAN_NATIONAL_DIGITS + 1:
-            hint = f'"{INDIA}{digits[1:]}" (drop the trunk prefix 0)'
-        else:
-            hint = f'"+{digits}"'
-        raise ValueError(f"{text!r} is not E.164: write the country code after a +, like {hint}")
+        raise ValueError(
+            f"{text!r} is not E.164: write the country code after a +, like {e164_hint(digits)}"
+        )
     raise ValueError(
         f'{text!r} is not an E.164 number: write + and 8 to 15 digits, like "+918040264208"'
     )

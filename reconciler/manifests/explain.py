@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
+from reconciler.manifests.canonical import e164_hint
 from reconciler.manifests.models import SECRET_FIELDS, Shorthand
 
 Loc = tuple[str | int, ...]
@@ -92,10 +93,10 @@ def _expected_text(field: str, value: Any, written: str | None) -> str:
         return f"{field} must be text such as ${{ENV_VAR}}, but it was read as {got}"
     if written is not None and got in {"a number", "true/false", "a date"}:
         if field in PHONE_FIELDS and got == "a number":
-            shown = written if written.startswith("+") else f"+{written}"
+            shown = f'"{written}"' if written.startswith("+") else e164_hint(written.strip())
             return (
                 f"{written} was read as a number, which drops the + and leading zeros: "
-                f'write phone numbers in quotes, like "{shown}"'
+                f"write phone numbers in quotes, like {shown}"
             )
         return f'{field} {written} was read as {got}: quote it, like "{written}"'
     return f"{field} must be text, not {got}"
