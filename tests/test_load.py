@@ -259,3 +259,18 @@ def test_a_national_number_gets_the_right_fix_quoted_or_not(tmp_path: Path) -> N
         manifests = load(write(tmp_path / str(len(written)), {"a.yaml": ACCOUNT + trunk}))
         [problem] = manifests.errors
         assert '"+912067001001" (drop the trunk prefix 0)' in problem.message, problem.message
+
+
+def test_a_did_on_two_trunks_points_at_both_lines(tmp_path: Path) -> None:
+    trunks = (
+        "trunks:\n"
+        "  - name: a\n    account: prod\n    phone_numbers:\n"
+        '      - "+918040264201"\n      - "+918040264202"\n'
+        "  - name: b\n    account: prod\n    phone_numbers:\n"
+        '      - "+918040264203"\n      - "+918040264202"\n'
+    )
+    manifests = load(write(tmp_path, {"a.yaml": ACCOUNT + trunks}))
+    [problem] = manifests.errors
+    assert problem.line == 16  # the duplicate's own line
+    assert "is also declared on trunk 'a' (" in problem.message
+    assert problem.message.split("(")[1].startswith(f"{tmp_path / 'a.yaml'}:11)")

@@ -117,7 +117,7 @@ def check_trunks(trunks: Sequence[Declared[TrunkSpec]], known: set[str]) -> list
     problems: list[Problem] = []
     names: dict[tuple[str, str], Declared[TrunkSpec]] = {}
     renamed: dict[tuple[str, str], Declared[TrunkSpec]] = {}
-    dids: dict[tuple[str, str], Declared[TrunkSpec]] = {}
+    dids: dict[tuple[str, str], tuple[Declared[TrunkSpec], int]] = {}
     account_dids: dict[str, set[str]] = {}
     for trunk in trunks:
         spec, origin = trunk.spec, trunk.origin
@@ -158,14 +158,14 @@ def check_trunks(trunks: Sequence[Declared[TrunkSpec]], known: set[str]) -> list
         for index, number in enumerate(spec.phone_numbers):
             account_dids.setdefault(spec.account, set()).add(number.number)
             did_key = (spec.account, number.number)
-            holder = dids.setdefault(did_key, trunk)
+            holder, at = dids.setdefault(did_key, (trunk, index))
             if holder is not trunk:
                 problems.append(
                     origin.problem(
                         ("phone_numbers", index),
                         ERROR,
                         f"DID {number.number} is also declared on trunk {holder.spec.name!r} "
-                        f"({holder.origin.where(('phone_numbers',))}); "
+                        f"({holder.origin.where(('phone_numbers', at))}); "
                         "a DID can be on one trunk of an account only",
                     )
                 )
