@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import typing
@@ -172,3 +173,36 @@ def test_verbose_is_accepted_after_the_subcommand_too() -> None:
     assert parser.parse_args(["drift", "-v"]).verbose == 1
     assert parser.parse_args(["-vv", "drift"]).verbose == 2
     assert parser.parse_args(["drift"]).verbose == 0
+
+
+def test_validating_one_file_uses_its_folders_accounts(tmp_path: Path) -> None:
+    """As a pre-commit hook calls it: the changed file, checked with its folder."""
+    folder = tmp_path / "manifests"
+    shutil.copytree(Path(__file__).parents[1] / "manifests", folder)
+    one = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "manifests/voice_bot.yaml"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stdout + one.stderr
+    broken = (folder / "voice_bot.yaml").read_text().replace("account: demo", "account: acme", 1)
+    (folder / "voice_bot.yaml").write_text(broken)
+    bad = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "manifests/voice_bot.yaml"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "unknown account 'acme'; declared accounts: demo" in bad.stdout
+
+
+def test_validate_checks_that_the_ledgers_parse(tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    shutil.copytree(Path(__file__).parents[1] / "manifests", folder)
+    (folder / "state").mkdir()
+    (folder / "state" / "demo.json").write_text("<<<<<<< HEAD\n{}\n=======\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "manifests"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "manifests/state/demo.json: error: ledger" in result.stdout
+    assert "is not valid JSON" in result.stdout

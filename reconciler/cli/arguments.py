@@ -85,7 +85,14 @@ def _validate(
             "must be ${ENV_VAR} references; they need not be set for validate."
         ),
     )
-    _path(validate)
+    validate.add_argument(
+        "path",
+        nargs="*",
+        default=[DEFAULT_PATH],
+        metavar="PATH",
+        help="a manifest folder, or manifest files, checked with the folder whose accounts "
+        f"they name (default: {DEFAULT_PATH})",
+    )
     validate.add_argument("--format", choices=("text", "json"), default="text")
     _github(validate)
     return validate

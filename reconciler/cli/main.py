@@ -43,6 +43,7 @@ from reconciler.pipeline import (
     inventory,
     make_plan,
     state_branch,
+    validating,
 )
 from reconciler.plan.actions import Plan
 
@@ -88,7 +89,7 @@ def _validate_markdown(manifests: Manifests) -> str:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    manifests = load(args.path)
+    manifests = validating.validate(args.path)
     if args.format == "json":
         document = {
             "format_version": 1,

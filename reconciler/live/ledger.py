@@ -58,6 +58,7 @@ __all__ = [
 
 log = structlog.get_logger("reconciler.ledger")
 LOCK_POLL_SECONDS = 1.0
+RESTORE = "take it again from the state branch (reconciler state pull --force) or from git"
 
 
 def ledger_path(root: str | Path, account: NamedAccount) -> Path:
@@ -112,11 +113,11 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
     except OSError as exc:
         raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise LedgerError(f"ledger {path} is not UTF-8 text; restore it from git") from exc
+        raise LedgerError(f"ledger {path} is not UTF-8 text; {RESTORE}") from exc
     try:
         document = json.loads(text)
     except ValueError as exc:
-        raise LedgerError(f"ledger {path} is not valid JSON ({exc}); restore it from git") from exc
+        raise LedgerError(f"ledger {path} is not valid JSON ({exc}); {RESTORE}") from exc
     if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION:
         version = document.get("format_version") if isinstance(document, dict) else None
         raise LedgerError(
