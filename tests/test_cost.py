@@ -12,6 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from reconciler.errors import Refused
 from reconciler.manifests.load import load
 from reconciler.pipeline import drifting
 from reconciler.pipeline.accounts import Options
@@ -161,4 +164,21 @@ def test_drift_without_a_budget_checks_everything_and_says_so(
     budgeted = reconciler_in(folder, "drift", str(folder), "--budget", "11", env=environ(sandbox))
     assert "demo: 2 of 4 trunk(s) checked this run; every trunk within the last 2 run(s)" in (
         budgeted.stdout
+    )
+
+
+def test_a_scoped_apply_refuses_a_manifest_change_nobody_reviewed(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path, TRUNKS)
+    seed(api, folder)
+    write(folder, TRUNKS.replace("44.250.0.1]", "44.250.0.1, 44.250.1.1]"))
+    reviewed = json.loads(json_text(plan(folder, sandbox, refresh="changed")))
+    # Another change lands in the manifests, outside the reviewed scope, unreviewed.
+    both = TRUNKS.replace("44.250.0.1]", "44.250.0.1, 44.250.1.1]")
+    write(folder, both.replace("44.250.0.3]", "44.250.0.3, 44.250.3.3]"))
+    with pytest.raises(Refused) as refused:
+        apply(folder, sandbox, saved_plans=(reviewed,))
+    assert "demo/t2/whitelisted_ip/44.250.3.3/32 (new since the plan was made)" in str(
+        refused.value
     )

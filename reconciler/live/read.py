@@ -51,7 +51,8 @@ async def _read_trunk(
 def _wanted(
     pairing: Pairing, *, refresh: str, only: frozenset[str] | None
 ) -> tuple[dict[str, str], set[str]]:
-    """SID -> name of the trunks to read, and the ledger names skipped."""
+    """SID -> name of the trunks to read, and the ledger names skipped. With ``refresh``
+    changed, ``only`` adds to what changed (a saved plan's scope); with all, it restricts."""
     wanted: dict[str, str] = {}
     skipped: set[str] = set()
     for found in pairing:
@@ -59,14 +60,17 @@ def _wanted(
             continue
         entry = found.entry
         unchanged = entry is not None and entry.fingerprint == fingerprint(found.spec)
-        if (only is not None and found.spec.name not in only) or (
-            refresh == "changed" and unchanged and not found.renaming
-        ):
+        named = only is not None and found.spec.name in only
+        if refresh == "changed":
+            skip = unchanged and not found.renaming and not named
+        else:
+            skip = only is not None and not named
+        if skip:
             skipped.add(found.ledger_name or found.spec.name)
         else:
             wanted[found.sid] = found.spec.name
     for name, entry in pairing.undeclared.items():
-        if only is not None and name not in only:
+        if refresh != "changed" and only is not None and name not in only:
             skipped.add(name)
         else:
             wanted[entry.sid] = name

@@ -118,8 +118,12 @@ async def _apply_locked(
     on_plan: Callable[[Plan], None],
 ) -> ApplyResult:
     read = {a.name: chosen.ledger(a) for a in chosen.accounts}
-    # A saved plan's scope is re-read exactly; who holds a DID is asked only on a refusal.
-    options = replace(options, scopes=reviewed.scopes(apply_options.saved_plans), lookups=False)
+    # Scoped reviews: re-read their scopes and whatever else changed in the manifests since
+    # the last apply (an unreviewed change must show, and be refused), nothing more. Who
+    # holds a DID is asked only when mapping one fails.
+    scopes = reviewed.scopes(apply_options.saved_plans)
+    refresh = "changed" if scopes else options.refresh
+    options = replace(options, scopes=scopes, lookups=False, refresh=refresh)
     planned = await asyncio.gather(
         *(plan_one(chosen, a, clients[a.name], read[a.name], options) for a in chosen.accounts)
     )
