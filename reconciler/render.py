@@ -275,11 +275,21 @@ def _outcome_line(outcome: Outcome) -> str:
     return f"{action.symbol} {action.address}  {describe(action)}{detail}"
 
 
-def _unconverged(result: ApplyResult) -> str:
+def _converged(result: ApplyResult) -> str:
+    skipped = sum(account.not_refreshed for account in result.plan.accounts)
+    if not skipped:
+        return "Converged: live state matches the manifests."
+    return (
+        f"Converged: what was planned is applied ({skipped} trunk(s) were not read: their "
+        "manifests match the last apply, and drift on them is drift's to find)."
+    )
+
+
+def _unconverged(result: ApplyResult, where: str = "below") -> str:
     not_done = sum(1 for o in result.outcomes if o.status in (Status.FAILED, Status.SKIPPED))
     said = [f"{not_done} action(s) did not succeed"] if not_done else []
     if result.remaining.actions:
-        said.append(f"{len(result.remaining.actions)} action(s) remain (listed below)")
+        said.append(f"{len(result.remaining.actions)} action(s) remain (listed {where})")
     return f"Not converged: {'; '.join(said)}; fix what failed and apply again."
 
 
@@ -314,7 +324,8 @@ def report(result: ApplyResult, fmt: str = "text") -> str:
             + "\n"
         )
     counts = ", ".join(f"{len(outcomes)} {status}" for status, outcomes in groups.items())
-    verdict = "Converged: live state matches the manifests." if converged else _unconverged(result)
+    where = "below" if fmt == "markdown" else "above"
+    verdict = _converged(result) if converged else _unconverged(result, where)
     if fmt == "markdown":
         lines = [f"### Exotel apply: {counts}", "", f"**{verdict}**", ""]
         for status, outcomes in groups.items():

@@ -97,7 +97,10 @@ def test_a_did_held_elsewhere_is_named_when_mapping_fails(
     assert not result.converged
     [failed] = [o for o in result.outcomes if o.status == "failed"]
     assert failed.action.address == "demo/bot/phone_number/+918040264209"
-    assert f"DID +918040264209 is mapped on unmanaged trunk {other}" in failed.detail
+    assert f"DID +918040264209 is mapped on unmanaged trunk {other}, which the manifests" in (
+        failed.detail
+    )
+    assert "or remove it from trunk bot's manifest" in failed.detail
 
 
 def drift_run(folder: Path, sandbox: Sandbox, budget: int | None, now: datetime) -> Any:

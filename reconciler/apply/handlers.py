@@ -199,10 +199,23 @@ class Handlers:
             return error
         name = self.recorder.ledger.by_sid().get(holder)
         owner = f"trunk {name} ({holder})" if name else f"unmanaged trunk {holder}"
+        mine = self._trunk_of(number)
         return Duplicate(
-            f"DID {number} is mapped on {owner}: unmap it there first, or declare it there "
-            "no longer and apply again",
+            f"DID {number} is mapped on {owner}, which the manifests do not map it on: unmap "
+            f"it there (in the Exotel dashboard), or remove it from trunk {mine}'s manifest, "
+            "then apply again",
             error.call,
+        )
+
+    def _trunk_of(self, number: str) -> str:
+        """The declared trunk that maps this DID."""
+        return next(
+            (
+                name
+                for name, spec in self.desired.items()
+                if any(n.number == number for n in spec.phone_numbers)
+            ),
+            "this",
         )
 
     async def set_mode(self, action: Action) -> None:

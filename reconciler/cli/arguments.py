@@ -198,7 +198,9 @@ def _drift(
             "a trunk could not be read. Manifest changes not yet applied are listed apart."
         ),
     )
-    _common(drift, account="check only this account", formats=("text", "markdown", "json"))
+    _common(
+        drift, account="check only this account (repeatable)", formats=("text", "markdown", "json")
+    )
     drift.add_argument(
         "--budget",
         type=int,
@@ -278,6 +280,9 @@ def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
         action.add_argument(
             "--account", action="append", metavar="NAME", help="only these accounts (repeatable)"
         )
+        if name == "path":
+            action.set_defaults(run=runs[f"state {name}"])
+            continue
         action.add_argument(
             "--branch", default="reconciler-state", help="the ledger branch (default: %(default)s)"
         )

@@ -69,10 +69,22 @@ class Gate:
             )
         self._resume_at = max(self._resume_at, resume)
 
-    async def _wait(self, seconds: float) -> None:
+    async def _wait(self, seconds: float, *, announce: bool = True) -> None:
+        if announce and seconds >= REPORT_EVERY_SECONDS:  # a long wait is said first
+            log.warning(
+                "exotel.rate_limit_wait",
+                account=self.account,
+                wait_s=round(seconds),
+                per_minute=self.per_minute,
+                message=f"at the account's rate limit ({self.per_minute} a minute): "
+                f"waiting {seconds:.0f} s",
+            )
+            self._said = self.waited + seconds
         await self.sleep(seconds)
         self.waited += seconds
-        if self.waited - self._said >= REPORT_EVERY_SECONDS:
+        if not announce:
+            self._said = self.waited
+        elif self.waited - self._said >= REPORT_EVERY_SECONDS:  # short waits, adding up
             self._said = self.waited
             log.warning(
                 "exotel.rate_limit_wait",
@@ -87,8 +99,8 @@ class Gate:
         async with self._turn:
             while True:
                 now = self.clock()
-                if now < self._resume_at:
-                    await self._wait(self._resume_at - now)
+                if now < self._resume_at:  # after a 429, which ``pause`` announced
+                    await self._wait(self._resume_at - now, announce=False)
                     continue
                 if self.per_minute <= 0:
                     return

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ManifestError
 from reconciler.live import ledger as ledgers
 from reconciler.live.pairing import Match, pair
 from reconciler.live.state import fingerprint
@@ -41,6 +41,8 @@ class Row:
 
 
 def rows(manifests: Manifests, *, accounts: Sequence[str]) -> list[Row]:
+    if manifests.errors:
+        raise ManifestError(manifests.errors)
     found = []
     for account in select(manifests, accounts):
         path = ledgers.ledger_path(manifests.root, account)

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.errors import ConfigError, LedgerError
+from reconciler.errors import ConfigError, LedgerError, ManifestError
 from reconciler.live import ledger as ledgers
 from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.load import Manifests
@@ -109,9 +109,19 @@ def _ledgers(git: Git, manifests: Manifests, accounts: Sequence[NamedAccount]) -
     return [path.resolve().relative_to(git.root.resolve()) for path in paths]
 
 
+def _chosen(manifests: Manifests, accounts: Sequence[str]) -> list[NamedAccount]:
+    """The accounts to work on; the manifests must load, and declare at least one."""
+    if manifests.errors:
+        raise ManifestError(manifests.errors)
+    chosen = select(manifests, accounts)
+    if not chosen:
+        raise ConfigError(f"{manifests.root} declares no account: no ledger to move")
+    return chosen
+
+
 def paths(manifests: Manifests, *, accounts: Sequence[str]) -> list[Path]:
     """Where each chosen account's ledger is, in the working tree."""
-    return [ledgers.ledger_path(manifests.root, a) for a in select(manifests, accounts)]
+    return [ledgers.ledger_path(manifests.root, a) for a in _chosen(manifests, accounts)]
 
 
 def _fetch(git: Git, remote: str, branch: str) -> str | None:
@@ -137,7 +147,7 @@ def pull(
     """Copy the chosen accounts' ledgers from the branch into the working tree. A local
     ledger that differs from the branch's (an apply or import not pushed yet) is never
     overwritten unless ``force``: it may be the only record of trunks just created."""
-    chosen = select(manifests, accounts)
+    chosen = _chosen(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
     tip = _fetch(git, remote, branch)
     relatives = _ledgers(git, manifests, chosen)
@@ -214,7 +224,7 @@ def push(
     out as the repository is, as a workflow's artifact is) instead of the working tree.
     ``checked``: push drift's records of when each trunk was checked, not the ledgers
     (a drift run must never put back a ledger an apply has moved on from)."""
-    chosen = select(manifests, accounts)
+    chosen = _chosen(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
     relatives = _ledgers(git, manifests, chosen)
     blobs = []
