@@ -362,32 +362,45 @@ def drift_parts(plan: Plan) -> tuple[list[Action], list[Action], list[Notice]]:
     return drift, pending, unreadable
 
 
-def _drift_line(action: Action) -> str:
+def drift_line(action: Action) -> str:
     differs = f"{what(action)} differs from the last apply"
     return f"{action.address}: {differs}; apply would: {describe(action)}"
 
 
-def drift(plan: Plan, fmt: str = "text", coverage: Sequence[str] = ()) -> str:
-    """``coverage``: one line per account saying how much of it this run checked."""
+def _whole(coverage_line: str) -> bool:
+    """Whether a coverage line says every trunk was checked ("3 of 3 trunk(s)")."""
+    words = coverage_line.split(": ", 1)[-1].split()
+    return len(words) > 2 and words[0] == words[2]
+
+
+def drift(
+    plan: Plan, fmt: str = "text", coverage: Sequence[str] = (), earlier: Sequence[str] = ()
+) -> str:
+    """``coverage``: one line per account saying how much of it this run checked;
+    ``earlier``: drift an earlier run found on trunks this run did not check again."""
     found, pending, unreadable = drift_parts(plan)
     accounts = ",".join(account.account for account in plan.accounts)
     if fmt == "json":
         document = {
             "format_version": 1,
-            "drift": bool(found),
+            "drift": bool(found or earlier),
             "accounts": [account.account for account in plan.accounts],
             "drifted": [action.document() for action in found],
             "pending": [action.document() for action in pending],
             "unreadable": [notice.document() for notice in unreadable],
             "checksum": plan.checksum,
             "coverage": list(coverage),
+            "earlier": list(earlier),
         }
         return json.dumps(document, indent=2) + "\n"
-    headline = (
-        f"Drift: {len(found)} change(s) made outside the reconciler since the last apply"
-        if found
-        else "No drift: live state matches the last apply"
-    )
+    if found:
+        headline = f"Drift: {len(found)} change(s) made outside the reconciler since the last apply"
+    elif earlier:
+        headline = f"Drift: {len(earlier)} change(s) found by an earlier run, not checked again"
+    elif any(line and " of " in line and not _whole(line) for line in coverage):
+        headline = "No drift in the trunks checked this run"
+    else:
+        headline = "No drift: live state matches the last apply"
     if fmt == "markdown":
         lines = [
             DRIFT_MARKER.format(accounts=accounts),
@@ -415,15 +428,21 @@ def drift(plan: Plan, fmt: str = "text", coverage: Sequence[str] = ()) -> str:
                 f"Pending manifest changes not yet applied: {len(pending)} (see the plan).",
                 "",
             ]
+        if earlier:
+            lines += ["Found earlier, on trunks not checked again this run:"]
+            lines += [f"- {escape(line)}" for line in earlier] + [""]
         if unreadable:
             lines += ["Could not be checked:", *[f"- {escape(n.message)}" for n in unreadable], ""]
         return "\n".join(lines) + "\n"
     lines = [headline + ".", *[f"  {line}" for line in coverage]]
     if found:
-        lines += ["", *[f"  ! {_drift_line(a)}" for a in found]]
+        lines += ["", *[f"  ! {drift_line(a)}" for a in found]]
     if pending:
         lines += ["", f"Pending manifest changes, not yet applied ({len(pending)}):"]
         lines += [_line(a) for a in pending]
+    if earlier:
+        lines += ["", "Found earlier, on trunks not checked again this run:"]
+        lines += [f"  ! {line}" for line in earlier]
     if unreadable:
         lines += ["", "Could not be checked:", *[f"  ! {n.message}" for n in unreadable]]
     return "\n".join(lines) + "\n"

@@ -185,3 +185,43 @@ def test_a_scoped_apply_refuses_a_manifest_change_nobody_reviewed(
     assert "demo/t2/whitelisted_ip/44.250.3.3/32 (new since the plan was made)" in str(
         refused.value
     )
+
+
+def test_drift_found_earlier_stands_until_its_trunk_is_checked_again(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """So a budgeted sweep never says "no drift" only because it looked elsewhere."""
+    folder = write(tmp_path, TRUNKS)
+    sids = seed(api, folder)
+    ok(api.trunk(sids["t0"]).post("whitelisted-ips", {"ip": "3.7.7.7", "mask": 32}))
+    budget = 1 + 5  # one trunk a run
+    runs = [
+        reconciler_in(folder, "drift", str(folder), "--budget", str(budget), env=environ(sandbox))
+        for _ in range(4)
+    ]
+    # t0 is checked first (never checked, first by name): drift, then remembered.
+    assert [r.returncode for r in runs] == [2, 2, 2, 2], [r.stdout for r in runs]
+    assert "demo/t0/whitelisted_ip/3.7.7.7/32" in runs[0].stdout
+    assert "Found earlier, on trunks not checked again this run:" in runs[1].stdout
+    assert "not checked again this run)" in runs[1].stdout
+    # Once t0 is put back and checked again, the drift is gone for good.
+    assert apply(folder, sandbox).converged
+    runs = [
+        reconciler_in(folder, "drift", str(folder), "--budget", str(budget), env=environ(sandbox))
+        for _ in range(4)
+    ]
+    assert runs[-1].returncode == 0, runs[-1].stdout
+    assert "No drift in the trunks checked this run" in runs[-1].stdout
+
+
+def test_a_budget_that_pays_for_no_trunk_is_refused(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path, TRUNKS)
+    seed(api, folder)
+    before = total(reads(sandbox))
+    result = reconciler_in(folder, "drift", str(folder), "--budget", "5", env=environ(sandbox))
+    assert result.returncode == 1
+    assert "--budget 5 pays for no trunk of account demo" in result.stderr
+    assert "take 6 calls; give at least that" in result.stderr
+    assert total(reads(sandbox)) == before  # refused before any call

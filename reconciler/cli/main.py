@@ -276,13 +276,15 @@ def run_drift(args: argparse.Namespace) -> int:
         )
     )
     lines = [item.line(now) for item in coverage]
-    report = render.drift(plan, args.format, lines)
+    earlier = [line for item in coverage for line in item.earlier]
+    report = render.drift(plan, args.format, lines, earlier)
     print(_on_github(report, args) if args.format == "markdown" else report, end="")
     drifted, _, unreadable = render.drift_parts(plan)
+    drift_found = bool(drifted or earlier)  # drift of earlier runs stands until checked again
     if github.enabled(args.github, environment()):
-        github.summary(_on_github(render.drift(plan, "markdown", lines), args))
-        github.outputs({"drift": str(bool(drifted)).lower(), "checksum": plan.checksum})
-    if drifted:
+        github.summary(_on_github(render.drift(plan, "markdown", lines, earlier), args))
+        github.outputs({"drift": str(drift_found).lower(), "checksum": plan.checksum})
+    if drift_found:
         return EXIT_CHANGES
     return EXIT_ERROR if unreadable else EXIT_OK
 

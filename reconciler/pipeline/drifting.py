@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.errors import LedgerError
+from reconciler import render
+from reconciler.errors import ConfigError, LedgerError
 from reconciler.live.pairing import pair
 from reconciler.live.state import Ledger
 from reconciler.manifests.checks import NamedAccount
@@ -42,6 +43,8 @@ class Coverage:
     runs_for_all: int  # runs at this budget that check every trunk
     never: int  # trunks never checked yet
     oldest: datetime | None  # the least recent check, once every trunk has one
+    # Drift an earlier run found on trunks this run did not check: still to be dealt with.
+    earlier: tuple[str, ...] = ()
 
     def line(self, now: datetime) -> str:
         said = f"{self.checked:,} of {self.total:,} trunk(s) checked this run"
@@ -67,23 +70,40 @@ def checked_path(ledger_file: Path) -> Path:
     return ledger_file.with_name(ledger_file.name + CHECKED)
 
 
-def read_checked(path: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class Record:
+    """Beside the ledger: when drift last checked each trunk, and what it found then."""
+
+    checked: dict[str, str]  # ledger name -> ISO time of the last check
+    drifted: dict[str, list[str]]  # ledger name -> drift found at that check (still open)
+
+
+def read_checked(path: Path) -> Record:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
+        return Record({}, {})
     except (OSError, ValueError) as error:
         raise LedgerError(f"{path} is not a readable drift record ({error})") from None
-    if not isinstance(document, dict) or not all(isinstance(v, str) for v in document.values()):
-        raise LedgerError(f"{path} must map trunk names to check times")
-    return dict(document)
+    checked = document.get("checked") if isinstance(document, dict) else None
+    drifted = document.get("drifted", {}) if isinstance(document, dict) else None
+    if not isinstance(checked, dict) or not isinstance(drifted, dict):
+        raise LedgerError(f"{path} must hold 'checked' and 'drifted' maps of trunk names")
+    return Record(
+        {str(k): str(v) for k, v in checked.items()},
+        {str(k): [str(line) for line in v] for k, v in drifted.items() if isinstance(v, list)},
+    )
 
 
-def _write_checked(path: Path, checked: Mapping[str, str]) -> None:
+def _write_checked(path: Path, record: Record) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "checked": dict(sorted(record.checked.items())),
+        "drifted": dict(sorted(record.drifted.items())),
+    }
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(dict(sorted(checked.items())), handle, indent=2)
+        json.dump(document, handle, indent=2)
         handle.write("\n")
     os.replace(temporary, path)
 
@@ -125,13 +145,23 @@ async def drift(
     """Plan every chosen account as drift sees it, within ``budget`` calls each."""
     now = now or datetime.now(UTC)
     chosen = choose(manifests, accounts, environ, passwords=False)
+    ledgers = {account.name: chosen.ledger(account) for account in chosen.accounts}
+    if budget is not None:  # before any call: a budget that pays for nothing is a mistake
+        for account in chosen.accounts:
+            trunks = len(ledgers[account.name].trunks)
+            if trunks and affordable(budget, trunks=trunks, profile=account.spec.api) == 0:
+                least = budget_for_one(trunks=trunks, profile=account.spec.api)
+                raise ConfigError(
+                    f"--budget {budget} pays for no trunk of account {account.name}: the trunk "
+                    f"list and one trunk take {least} calls; give at least that"
+                )
     planned: list[AccountPlan] = []
     coverage: list[Coverage] = []
     for account in chosen.accounts:
-        ledger = chosen.ledger(account)
+        ledger = ledgers[account.name]
         path = checked_path(chosen.ledger_path(account))
-        checked = read_checked(path)
-        scope = _scope(chosen, account, ledger, checked, budget) if budget else None
+        record = read_checked(path)
+        scope = _scope(chosen, account, ledger, record.checked, budget) if budget else None
         scopes = {account.name: scope} if scope is not None else {}
         client = chosen.client(account, options)
         async with client.http:
@@ -141,12 +171,25 @@ async def drift(
         planned.append(account_plan)
         looked = _looked_at(chosen, account, ledger, account_plan)
         stamp = now.isoformat(timespec="seconds")
-        checked = {name: checked[name] for name in checked if name in ledger.trunks}
+        checked = {n: t for n, t in record.checked.items() if n in ledger.trunks}
         checked.update(dict.fromkeys(looked, stamp))
-        _write_checked(path, checked)
+        found = _drift_by_trunk(chosen, account, ledger, account_plan)
+        drifted = {
+            name: lines
+            for name, lines in record.drifted.items()
+            if name in ledger.trunks and name not in looked
+        }
+        drifted.update({name: lines for name, lines in found.items() if lines})
+        _write_checked(path, Record(checked, drifted))
         total = len(ledger.trunks)
         per_run = len(looked) or 1
         times = [datetime.fromisoformat(checked[n]) for n in ledger.trunks if n in checked]
+        earlier = tuple(
+            f"{line} (found {checked.get(name, '?')}, not checked again this run)"
+            for name, lines in sorted(drifted.items())
+            if name not in looked
+            for line in lines
+        )
         coverage.append(
             Coverage(
                 account=account.name,
@@ -155,9 +198,31 @@ async def drift(
                 runs_for_all=math.ceil(total / per_run) if total else 0,
                 never=total - len(times),
                 oldest=min(times) if times else None,
+                earlier=earlier,
             )
         )
     return Plan(tuple(planned)), coverage
+
+
+def budget_for_one(*, trunks: int, profile: str) -> int:
+    pages = math.ceil(max(trunks, 1) / PAGE_SIZE) if profile == "full" else 0
+    return pages + READS[profile]
+
+
+def _drift_by_trunk(
+    chosen: Chosen, account: NamedAccount, ledger: Ledger, plan: AccountPlan
+) -> dict[str, list[str]]:
+    """Ledger name -> the drift found on it this run, as drift reports it."""
+    by_declared = {
+        found.spec.name: found.ledger_name
+        for found in pair(chosen.desired(account), ledger)
+        if found.ledger_name is not None
+    }
+    found: dict[str, list[str]] = {}
+    for action in render.drift_parts(Plan((plan,)))[0]:
+        name = by_declared.get(action.trunk, action.trunk)
+        found.setdefault(name, []).append(render.drift_line(action))
+    return found
 
 
 def _looked_at(
