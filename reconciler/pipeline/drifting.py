@@ -124,13 +124,8 @@ def _scope(
     room = affordable(budget, trunks=len(names), profile=account.spec.api)
     if room >= len(names):
         return None
-    chosen_names = set(names[:room])
-    declared = {
-        found.ledger_name: found.spec.name
-        for found in pair(chosen.desired(account), ledger)
-        if found.ledger_name is not None
-    }
-    return frozenset(declared.get(name, name) for name in chosen_names)
+    declared = {old: new for new, old in _ledger_names(chosen, account, ledger).items()}
+    return frozenset(declared.get(name, name) for name in names[:room])
 
 
 async def drift(
@@ -209,15 +204,20 @@ def budget_for_one(*, trunks: int, profile: str) -> int:
     return pages + READS[profile]
 
 
-def _drift_by_trunk(
-    chosen: Chosen, account: NamedAccount, ledger: Ledger, plan: AccountPlan
-) -> dict[str, list[str]]:
-    """Ledger name -> the drift found on it this run, as drift reports it."""
-    by_declared = {
+def _ledger_names(chosen: Chosen, account: NamedAccount, ledger: Ledger) -> dict[str, str]:
+    """Declared name -> the ledger's name for it (they differ while a rename is pending)."""
+    return {
         found.spec.name: found.ledger_name
         for found in pair(chosen.desired(account), ledger)
         if found.ledger_name is not None
     }
+
+
+def _drift_by_trunk(
+    chosen: Chosen, account: NamedAccount, ledger: Ledger, plan: AccountPlan
+) -> dict[str, list[str]]:
+    """Ledger name -> the drift found on it this run, as drift reports it."""
+    by_declared = _ledger_names(chosen, account, ledger)
     found: dict[str, list[str]] = {}
     for action in render.drift_parts(Plan((plan,)))[0]:
         name = by_declared.get(action.trunk, action.trunk)
@@ -235,10 +235,6 @@ def _looked_at(
     if plan.scope is None:
         names = set(ledger.trunks)
     else:
-        by_declared = {
-            found.spec.name: found.ledger_name
-            for found in pair(chosen.desired(account), ledger)
-            if found.ledger_name is not None
-        }
+        by_declared = _ledger_names(chosen, account, ledger)
         names = {by_declared.get(name, name) for name in plan.scope} & set(ledger.trunks)
     return names - unreadable

@@ -86,16 +86,17 @@ def test_port_in_use_is_a_clear_error() -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--account", "demo:key"], 2, "expected SID:KEY:TOKEN"),
-        (["--account", "bad sid:k:t"], 2, "account SID"),
-        (["--rate-limit", "-1"], 2, "must not be negative"),
-        (["--latency-ms", "soon"], 2, "expected a number"),
-        (["--profile", "maximal"], 2, "invalid choice"),
+        (["--account", "demo:key"], 1, "expected SID:KEY:TOKEN"),
+        (["--account", "bad sid:k:t"], 1, "account SID"),
+        (["--rate-limit", "-1"], 1, "must not be negative"),
+        (["--latency-ms", "soon"], 1, "expected a number"),
+        (["--profile", "maximal"], 1, "invalid choice"),
         (["--keyfile", "key.pem"], 1, "--keyfile needs --certfile"),
         (["--certfile", "/nonexistent/cert.pem"], 1, "cannot load certificate"),
     ],
 )
 def test_bad_options_are_explained(args: list[str], code: int, message: str) -> None:
+    """Usage errors exit 1, as every reconciler command's do (2 means "changes")."""
     result = sandbox_command("--port", "0", *args)
     assert result.returncode == code
     assert message in result.stderr
