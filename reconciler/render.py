@@ -362,9 +362,31 @@ def drift_parts(plan: Plan) -> tuple[list[Action], list[Action], list[Notice]]:
     return drift, pending, unreadable
 
 
+def _by_hand(action: Action) -> str:
+    """What someone did outside the reconciler, read from what apply would do about it
+    (``before`` is live state, ``after`` what the manifests say)."""
+    before, after = dict(action.before or {}), dict(action.after or {})
+    thing = what(action)
+    if action.resource is Resource.TRUNK:
+        if action.operation is Operation.CREATE_TRUNK:
+            return "trunk deleted by hand"
+        if action.operation is Operation.RENAME_TRUNK:
+            return f"trunk renamed by hand: {after.get('name')} -> {before.get('name')}"
+        return "trunk changed by hand"
+    if action.kind is Kind.CREATE:
+        return f"{thing} removed by hand"
+    if action.kind is Kind.DELETE:
+        return f"{thing} added by hand"
+    changed = [
+        f"{name} {after.get(name)} -> {before.get(name)}"
+        for name in after
+        if name not in KEYS and before.get(name) != after.get(name)
+    ]
+    return f"{thing} changed by hand: {', '.join(changed)}" if changed else f"{thing} changed"
+
+
 def drift_line(action: Action) -> str:
-    differs = f"{what(action)} differs from the last apply"
-    return f"{action.address}: {differs}; apply would: {describe(action)}"
+    return f"{action.address}: {_by_hand(action)}; apply would: {describe(action)}"
 
 
 def _whole(coverage_line: str) -> bool:
@@ -436,13 +458,13 @@ def drift(
         return "\n".join(lines) + "\n"
     lines = [headline + ".", *[f"  {line}" for line in coverage]]
     if found:
-        lines += ["", *[f"  ! {drift_line(a)}" for a in found]]
+        lines += ["", *[f"  {a.symbol} {drift_line(a)}" for a in found]]
     if pending:
         lines += ["", f"Pending manifest changes, not yet applied ({len(pending)}):"]
         lines += [_line(a) for a in pending]
     if earlier:
         lines += ["", "Found earlier, on trunks not checked again this run:"]
-        lines += [f"  ! {line}" for line in earlier]
+        lines += [f"  {line}" for line in earlier]
     if unreadable:
-        lines += ["", "Could not be checked:", *[f"  ! {n.message}" for n in unreadable]]
+        lines += ["", "Could not be checked:", *[f"  ? {n.message}" for n in unreadable]]
     return "\n".join(lines) + "\n"

@@ -201,7 +201,9 @@ def test_drift_found_earlier_stands_until_its_trunk_is_checked_again(
     ]
     # t0 is checked first (never checked, first by name): drift, then remembered.
     assert [r.returncode for r in runs] == [2, 2, 2, 2], [r.stdout for r in runs]
-    assert "demo/t0/whitelisted_ip/3.7.7.7/32" in runs[0].stdout
+    assert "demo/t0/whitelisted_ip/3.7.7.7/32: whitelisted_ip 3.7.7.7/32 added by hand" in (
+        runs[0].stdout
+    )
     assert "Found earlier, on trunks not checked again this run:" in runs[1].stdout
     assert "not checked again this run)" in runs[1].stdout
     # Once t0 is put back and checked again, the drift is gone for good.

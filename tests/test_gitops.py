@@ -214,13 +214,16 @@ def test_outputs_cannot_be_forged_by_a_value(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ("mode", "phone_number +918040264208"),
-        ("unmap", "phone_number +918040264209"),
-        ("ip", "whitelisted_ip 13.126.40.0/24"),
-        ("destination", "destination_uri sbc.example.com:5061;transport=tls"),
-        ("alias", "alias"),
-        ("credential", "credential bot_user"),
-        ("rename", "trunk"),
+        ("mode", "phone_number +918040264208 changed by hand: mode flow -> pstn"),
+        ("unmap", "phone_number +918040264209 removed by hand"),
+        ("ip", "whitelisted_ip 13.126.40.0/24 removed by hand"),
+        (
+            "destination",
+            "destination_uri sbc.example.com:5061;transport=tls changed by hand: priority 1 -> 9",
+        ),
+        ("alias", "alias removed by hand"),
+        ("credential", "credential bot_user removed by hand"),
+        ("rename", "trunk renamed by hand: bot -> by_hand"),
     ],
 )
 def test_each_kind_of_drift_is_named_then_gone_after_apply(
@@ -258,7 +261,7 @@ def test_each_kind_of_drift_is_named_then_gone_after_apply(
     drifted = reconciler("drift", env=env, cwd=tmp_path)
     assert drifted.returncode == 2, drifted.stdout + drifted.stderr
     assert "demo/bot" in drifted.stdout
-    assert f": {field} differs from the last apply" in drifted.stdout
+    assert f": {field}; apply would: " in drifted.stdout  # says what was done by hand
     assert reconciler("apply", "--auto-approve", env=env, cwd=tmp_path).returncode == 0
     assert reconciler("drift", env=env, cwd=tmp_path).returncode == 0
 
