@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +24,8 @@ from hypothesis import strategies as st
 from reconciler.live import ledger as ledgers
 from reconciler.live.state import Ledger, TrunkEntry
 from reconciler.manifests.windows import IST
+from reconciler.routing import decide as routing_decide
+from reconciler.routing import service
 from reconciler.routing.service import create_app
 from reconciler.routing.snapshot import Loader
 from tests.estate import apply, plan, write
@@ -222,6 +226,17 @@ def test_handoff_asks_agents_and_falls_back(served: tuple[str, Path, Clock]) -> 
     assert (response.status_code, response.json()["reason"]) == (404, "no agent available")
 
 
+def test_the_decision_log_tells_a_failed_agents_check_from_a_no(tmp_path: Path) -> None:
+    (tmp_path / "all.yaml").write_text(MANIFEST)
+    loader = Loader(tmp_path)
+    assert loader.reload(), loader.problem
+    query = {"CallTo": "02247788100"}
+    asked = routing_decide.handoff(loader.snapshot, query, THURSDAY_NOON)
+    request = types.SimpleNamespace(query_params=query)
+    answer = asyncio.run(service._ask_agents(loader.snapshot, request, asked))
+    assert answer.rule == "no-agents:fallback"  # the URL failed: the fallback said no
+
+
 def test_healthz(served: tuple[str, Path, Clock]) -> None:
     url, _, _ = served
     health = httpx.get(url + "/healthz").json()
@@ -324,7 +339,43 @@ def test_the_serve_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "trunk 'nowhere' is not declared in account demo" in result.stderr
+    assert result.stderr.count("trunk 'nowhere' is not declared") == 1  # said once
+    assert "the service did not start" in result.stderr
+    assert "nothing was sent to Exotel" not in result.stderr  # serve never talks to Exotel
     assert result.stdout == ""  # never "serving" on files that do not load
+
+
+def test_serve_binds_before_it_says_so_and_answers_at_a_chosen_time(tmp_path: Path) -> None:
+    (tmp_path / "all.yaml").write_text(MANIFEST)
+    ledgers.write(
+        tmp_path / "state" / "demo.json",
+        Ledger("demo", "demo", {"bot": TrunkEntry(SID_BOT), "cc": TrunkEntry(SID_CC)}),
+    )
+    command = [sys.executable, "-m", "reconciler", "serve", str(tmp_path), "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--now", "2026-11-26T12:00"],  # a Thursday noon, Asia/Kolkata
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("serving routes on http://127.0.0.1:")
+        port = int(line.split(":")[2].split()[0])  # the port it bound, not 0
+        inside = httpx.get(
+            f"http://127.0.0.1:{port}/connect",
+            params={"CallTo": "08040264208", "CallFrom": "09876543210"},
+        ).json()
+        assert inside["destination"] == {"trunk": SID_CC}  # business hours at --now
+        # The same port again: a clear error, exit 1 (not 3, "refused"), nothing served.
+        busy = subprocess.run(
+            [*command[:-1], str(port)], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert busy.returncode == 1
+        assert f"cannot serve on 127.0.0.1:{port}" in busy.stderr
+        assert busy.stdout == ""
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_ledgers_at_their_own_path_and_renames_are_followed(tmp_path: Path) -> None:

@@ -375,6 +375,12 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     serve.add_argument(
+        "--now",
+        metavar="TIME",
+        help="answer as if it were TIME (2026-12-02T19:30, Asia/Kolkata unless an offset is "
+        "given), to try time rules without waiting for the hour",
+    )
+    serve.add_argument(
         "--reload-interval",
         type=float,
         default=2.0,

@@ -34,6 +34,7 @@ from reconciler.manifests import schema
 from reconciler.manifests.load import Manifests, load
 from reconciler.manifests.problems import Severity, plural
 from reconciler.manifests.secrets import environment
+from reconciler.manifests.windows import IST
 from reconciler.pipeline import (
     ApplyOptions,
     Options,
@@ -404,8 +405,30 @@ def run_state_show(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from reconciler.routing import service as serve  # noqa: PLC0415 (starlette and uvicorn load only to serve)
 
-    serve.run(Path(args.path), host=args.host, port=args.port, reload_interval=args.reload_interval)
+    clock = None
+    if args.now is not None:
+        fixed = _moment(args.now)
+        clock = lambda: fixed  # noqa: E731 (a fixed clock, to try time rules)
+    serve.run(
+        Path(args.path),
+        host=args.host,
+        port=args.port,
+        reload_interval=args.reload_interval,
+        clock=clock,
+    )
     return EXIT_OK
+
+
+def _moment(text: str) -> datetime:
+    """``--now``: an ISO 8601 time; without an offset it is Asia/Kolkata's, as rules are."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--now {text!r} is not a time: write it as 2026-12-02T10:30 (Asia/Kolkata) or "
+            "with an offset, 2026-12-02T05:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=IST)
 
 
 def run_schema(args: argparse.Namespace) -> int:
@@ -435,14 +458,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
 
-def _report(error: ReconcilerError) -> None:
+def _report(error: ReconcilerError, command: str = "") -> None:
     """A failure as a message on stderr: never a traceback for what a user can fix."""
     if isinstance(error, ManifestError):
         for problem in error.problems:
             print(problem.text(), file=sys.stderr)
-        print(
-            f"{plural(len(error.problems), 'problem')}: nothing was sent to Exotel", file=sys.stderr
+        outcome = (
+            "the service did not start" if command == "serve" else "nothing was sent to Exotel"
         )
+        print(f"{plural(len(error.problems), 'problem')}: {outcome}", file=sys.stderr)
         return
     if isinstance(error, AuthFailed):
         print(
@@ -472,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _outcome_file(args, "refused", refused)
         return EXIT_REFUSED
     except ReconcilerError as error:
-        _report(error)
+        _report(error, args.command)
         status = "interrupted" if isinstance(error, Interrupted) else "failed"
         _outcome_file(args, status, f"### reconciler apply: {status} (exit 1)\n\n{error}\n")
         return EXIT_ERROR

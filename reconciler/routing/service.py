@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -27,13 +29,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.routing import agents as agents_check
 from reconciler.routing import decide as routing
 from reconciler.routing.snapshot import Loader, utc_now
 
 log = structlog.get_logger("reconciler.serve")
 Clock = Callable[[], datetime]
+
+
+async def _ask_agents(
+    snapshot: routing.Snapshot, request: Request, decision: routing.Decision
+) -> routing.Decision:
+    """The handoff's agents check; the log tells a failed check (fallback) from a no."""
+    route = routing.handoff_route(snapshot, request.query_params)
+    if route is None or route.handoff is None:  # pragma: no cover (handoff said so)
+        raise LookupError("the handoff rule went away")
+    agents = route.handoff.agents
+    said = await agents_check.ask(str(decision.agents_url), timeout=agents.timeout_ms / 1000)
+    available = agents.fallback if said is None else said
+    answer = routing.agents_answer(route, available=available, did=decision.did)
+    if said is None:  # the agents URL failed or was slow: the fallback answered
+        answer = replace(answer, rule=f"{answer.rule}:fallback")
+    return answer
 
 
 def create_app(
@@ -75,13 +93,7 @@ def create_app(
         try:
             decision = routing.handoff(snapshot, request.query_params, clock())
             if decision.agents_url is not None:
-                route = routing.handoff_route(snapshot, request.query_params)
-                if route is None or route.handoff is None:  # pragma: no cover (handoff said so)
-                    raise LookupError("the handoff rule went away")
-                agents = route.handoff.agents
-                said = await agents_check.ask(decision.agents_url, timeout=agents.timeout_ms / 1000)
-                available = agents.fallback if said is None else said
-                decision = routing.agents_answer(route, available=available, did=decision.did)
+                decision = await _ask_agents(snapshot, request, decision)
         except Exception:
             log.exception("serve.failed", kind="handoff")
             decision = routing.Decision(404, {"result": "hangup"}, None, "error")
@@ -130,13 +142,33 @@ def create_app(
     )
 
 
-def run(path: Path, *, host: str, port: int, reload_interval: float) -> None:
+def run(
+    path: Path,
+    *,
+    host: str,
+    port: int,
+    reload_interval: float,
+    clock: Clock | None = None,
+) -> None:
+    """Load (refusing files that do not), bind, say where, then serve until stopped."""
     import uvicorn  # noqa: PLC0415 (only the serve command needs it)
 
     loader = Loader(path)
-    loader.reload()
+    loader.reload(log_failure=False)  # the CLI reports it, once
     if isinstance(loader.error, ReconcilerError):  # refuse to start on files that do not load
         raise loader.error
-    print(f"serving routes on http://{host}:{port} (/connect, /handoff, /healthz)", flush=True)
-    app = create_app(path, reload_interval=reload_interval, loader=loader)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise ConfigError(
+            f"cannot serve on {host}:{port}: {error.strerror} (another service on that port? "
+            "choose one with --port)"
+        ) from None
+    bound = listener.getsockname()[1]
+    print(f"serving routes on http://{host}:{bound} (/connect, /handoff, /healthz)", flush=True)
+    app = create_app(path, reload_interval=reload_interval, loader=loader, clock=clock or utc_now)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[listener])

@@ -58,9 +58,10 @@ class Loader:
             return str(self.error)
         return f"reload failed unexpectedly: {self.error!r} (see the log)"
 
-    def reload(self) -> bool:
+    def reload(self, *, log_failure: bool = True) -> bool:
         """Load afresh when a file changed; True when a new snapshot is in place. A load
-        that fails leaves the last good snapshot serving and says why in ``problem``."""
+        that fails leaves the last good snapshot serving and says why in ``problem`` (and
+        in the log, unless the caller reports it itself)."""
         stamps = self._watched()
         if stamps == self._seen and self.snapshot.loaded_at:
             return False
@@ -74,7 +75,8 @@ class Loader:
                 if isinstance(error, ManifestError)
                 else [str(error)]
             )
-            log.error("serve.reload_failed", errors=texts)
+            if log_failure:
+                log.error("serve.reload_failed", errors=texts)
             return False
         self.snapshot, self.error = snapshot, None
         log.info("serve.loaded", routes=len(snapshot), trunks=len(snapshot.sids))
