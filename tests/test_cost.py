@@ -227,3 +227,26 @@ def test_a_budget_that_pays_for_no_trunk_is_refused(
     assert "--budget 5 pays for no trunk of account demo" in result.stderr
     assert "take 6 calls; give at least that" in result.stderr
     assert total(reads(sandbox)) == before  # refused before any call
+
+
+def test_trunk_targets_one_trunk_and_says_the_rest_was_not_looked_at(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path, TRUNKS)
+    seed(api, folder)
+    changed = TRUNKS.replace("44.250.0.1]", "44.250.0.1, 44.250.1.1]")
+    write(folder, changed.replace("44.250.0.2]", "44.250.0.2, 44.250.2.2]"))
+    env = environ(sandbox)
+    before = total(reads(sandbox))
+    result = reconciler_in(folder, "plan", str(folder), "--trunk", "t1", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "demo/t1/whitelisted_ip/44.250.2.2/32" in result.stdout
+    assert "demo/t0/" not in result.stdout  # not targeted: not planned
+    assert "--trunk t1: only these were looked at" in result.stdout
+    assert total(reads(sandbox)) - before == CHILD_READS + 1  # t1 and the trunk list
+    applied = reconciler_in(
+        folder, "apply", str(folder), "--trunk", "t1", "--auto-approve", env=env
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    left = plan(folder, sandbox)
+    assert [a.address for a in left.actions] == ["demo/t0/whitelisted_ip/44.250.1.1/32"]

@@ -53,6 +53,13 @@ def _common(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str
     parser.add_argument("--format", choices=formats, default=formats[0])
     parser.add_argument("--account", action="append", metavar="NAME", help=account)
     parser.add_argument(
+        "--trunk",
+        action="append",
+        metavar="NAME",
+        help="only this trunk (repeatable), as Terraform's -target: the rest of the account "
+        "is not looked at, and the output says so",
+    )
+    parser.add_argument(
         "--rate-limit",
         type=int,
         default=None,

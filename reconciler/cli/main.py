@@ -158,7 +158,12 @@ def _annotated(manifests: Manifests, args: argparse.Namespace) -> Manifests:
 
 def run_plan(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
-    options = Options(refresh=args.refresh, max_delete=args.max_delete, per_minute=args.rate_limit)
+    options = Options(
+        refresh=args.refresh,
+        max_delete=args.max_delete,
+        per_minute=args.rate_limit,
+        trunks=frozenset(args.trunk or ()),
+    )
     plan = _run(
         make_plan(manifests, accounts=args.account or [], environ=environment(), options=options)
     )
@@ -199,7 +204,11 @@ def run_apply(args: argparse.Namespace) -> int:
             saved.append(json.loads(Path(file).read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the saved plan {file}: {exc}") from exc
-    options = Options(max_delete=args.max_delete, per_minute=args.rate_limit)
+    options = Options(
+        max_delete=args.max_delete,
+        per_minute=args.rate_limit,
+        trunks=frozenset(args.trunk or ()),
+    )
     apply_options = ApplyOptions(
         force=args.force,
         saved_plans=tuple(saved),
@@ -264,7 +273,7 @@ def _outcome_file(args: argparse.Namespace, status: str, markdown: str) -> None:
 
 def run_drift(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
-    options = Options(per_minute=args.rate_limit, tolerant=True)
+    options = Options(per_minute=args.rate_limit, tolerant=True, trunks=frozenset(args.trunk or ()))
     now = datetime.now(UTC)
     plan, coverage = _run(
         drifting.drift(

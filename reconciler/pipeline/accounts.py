@@ -40,6 +40,7 @@ class Options:
     # Per account: read only these trunks (a saved plan's scope), with the trunk list.
     scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     lookups: bool = True  # look up who holds each DID the plan maps (plans; not apply)
+    trunks: frozenset[str] = frozenset()  # --trunk: only these (names), the rest unread
     transport: Transport | None = None  # tests inject faults here
 
 

@@ -18,7 +18,7 @@ from reconciler.live.ledger import Ledger
 from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline.accounts import Chosen, Options, choose
-from reconciler.plan.actions import AccountPlan, Plan
+from reconciler.plan.actions import AccountPlan, Notice, NoticeKind, Plan
 from reconciler.plan.build import AccountInput, plan_account
 from reconciler.plan.dids import did_notices, new_numbers
 
@@ -35,6 +35,22 @@ def account_input(chosen: Chosen, account: NamedAccount) -> AccountInput:
     )
 
 
+def targeted(planned: AccountPlan, trunks: frozenset[str]) -> AccountPlan:
+    """``--trunk``: only the named trunks' actions, and a word that nothing else was read."""
+    named = ", ".join(sorted(trunks))
+    note = Notice(
+        NoticeKind.NOT_REFRESHED,
+        planned.account,
+        f"--trunk {named}: only these were looked at; the rest of the account (other "
+        "trunks, routes) was not, and may differ",
+    )
+    return replace(
+        planned,
+        actions=tuple(a for a in planned.actions if a.trunk in trunks),
+        notices=(*planned.notices, note),
+    )
+
+
 async def plan_one(
     chosen: Chosen,
     account: NamedAccount,
@@ -42,13 +58,14 @@ async def plan_one(
     ledger: Ledger,
     options: Options,
 ) -> AccountPlan:
-    scope = options.scopes.get(account.name)
+    scope = options.trunks or options.scopes.get(account.name)
+    refresh = "all" if options.trunks else options.refresh  # --trunk: exactly those
     state = await live.read(
         client,
         ledger=ledger,
         desired=chosen.desired(account),
         profile=account.spec.api,
-        refresh=options.refresh,
+        refresh=refresh,
         only=scope,
         listing=True if scope is not None else None,
         tolerant=options.tolerant,
@@ -56,6 +73,8 @@ async def plan_one(
     planned = plan_account(
         account_input(chosen, account), ledger, state, max_delete=options.max_delete
     )
+    if options.trunks:
+        planned = targeted(planned, options.trunks)
     numbers = new_numbers(planned) if options.lookups else []
     if account.spec.api == "full" and numbers:
         before = client.calls
