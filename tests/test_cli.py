@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -12,10 +13,15 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import Progress
 
+from reconciler.cli import progress
 from reconciler.cli.main import build_parser
 from reconciler.manifests.document import ManifestFile
 from reconciler.manifests.schema import REFERENCE_SECTIONS
+from reconciler.plan.actions import Action, Kind, Operation, Origin, Outcome, Status
+from reconciler.plan.diff import Resource
 
 ROOT = Path(__file__).parents[1]
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -206,3 +212,19 @@ def test_validate_checks_that_the_ledgers_parse(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "manifests/state/demo.json: error: ledger" in result.stdout
     assert "is not valid JSON" in result.stdout
+
+
+def test_the_progress_bar_waits_for_the_first_outcome() -> None:
+    """Never drawn under the confirmation prompt, where it would overwrite the answer."""
+    bar = Progress(console=Console(file=io.StringIO(), force_terminal=True), transient=True)
+    shown = progress.Reporter(bar)
+    shown.begin(3)  # the plan is shown, the question is being asked
+    assert not bar.live.is_started
+    action = Action(
+        address="demo/bot", kind=Kind.CREATE, resource=Resource.TRUNK,
+        operation=Operation.CREATE_TRUNK, account="demo", trunk="bot", key="", before=None,
+        after={"name": "bot"}, reason="r", origin=Origin.MANIFEST,
+    )  # fmt: skip
+    shown(Outcome(action, Status.DONE))
+    assert bar.live.is_started
+    bar.stop()

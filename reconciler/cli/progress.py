@@ -31,6 +31,7 @@ class Reporter:
     def __init__(self, bar: Progress | None) -> None:
         self.bar = bar
         self.task = bar.add_task("apply", total=None, last="") if bar else None
+        self.started = False
 
     def begin(self, total: int) -> None:
         if self.bar is not None and self.task is not None:
@@ -38,6 +39,10 @@ class Reporter:
 
     def __call__(self, outcome: Outcome) -> None:
         if self.bar is not None and self.task is not None:
+            # Drawn from the first outcome on: never under the confirmation prompt, where
+            # it would redraw over what the user types.
+            self.started = True
+            self.bar.start()
             last = f"{outcome.action.address}{MARKS[outcome.status]}"
             self.bar.update(self.task, advance=1, last=last)
             return
@@ -64,5 +69,9 @@ def reporter() -> Iterator[Reporter]:
         console=Console(stderr=True),
         transient=True,
     )
-    with bar:
-        yield Reporter(bar)
+    shown = Reporter(bar)
+    try:
+        yield shown
+    finally:
+        if shown.started:
+            bar.stop()
