@@ -430,3 +430,16 @@ def test_a_trunk_delete_counts_everything_it_takes_with_it(
     # The plan names what each delete takes with it.
     said = render.text(result)
     assert "it takes 5 object(s) with it: phone_number +918040264230" in said
+
+
+def test_a_trunks_new_dids_are_mapped_before_its_old_ones_are_unmapped(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """Make before break: an interrupt in between never leaves the trunk without numbers."""
+    folder = write(tmp_path, BASE)
+    seed(api, folder)
+    write(folder, BASE.replace('"+918040264209"', '"+918040264210"'))
+    order = [a.address for a in plan(folder, sandbox).actions]
+    mapped = order.index("demo/bot/phone_number/+918040264210")
+    unmapped = order.index("demo/bot/phone_number/+918040264209")
+    assert mapped < unmapped

@@ -49,9 +49,11 @@ OPERATIONS: dict[tuple[Resource, Op], Operation] = {
 KIND = {Op.ADD: Kind.CREATE, Op.MODIFY: Kind.UPDATE, Op.REMOVE: Kind.DELETE}
 
 # Order of execution, lower first: trunks; deletes that free things (credentials, the
-# alias, DIDs, destinations before the IPs they need); then adds (IPs before the
-# destinations they whitelist, DIDs before the alias that names one, credentials);
-# manual steps; trunk deletes last; routes, which touch only the ledger, after all.
+# alias, destinations before the IPs they need); then adds (IPs before the destinations
+# they whitelist, DIDs before the alias that names one, credentials); DIDs are unmapped
+# after the new ones are mapped (make before break: an interrupt never leaves a trunk
+# without numbers; a DID moving to another trunk is still unmapped first, by its
+# dependency); manual steps; trunk deletes last; routes, ledger only, after all.
 RANK: dict[Operation, int] = {
     Operation.CREATE_TRUNK: 0,
     Operation.REPLACE_TRUNK: 0,
@@ -61,7 +63,7 @@ RANK: dict[Operation, int] = {
     Operation.DELETE_CREDENTIAL: 1,
     Operation.REPLACE_CREDENTIAL: 1,
     Operation.DELETE_ALIAS: 2,
-    Operation.UNMAP_NUMBER: 3,
+    Operation.UNMAP_NUMBER: 10,
     Operation.DELETE_DESTINATION: 4,
     Operation.DELETE_IP: 5,
     Operation.ADD_IP: 6,
