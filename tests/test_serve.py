@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
 from reconciler.live import ledger as ledgers
 from reconciler.live.state import Ledger, TrunkEntry
@@ -396,3 +397,30 @@ def test_ledgers_at_their_own_path_and_renames_are_followed(tmp_path: Path) -> N
     assert loader.reload()  # the ledger at its own path is watched
     assert loader.snapshot.sids[("demo", "voicebot")] == SID_NEW
     assert not loader.reload()  # nothing changed since
+
+
+def test_an_empty_checkout_never_replaces_the_routes_served(tmp_path: Path) -> None:
+    """As apply's rail: a checkout that drops the routes must not turn every call away."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "all.yaml").write_text(MANIFEST)
+    loader = Loader(folder)
+    assert loader.reload()
+    assert len(loader.snapshot) == 2
+    time.sleep(0.01)
+    (folder / "all.yaml").write_text(MANIFEST.split("routes:", maxsplit=1)[0])  # no routes left
+    assert not loader.reload()
+    assert len(loader.snapshot) == 2  # the last good routes keep serving
+    assert "serve 0 route(s) where 2 were served: not swapped in" in loader.problem
+    app_health = create_app(folder, loader=loader)
+    with TestClient(app_health) as client:
+        health = client.get("/healthz")
+    assert health.status_code == 200  # still serving: keep the replica
+    assert health.json()["ok"] is False  # but not OK: alert on it
+    # And serve refuses to start on manifests with no routes at all.
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "serve", str(folder), "--port", "0"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "declares no routes: nothing to serve" in result.stderr

@@ -105,7 +105,9 @@ def create_app(
         failed to load and the last good state is serving: alert on it, do not restart."""
         snapshot = loader.snapshot
         document: dict[str, object] = {
-            "ok": bool(snapshot.loaded_at),
+            # Not OK without a route: every call would be refused (the process stays up,
+            # still serving the last good state, so a replica is not dropped mid-call).
+            "ok": bool(snapshot.loaded_at) and len(snapshot) > 0 and not loader.refused,
             "stale": bool(loader.problem),
             "loaded_at": snapshot.loaded_at,
             "routes": len(snapshot),
@@ -113,7 +115,8 @@ def create_app(
         }
         if loader.problem:
             document["problem"] = loader.problem
-        return JSONResponse(document, status_code=200 if document["ok"] else 503)
+        serving = bool(snapshot.loaded_at) and len(snapshot) > 0
+        return JSONResponse(document, status_code=200 if serving else 503)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -157,6 +160,11 @@ def run(
     loader.reload(log_failure=False)  # the CLI reports it, once
     if isinstance(loader.error, ReconcilerError):  # refuse to start on files that do not load
         raise loader.error
+    if not len(loader.snapshot):  # every call would get a 404 while health checks pass
+        raise ConfigError(
+            f"{path} declares no routes: nothing to serve (every call would be refused). "
+            "Check the checkout, or declare routes: first."
+        )
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

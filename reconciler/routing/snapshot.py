@@ -14,13 +14,14 @@ from pathlib import Path
 
 import structlog
 
-from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.errors import ConfigError, ManifestError, ReconcilerError
 from reconciler.live import ledger as ledgers
 from reconciler.live.pairing import pair
 from reconciler.manifests.load import discover, load
 from reconciler.routing.decide import Snapshot
 
 log = structlog.get_logger("reconciler.serve")
+MAX_DROPPED_SHARE = 0.5  # a reload that drops more of the routes served is refused
 
 
 def utc_now() -> datetime:
@@ -34,6 +35,7 @@ class Loader:
         self.path = path
         self.snapshot = Snapshot()
         self.error: Exception | None = None  # why the newest files did not load
+        self.refused = False  # the newest files load but would drop too many routes
         self._seen: dict[str, int] = {}
         self._ledgers: list[Path] = []  # where the last load found them (may be outside PATH)
 
@@ -78,7 +80,19 @@ class Loader:
             if log_failure:
                 log.error("serve.reload_failed", errors=texts)
             return False
-        self.snapshot, self.error = snapshot, None
+        dropped = len(self.snapshot) - len(snapshot)
+        if self.snapshot.loaded_at and dropped > len(self.snapshot) * MAX_DROPPED_SHARE:
+            # As apply's empty-checkout rail: a checkout half done must not stop calls.
+            self.error = ConfigError(
+                f"the newest manifests serve {len(snapshot)} route(s) where {len(self.snapshot)} "
+                f"were served: not swapped in (more than {MAX_DROPPED_SHARE:.0%} dropped; a "
+                "checkout half done?). Restart serve to take them as they are."
+            )
+            self.refused = True
+            if log_failure:
+                log.error("serve.reload_refused", problem=str(self.error))
+            return False
+        self.snapshot, self.error, self.refused = snapshot, None, False
         log.info("serve.loaded", routes=len(snapshot), trunks=len(snapshot.sids))
         return True
 
