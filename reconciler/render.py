@@ -389,17 +389,17 @@ def drift_line(action: Action) -> str:
     return f"{action.address}: {_by_hand(action)}; apply would: {describe(action)}"
 
 
-def _whole(coverage_line: str) -> bool:
-    """Whether a coverage line says every trunk was checked ("3 of 3 trunk(s)")."""
-    words = coverage_line.split(": ", 1)[-1].split()
-    return len(words) > 2 and words[0] == words[2]
-
-
 def drift(
-    plan: Plan, fmt: str = "text", coverage: Sequence[str] = (), earlier: Sequence[str] = ()
+    plan: Plan,
+    fmt: str = "text",
+    coverage: Sequence[str] = (),
+    earlier: Sequence[str] = (),
+    *,
+    partial: bool = False,
 ) -> str:
     """``coverage``: one line per account saying how much of it this run checked;
-    ``earlier``: drift an earlier run found on trunks this run did not check again."""
+    ``earlier``: drift an earlier run found on trunks this run did not check again;
+    ``partial``: some trunks were not checked (a budget), so "no drift" covers only some."""
     found, pending, unreadable = drift_parts(plan)
     accounts = ",".join(account.account for account in plan.accounts)
     if fmt == "json":
@@ -419,7 +419,7 @@ def drift(
         headline = f"Drift: {len(found)} change(s) made outside the reconciler since the last apply"
     elif earlier:
         headline = f"Drift: {len(earlier)} change(s) found by an earlier run, not checked again"
-    elif any(line and " of " in line and not _whole(line) for line in coverage):
+    elif partial:
         headline = "No drift in the trunks checked this run"
     else:
         headline = "No drift: live state matches the last apply"

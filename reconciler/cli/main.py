@@ -287,12 +287,14 @@ def run_drift(args: argparse.Namespace) -> int:
     )
     lines = [item.line(now) for item in coverage]
     earlier = [line for item in coverage for line in item.earlier]
-    report = render.drift(plan, args.format, lines, earlier)
+    partial = any(item.checked < item.total for item in coverage)
+    report = render.drift(plan, args.format, lines, earlier, partial=partial)
     print(_on_github(report, args) if args.format == "markdown" else report, end="")
     drifted, _, unreadable = render.drift_parts(plan)
     drift_found = bool(drifted or earlier)  # drift of earlier runs stands until checked again
     if github.enabled(args.github, environment()):
-        github.summary(_on_github(render.drift(plan, "markdown", lines, earlier), args))
+        markdown = render.drift(plan, "markdown", lines, earlier, partial=partial)
+        github.summary(_on_github(markdown, args))
         github.outputs({"drift": str(drift_found).lower(), "checksum": plan.checksum})
     if drift_found:
         return EXIT_CHANGES
