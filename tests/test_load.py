@@ -274,3 +274,14 @@ def test_a_did_on_two_trunks_points_at_both_lines(tmp_path: Path) -> None:
     assert problem.line == 16  # the duplicate's own line
     assert "is also declared on trunk 'a' (" in problem.message
     assert problem.message.split("(")[1].startswith(f"{tmp_path / 'a.yaml'}:11)")
+
+
+def test_a_file_that_does_not_parse_causes_no_cascade(tmp_path: Path) -> None:
+    """Its accounts are unknown, so references to them are not reported as undeclared."""
+    broken = ACCOUNT.replace("    sid: ameyo5m\n", "    sid: [ameyo5m\n")  # unclosed list
+    manifests = load(write(tmp_path, {"a.yaml": broken, "t.yaml": TRUNK}))
+    [problem] = manifests.errors
+    assert problem.file.endswith("a.yaml")
+    assert problem.message.startswith("YAML syntax")
+    fixed = load(write(tmp_path, {"a.yaml": ACCOUNT.replace("prod:", "other:")}))
+    assert any("unknown account 'prod'" in p.message for p in fixed.errors)  # checked again

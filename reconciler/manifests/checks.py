@@ -111,7 +111,9 @@ def ledger_path(account: NamedAccount) -> str:
     return account.spec.ledger or f"state/{account.name}.json"
 
 
-def check_trunks(trunks: Sequence[Declared[TrunkSpec]], known: set[str]) -> list[Problem]:
+def check_trunks(
+    trunks: Sequence[Declared[TrunkSpec]], known: set[str], *, complete: bool = True
+) -> list[Problem]:
     """``known``: every declared account name, valid or not (a broken account is reported
     where it is written, not again at each of its trunks)."""
     problems: list[Problem] = []
@@ -122,7 +124,7 @@ def check_trunks(trunks: Sequence[Declared[TrunkSpec]], known: set[str]) -> list
     for trunk in trunks:
         spec, origin = trunk.spec, trunk.origin
         problems += _within_trunk(trunk)
-        if spec.account not in known:
+        if spec.account not in known and complete:
             close = difflib.get_close_matches(spec.account, sorted(known), n=1, cutoff=0.6)
             hint = (
                 f"; did you mean {close[0]!r}?"

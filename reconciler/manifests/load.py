@@ -248,6 +248,7 @@ def _load(root: Path) -> Manifests:
         problem = Problem(str(root), 0, 0, Severity.ERROR, "", "no such file or directory")
         return Manifests(str(root), (), {}, (), (problem,))
     files = discover(root)
+    broken: list[str] = []  # files that did not parse: what they declare is unknown
     if not files:
         problem = Problem(
             str(root), 0, 0, Severity.ERROR, "", "no manifests here: nothing ends in .yaml or .yml"
@@ -261,6 +262,7 @@ def _load(root: Path) -> Manifests:
             collector.problems.append(
                 Problem(shown, 0, 0, Severity.ERROR, "", f"not UTF-8 text (byte {exc.start})")
             )
+            broken.append(shown)
             continue
         except OSError as exc:
             collector.problems.append(
@@ -269,12 +271,17 @@ def _load(root: Path) -> Manifests:
             continue
         documents, problems = yamlsource.read(text, shown)
         collector.problems += problems
+        if any(problem.message.startswith("YAML syntax") for problem in problems):
+            broken.append(shown)
         for document in documents:
             collector.document(shown, document)
+    complete = not broken
     collector.problems += checks.check_accounts(collector.accounts)
-    collector.problems += checks.check_trunks(collector.trunks, collector.account_names)
+    collector.problems += checks.check_trunks(
+        collector.trunks, collector.account_names, complete=complete
+    )
     collector.problems += route_checks.check_routes(
-        collector.routes, collector.trunks, collector.account_names
+        collector.routes, collector.trunks, collector.account_names, complete=complete
     )
     accounts = {}
     for account in collector.accounts:

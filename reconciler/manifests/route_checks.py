@@ -28,7 +28,11 @@ def check_routes(
     routes: Sequence[Declared[RouteSpec]],
     trunks: Sequence[Declared[TrunkSpec]],
     accounts: set[str],
+    *,
+    complete: bool = True,
 ) -> list[Problem]:
+    """``complete``: every file parsed. When one did not, what routes refer to may be
+    declared in it: those references are not checked (no cascade of "not declared")."""
     problems: list[Problem] = []
     names = {(t.spec.account, t.spec.name) for t in trunks}
     mapped = {(t.spec.account, n.number): n.mode for t in trunks for n in t.spec.phone_numbers}
@@ -36,6 +40,8 @@ def check_routes(
     for declared in routes:
         route, origin = declared.spec, declared.origin
         if route.account not in accounts:
+            if not complete:
+                continue
             problems.append(
                 origin.problem(("account",), ERROR, f"unknown account {route.account!r}")
             )
@@ -51,7 +57,7 @@ def check_routes(
                 )
             )
         seen.setdefault(key, declared)
-        if route.did != CATCH_ALL and key not in mapped:
+        if route.did != CATCH_ALL and key not in mapped and complete:
             problems.append(
                 origin.problem(
                     ("did",),
@@ -70,7 +76,7 @@ def check_routes(
                 )
             )
         for where, target in route.targets():
-            if (route.account, target.trunk) not in names:
+            if (route.account, target.trunk) not in names and complete:
                 problems.append(
                     origin.problem(
                         (*where, "trunk"),
