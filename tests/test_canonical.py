@@ -66,3 +66,8 @@ def test_mode_null_is_pstn() -> None:
 def test_domain_names() -> None:
     assert canonical.domain_name("AMEYO5M.pstn.exotel.com") == "ameyo5m.pstn.exotel.com"
     assert canonical.default_domain_name("Ameyo5m") == "ameyo5m.pstn.exotel.com"
+
+
+def test_a_destination_missing_port_and_transport_is_told_both_at_once() -> None:
+    with pytest.raises(ValueError, match="add the port and the transport, like"):
+        canonical.destination("sbc.example.com")

@@ -181,6 +181,11 @@ def destination(text: str) -> str:
         extra = [p for p in params if p.partition("=")[0].lower() != "transport"]
         if extra:
             raise ValueError(f"{text!r}: only the transport parameter is allowed, not {extra[0]!r}")
+        if match["port"] is None:  # both missing: say both at once, not one per run
+            raise ValueError(
+                f"{text!r}: add the port and the transport, like {host}:5061;transport=tls "
+                "(or :5060;transport=tcp)"
+            )
         raise ValueError(f"{text!r}: add the transport, like {body};transport=tls")
     transport = params[0].partition("=")[2].lower()
     if transport not in TRANSPORTS:
