@@ -285,3 +285,27 @@ def test_a_file_that_does_not_parse_causes_no_cascade(tmp_path: Path) -> None:
     assert problem.message.startswith("YAML syntax")
     fixed = load(write(tmp_path, {"a.yaml": ACCOUNT.replace("prod:", "other:")}))
     assert any("unknown account 'prod'" in p.message for p in fixed.errors)  # checked again
+
+
+def test_custom_params_and_agents_tell_every_problem_at_once(tmp_path: Path) -> None:
+    account = ACCOUNT.replace("prod:", "demo:").replace("ameyo5m", "demo")
+    routes = """trunks:
+  - name: bot
+    account: demo
+    phone_numbers: [{number: "+918040264208", mode: flow}]
+routes:
+  - did: "+918040264208"
+    account: demo
+    default:
+      trunk: bot
+      custom_params: {X-Port: 5060, X-A: a, X-B: b, Exotel-Id: c}
+    handoff:
+      agents: {available: true, url: "ftp://x"}
+"""
+    manifests = load(write(tmp_path, {"a.yaml": account, "r.yaml": routes}))
+    said = "\n".join(p.message for p in manifests.errors)
+    assert "the value of X-Port was read as a number or true/false: quote it" in said
+    assert "at most 3 custom SIP headers per call" in said  # not hidden by the number
+    assert "header name 'Exotel-Id' is reserved" in said
+    assert "give agents either available: true|false or url" in said
+    assert "url: " in said.split("give agents either", 1)[1]  # and what is wrong with it

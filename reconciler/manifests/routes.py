@@ -17,7 +17,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 
 from reconciler.manifests import canonical
 from reconciler.manifests.models import Spec, TrunkName
@@ -36,7 +45,24 @@ def encode_params(params: dict[str, str]) -> str:
     return "&".join(f"{name}={value}" for name, value in params.items())
 
 
-def _params(value: dict[str, str]) -> dict[str, str]:
+def _params(value: Any, handler: ValidatorFunctionWrapHandler) -> dict[str, str]:
+    """Every problem of custom_params at once, checked on what was written, before the
+    types: a number value is told beside a fifth header or a reserved name."""
+    if isinstance(value, dict):
+        typed = [
+            f"the value of {name} was read as a number or true/false: quote it, like "
+            f'{name}: "{header}"'
+            for name, header in value.items()
+            if not isinstance(header, str)
+        ]
+        wrong = typed + _header_problems({str(k): str(v) for k, v in value.items()})
+        if wrong:
+            raise ValueError("; ".join(wrong))
+    checked: dict[str, str] = handler(value)
+    return checked
+
+
+def _header_problems(value: dict[str, str]) -> list[str]:
     wrong = []
     if len(value) > MAX_HEADERS:
         wrong.append(
@@ -52,9 +78,7 @@ def _params(value: dict[str, str]) -> dict[str, str]:
     size = len(encode_params(value).encode())
     if size > MAX_HEADER_BYTES:
         wrong.append(f"custom_params take {size} bytes; Exotel allows {MAX_HEADER_BYTES} in all")
-    if wrong:
-        raise ValueError("; ".join(wrong))
-    return value
+    return wrong
 
 
 def _window(value: str) -> str:
@@ -112,7 +136,7 @@ class Target(Spec):
     """Where a call goes: the Connect applet's Dynamic URL answer."""
 
     trunk: TrunkName = Field(description="a declared trunk of the same account, by name")
-    custom_params: Annotated[dict[StrictStr, StrictStr], AfterValidator(_params)] = Field(
+    custom_params: Annotated[dict[StrictStr, StrictStr], WrapValidator(_params)] = Field(
         default_factory=dict, description="custom SIP headers: at most 3, 200 bytes in all"
     )
     record: StrictBool = Field(False, description="record the call")
@@ -140,11 +164,20 @@ class Agents(Spec):
     )
     fallback: StrictBool = Field(False, description="the answer when the URL fails or is too slow")
 
-    @model_validator(mode="after")
-    def _one_source(self) -> Agents:
-        if (self.available is None) == (self.url is None):
-            raise ValueError("give agents either available: true|false or url: ...")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source(cls, data: Any) -> Any:
+        """Checked on what was written, before the fields, so a wrong URL beside
+        ``available`` is told together with the choice to make (every problem at once)."""
+        if isinstance(data, dict) and ("available" in data) == ("url" in data):
+            said = ["give agents either available: true|false or url: ..."]
+            if isinstance(data.get("url"), str):
+                try:
+                    _url(data["url"])
+                except ValueError as error:
+                    said.append(f"url: {error}")
+            raise ValueError("; ".join(said))
+        return data
 
 
 class Handoff(Spec):
