@@ -69,6 +69,11 @@ def describe(action: Action) -> str:
         if action.after is None:
             return f"route removed: {action.reason}"
         after = dict(action.after)
+        changes = after.get("changes") or []
+        if changes:
+            shown = "; ".join(changes[:TAKES_SHOWN])
+            more = f"; and {len(changes) - TAKES_SHOWN} more" if len(changes) > TAKES_SHOWN else ""
+            return f"route changed: {shown}{more}: {action.reason}"
         return (
             f"route to {after['default_trunk']} ({after['rules']} rule(s), handoff "
             f"{'on' if after['handoff'] else 'off'}): {action.reason}"

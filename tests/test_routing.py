@@ -13,6 +13,7 @@ import pytest
 
 from reconciler.manifests.routes import RouteSpec
 from reconciler.manifests.windows import IST, in_window
+from reconciler.plan.routes import route_changes
 from reconciler.routing.agents import ask as probe
 from reconciler.routing.decide import Snapshot, connect, number
 
@@ -106,3 +107,20 @@ def test_the_agents_timeout_bounds_the_whole_exchange(trickling: str) -> None:
     started = time.monotonic()
     assert asyncio.run(probe(trickling, timeout=0.3)) is None  # the fallback decides
     assert time.monotonic() - started < 2  # not 20 reads of 250 ms each
+
+
+def test_route_changes_are_told_field_by_field() -> None:
+    before = {
+        "rules": [{"when": {"hours": "09:00-18:00"}, "trunk": "cc"}],
+        "default": {"trunk": "bot"},
+    }
+    after = {
+        "rules": [{"when": {"hours": "10:00-19:00"}, "trunk": "cc"}, {"when": {}, "trunk": "x"}],
+        "default": {"trunk": "bot"},
+        "handoff": {"otherwise": 302},
+    }
+    assert route_changes(before, after) == [
+        "rules[0].when.hours 09:00-18:00 -> 10:00-19:00",
+        "+ rules[1]",
+        "+ handoff",
+    ]

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from reconciler import render
 from reconciler.live import ledger as ledgers
 from reconciler.live.state import Ledger, TrunkEntry
 from reconciler.manifests.windows import IST
@@ -290,6 +291,9 @@ def test_plan_shows_route_changes_and_apply_records_them(
     )
     [changed] = plan(folder, sandbox).actions
     assert (changed.symbol, changed.operation) == ("~", "record_route")
+    # Field by field, against the route as last applied (the ledger keeps it).
+    assert (changed.after or {})["changes"] == ["default.record False -> True"]
+    assert "route changed: default.record False -> True" in render.text(plan(folder, sandbox))
     (folder / "routes.yaml").unlink()
     [removed] = plan(folder, sandbox).actions
     assert removed.symbol == "-"

@@ -341,8 +341,11 @@ class Handlers:
 
     async def record_route(self, action: Action) -> None:
         """Routes are served by ``reconciler serve``: apply records what it deployed."""
+        route = (action.after or {}).get("route")
         self.recorder.update(
-            self.recorder.ledger.with_route(action.key, action.target.get("fingerprint"))
+            self.recorder.ledger.with_route(
+                action.key, action.target.get("fingerprint"), route if route else None
+            )
         )
         await self.recorder.save()
 

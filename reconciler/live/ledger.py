@@ -137,12 +137,16 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
     routes = document.get("routes") or {}
     if not isinstance(routes, dict) or not all(isinstance(v, str) for v in routes.values()):
         raise LedgerError(f"ledger {path}: routes must map DIDs to fingerprints")
+    documents = document.get("route_documents") or {}
+    if not isinstance(documents, dict) or not all(isinstance(v, dict) for v in documents.values()):
+        raise LedgerError(f"ledger {path}: route_documents must map DIDs to routes")
     return Ledger(
         account,
         account_sid,
         {name: _entry(name, raw, path) for name, raw in trunks.items()},
         tuple(pending),
         routes,
+        documents,
     )
 
 

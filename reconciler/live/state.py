@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.exotel.records import LiveTrunk
@@ -73,6 +73,9 @@ class Ledger:
     pending: tuple[str, ...] = ()
     # DID -> fingerprint of the route last applied: plans show route changes against it.
     routes: Mapping[str, str] = field(default_factory=dict)
+    # DID -> the route last applied (no secrets in routes), so a change is shown field by
+    # field; absent for routes recorded before these were kept.
+    route_documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def by_sid(self) -> dict[str, str]:
         return {entry.sid: name for name, entry in self.trunks.items()}
@@ -83,13 +86,18 @@ class Ledger:
         if entry is not None:
             trunks[name] = entry
         pending = tuple(p for p in self.pending if p != name or entry is None)
-        return Ledger(self.account, self.account_sid, trunks, pending, self.routes)
+        return replace(self, trunks=trunks, pending=pending)
 
-    def with_route(self, did: str, fingerprint_: str | None) -> Ledger:
+    def with_route(
+        self, did: str, fingerprint_: str | None, document: Mapping[str, Any] | None = None
+    ) -> Ledger:
         routes = {key: value for key, value in self.routes.items() if key != did}
+        documents = {key: value for key, value in self.route_documents.items() if key != did}
         if fingerprint_ is not None:
             routes[did] = fingerprint_
-        return Ledger(self.account, self.account_sid, self.trunks, self.pending, routes)
+            if document is not None:
+                documents[did] = document
+        return replace(self, routes=routes, route_documents=documents)
 
     def document(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -102,6 +110,8 @@ class Ledger:
             document["pending_creates"] = sorted(self.pending)
         if self.routes:
             document["routes"] = dict(sorted(self.routes.items()))
+        if self.route_documents:
+            document["route_documents"] = dict(sorted(self.route_documents.items()))
         return document
 
 

@@ -107,7 +107,9 @@ def plan_account(
         planner.declared(found)
     _undeclared(steps, pairing.undeclared, state)
     _unmanaged(steps, pairing.unmanaged)
-    steps.actions += route_actions(account.name, account.routes, ledger.routes)
+    steps.actions += route_actions(
+        account.name, account.routes, ledger.routes, ledger.route_documents
+    )
     steps.notices += rails.empty_checkout(
         account.name, declared=len(account.desired), tracked=len(ledger.trunks)
     )
