@@ -27,6 +27,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -214,38 +215,42 @@ def measure(trunks: int) -> bool:
     return ok
 
 
-def client_cpu(trunks: int = 500) -> bool:
+def client_cpu(trunks: int = 500, runs: int = 5) -> bool:
     """The whole ``reconciler plan`` command as a user runs it (a process: start-up,
-    loading the manifests, every request), its CPU divided by its requests."""
+    loading the manifests, every request), its CPU divided by its requests; the median
+    of several runs, since the sandbox shares the machine and one run is noisy."""
+    samples: list[float] = []
     with tempfile.TemporaryDirectory() as directory:
         state = build(Path(directory), trunks)
         sandbox = Sandbox("--state", str(state), "--rate-limit", "0")
         try:
-            before = requests(sandbox)
-            used_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            done = subprocess.run(
-                [sys.executable, "-m", "reconciler", "plan", "--rate-limit", "0", "manifests"],
-                cwd=directory,
-                env={**os.environ, **env(sandbox.url)},
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            used_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            calls = requests(sandbox) - before
+            for _ in range(runs):
+                before = requests(sandbox)
+                used_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                done = subprocess.run(
+                    [sys.executable, "-m", "reconciler", "plan", "--rate-limit", "0", "manifests"],
+                    cwd=directory,
+                    env={**os.environ, **env(sandbox.url)},
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                used_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                calls = requests(sandbox) - before
+                assert done.returncode == 0, done.stderr
+                used = (used_after.ru_utime + used_after.ru_stime) - (
+                    used_before.ru_utime + used_before.ru_stime
+                )
+                samples.append(used / calls * 1000)
         finally:
             sandbox.stop()
-    assert done.returncode == 0, done.stderr
-    used = (used_after.ru_utime + used_after.ru_stime) - (
-        used_before.ru_utime + used_before.ru_stime
-    )
-    per_request = used / calls * 1000
+    per_request = statistics.median(samples)
     met = per_request <= 1.5
     print(
         f"client CPU, the whole `reconciler plan` command on {trunks} trunks without latency: "
-        f"{per_request:.2f} ms per request ({used:.2f} s for {calls:,} requests, start-up and "
-        f"manifests included; bound 1.5 ms): "
-        f"{'met' if met else 'MISSED'}"
+        f"{per_request:.2f} ms per request, median of {runs} runs "
+        f"(range {min(samples):.2f}-{max(samples):.2f}; {calls:,} requests a run, start-up "
+        f"and manifests included; bound 1.5 ms): {'met' if met else 'MISSED'}"
     )
     return met
 
