@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from tests.estate import environ, live_trunks, write
-from tests.sandboxes import Api, Sandbox
+from tests.sandboxes import Api, Sandbox, running
 from tests.test_plan import BASE
 from tests.test_plan_cli import reconciler
 
@@ -133,6 +133,50 @@ def test_sigterm_stops_an_apply_cleanly(tmp_path: Path, sandbox: Sandbox, api: A
     again = reconciler("apply", "--auto-approve", env=environ(sandbox), cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(live_trunks(sandbox)) == 1
+
+
+def test_a_signal_lets_the_requests_in_flight_land_and_sends_no_new_one(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """The first SIGTERM (or SIGINT, as GitHub sends first) drains: the actions in flight
+    are answered and recorded, none starts after it, and the exit says so."""
+    write(tmp_path / "manifests", BASE)
+    with running("--rate-limit", "0", "--latency-ms", "1500", log_path=tmp_path / "s.log") as slow:
+        env = {**os.environ, **environ(slow)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "apply", "--auto-approve"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        journal = tmp_path / "manifests" / "state" / "demo.journal.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lines = journal.read_text().splitlines() if journal.exists() else []
+            if any(json.loads(line)["event"] == "started" for line in lines if line):
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1, stdout + stderr
+        assert "stopping: no new request is sent" in stderr
+        assert "no new request was sent after the signal" in stderr
+        records = [json.loads(line) for line in journal.read_text().splitlines()]
+        actions = [r for r in records if "address" in r]
+        started = {r["address"] for r in actions if r["event"] == "started"}
+        settled = {r["address"]: r["event"] for r in actions if r["event"] != "started"}
+        # Every action that was sent got its answer recorded; the rest were never sent.
+        assert started
+        assert all(settled[address] == "succeeded" for address in started)
+        skipped = [a for a, event in settled.items() if event == "skipped"]
+        assert skipped, settled
+        assert records[-1]["event"] == "apply.interrupted"
+        # The next run finishes the job without creating the trunk twice.
+        again = reconciler("apply", "--auto-approve", env=environ(slow), cwd=tmp_path)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert len(live_trunks(slow)) == 1
 
 
 def test_apply_format_json_prints_one_json_document(

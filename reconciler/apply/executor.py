@@ -42,12 +42,14 @@ class Executor(Handlers):
         desired: Mapping[str, TrunkSpec],
         password: Password,
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         super().__init__(
             plan=plan, client=client, recorder=recorder, desired=desired, password=password
         )
         self.journal = journal
         self.on_outcome = on_outcome
+        self.stopping = stopping  # once set, no action starts (the apply was interrupted)
         self.outcomes: dict[str, Outcome] = {}
         self.finished = {action.address: asyncio.Event() for action in plan.actions}
 
@@ -66,6 +68,9 @@ class Executor(Handlers):
             blocked = await self._blocked_by(action)
             if blocked:
                 self._finish(action, Status.SKIPPED, f"skipped: {blocked} did not succeed")
+                continue
+            if self.stopping is not None and self.stopping.is_set():
+                self._finish(action, Status.SKIPPED, "skipped: the apply was interrupted")
                 continue
             if action.kind is not Kind.MANUAL and action.operation in BATCHED:
                 group = [a for a in actions if a.operation is action.operation]

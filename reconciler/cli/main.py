@@ -52,16 +52,41 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
 T = TypeVar("T")
 
 
-def _run(work: Coroutine[Any, Any, T]) -> T:
+GRACE = 5.0  # seconds the requests in flight get to be answered after a first signal
+
+
+def _run(work: Coroutine[Any, Any, T], stopping: asyncio.Event | None = None) -> T:
     """Run a command's coroutine; SIGTERM (a CI runner cancelling the job) stops it the way
-    SIGINT does, by cancelling it, so its cleanup runs: locks released, ledger saved."""
+    SIGINT does, by cancelling it, so its cleanup runs: locks released, ledger saved.
+
+    With ``stopping`` (an apply that will not prompt), the first SIGINT or SIGTERM sets it
+    instead: no new request is sent, and the requests in flight get ``GRACE`` seconds to be
+    answered and recorded before the cancel. A second signal cancels at once. GitHub
+    cancels a job with SIGINT, then SIGTERM 7.5 s later, which fits."""
 
     async def main() -> T:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
+
+        def signalled() -> None:
+            assert task is not None
+            if stopping is None or stopping.is_set():
+                task.cancel()
+                return
+            stopping.set()
+            print(
+                f"reconciler: stopping: no new request is sent; those in flight get {GRACE:g} s "
+                "to be answered and recorded (signal again to stop now)",
+                file=sys.stderr,
+                flush=True,
+            )
+            loop.call_later(GRACE, task.cancel)
+
+        signals = (signal.SIGTERM, signal.SIGINT) if stopping is not None else (signal.SIGTERM,)
         if task is not None:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            for signum in signals:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signum, signalled)
         return await work
 
     return asyncio.run(main())
@@ -209,11 +234,16 @@ def run_apply(args: argparse.Namespace) -> int:
         per_minute=args.rate_limit,
         trunks=frozenset(args.trunk or ()),
     )
+    # Without a prompt, a signal drains the requests in flight; at the prompt, Ctrl-C must
+    # still stop the question, so there only SIGTERM is caught (and cancels).
+    prompts = not (args.auto_approve or saved)
+    stopping = None if prompts else asyncio.Event()
     apply_options = ApplyOptions(
         force=args.force,
         saved_plans=tuple(saved),
         break_lock=args.break_lock,
         lock_timeout=args.lock_timeout,
+        stopping=stopping,
     )
     with progress.reporter() as on_outcome:
 
@@ -234,7 +264,8 @@ def run_apply(args: argparse.Namespace) -> int:
                 confirm=lambda plan: _confirm(plan, args),
                 on_outcome=on_outcome,
                 on_plan=show,
-            )
+            ),
+            stopping,
         )
     if github.enabled(args.github, environment()):
         github.summary(_on_github(render.report(result, "markdown"), args))

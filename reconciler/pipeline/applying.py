@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ class ApplyOptions:
     saved_plans: tuple[Mapping[str, Any], ...] = ()
     break_lock: bool = False  # remove a stale lock left by a process that died here
     lock_timeout: float = 0.0  # seconds to wait for another apply's lock
+    # Set by the caller (on a first SIGINT or SIGTERM): start no new action, record the
+    # answers in flight, skip the verification, and raise Interrupted.
+    stopping: asyncio.Event | None = field(default=None, compare=False)
 
 
 async def apply(
@@ -141,6 +144,9 @@ async def _apply_locked(
         return ApplyResult(plan, (), plan)
     if not apply_options.saved_plans and not confirm(plan):
         raise Refused("not confirmed: nothing was applied")
+    stopping = apply_options.stopping
+    if stopping is not None and stopping.is_set():
+        raise Interrupted("interrupted before any change was sent: nothing was applied")
 
     async def one(
         account: NamedAccount, account_plan: AccountPlan
@@ -158,6 +164,7 @@ async def _apply_locked(
                 desired={spec.name: spec for spec in chosen.desired(account)},
                 password=chosen.password(account),
                 on_outcome=on_outcome,
+                stopping=stopping,
             )
             try:
                 outcomes = await executor.run()
@@ -171,6 +178,14 @@ async def _apply_locked(
                 await recorder.save()
                 raise
             await recorder.save()
+            if stopping is not None and stopping.is_set():
+                journal.note(
+                    "apply.interrupted",
+                    account=account.name,
+                    finished=sum(o.status is not Status.SKIPPED for o in outcomes),
+                    actions=len(account_plan.actions),
+                )
+                return outcomes, account_plan
             remaining = await _verify(chosen, account, outcomes, clients[account.name], recorder)
             journal.note("apply.finished", account=account.name, remaining=len(remaining.actions))
         finally:
@@ -180,6 +195,13 @@ async def _apply_locked(
     pairs = zip(chosen.accounts, plan.accounts, strict=True)
     results = await asyncio.gather(*(one(account, planned) for account, planned in pairs))
     outcomes = tuple(outcome for account_outcomes, _ in results for outcome in account_outcomes)
+    if stopping is not None and stopping.is_set():
+        answered = sum(o.status in (Status.DONE, Status.FAILED) for o in outcomes)
+        raise Interrupted(
+            f"interrupted after {answered} of {len(outcomes)} action(s): no new request was "
+            "sent after the signal, the answers in flight are in the ledger and the lock is "
+            "released; run apply again to finish"
+        )
     return ApplyResult(plan, outcomes, Plan(tuple(remaining for _, remaining in results)))
 
 
