@@ -158,6 +158,10 @@ def test_the_field_reference_covers_every_model_of_the_language() -> None:
         ["plan", "--detailed-exitcode", "--acount", "acme"],
         ["drift", "--format", "yaml"],
         ["state"],
+        ["apply", "--max-delete", "-1"],  # a negative limit would read as nonsense, not 0
+        ["plan", "--rate-limit", "-5"],
+        ["apply", "--lock-timeout", "-2"],
+        ["serve", "--port", "70000"],
     ],
 )
 def test_usage_errors_exit_1_never_the_changes_code(words: list[str], tmp_path: Path) -> None:
@@ -228,3 +232,27 @@ def test_the_progress_bar_waits_for_the_first_outcome() -> None:
     shown(Outcome(action, Status.DONE))
     assert bar.live.is_started
     bar.stop()
+
+
+def test_a_files_accounts_are_looked_for_only_inside_its_work_tree(tmp_path: Path) -> None:
+    """A file in a subfolder finds the accounts declared higher up in its repository, and
+    a file outside any repository is never checked against whatever folder lies above."""
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(__file__).parents[1] / "manifests", repo)
+    nested = repo / "teams" / "bots"
+    nested.mkdir(parents=True)
+    (repo / "voice_bot.yaml").rename(nested / "voice_bot.yaml")
+
+    def validate() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "reconciler", "validate", "teams/bots/voice_bot.yaml"],
+            capture_output=True, text=True, cwd=repo, check=False,
+        )  # fmt: skip
+
+    alone = validate()  # not in a work tree: only its own folder, which declares no account
+    assert alone.returncode == 1
+    assert "unknown account 'demo'" in alone.stdout
+    assert str(tmp_path) + ":" not in alone.stdout  # nothing above was loaded
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    inside = validate()
+    assert inside.returncode == 0, inside.stdout + inside.stderr

@@ -61,7 +61,7 @@ def _common(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str
     )
     parser.add_argument(
         "--rate-limit",
-        type=int,
+        type=sandbox.non_negative(int),
         default=None,
         metavar="N",
         help="API requests per minute per account (default: the account's rate_limit, "
@@ -134,7 +134,9 @@ def _plan(commands: Commands) -> argparse.ArgumentParser:
         "changed since the last apply, plus new and removed ones (cheaper, but blind to drift "
         "on the others)",
     )
-    plan.add_argument("--max-delete", type=int, metavar="N", help=MAX_DELETE_HELP)
+    plan.add_argument(
+        "--max-delete", type=sandbox.non_negative(int), metavar="N", help=MAX_DELETE_HELP
+    )
     return plan
 
 
@@ -167,7 +169,7 @@ def _apply(
     apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     apply.add_argument(
         "--lock-timeout",
-        type=float,
+        type=sandbox.non_negative(float),
         default=0.0,
         metavar="S",
         help="wait up to S seconds for another apply of the same ledger to finish "
@@ -184,7 +186,9 @@ def _apply(
         action="store_true",
         help="go on although a safety rail holds (empty manifests, too many deletions)",
     )
-    apply.add_argument("--max-delete", type=int, metavar="N", help=MAX_DELETE_HELP)
+    apply.add_argument(
+        "--max-delete", type=sandbox.non_negative(int), metavar="N", help=MAX_DELETE_HELP
+    )
     apply.add_argument(
         "--break-lock",
         action="store_true",
@@ -245,7 +249,7 @@ def _import(
     )
     importer.add_argument(
         "--rate-limit",
-        type=int,
+        type=sandbox.non_negative(int),
         default=None,
         metavar="N",
         help="API requests per minute (default: the account's rate_limit; 0: no limit)",
@@ -380,7 +384,9 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     )
     _path(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--port", type=sandbox.port_number, default=8080, help="port (default: %(default)s)"
+    )
     serve.add_argument(
         "--now",
         metavar="TIME",

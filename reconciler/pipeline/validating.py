@@ -21,18 +21,22 @@ from reconciler.live import ledger as ledgers
 from reconciler.manifests.load import Manifests, load
 from reconciler.manifests.problems import Problem, Severity
 
-FOLDER_LEVELS = 5  # how far up a file's folder is looked for
-
 
 def _folder_of(files: Sequence[Path]) -> Path:
-    """The nearest folder above the files that declares accounts, or their own."""
+    """The nearest folder above the files that declares accounts, or their own. The search
+    stays inside the git work tree the files are in (a pre-commit hook's repository), and
+    outside one it looks at the files' own folder only: never at whatever lies above."""
     common = files[0].resolve().parent
     for file in files[1:]:
         while not file.resolve().is_relative_to(common):
             common = common.parent
-    for folder in [common, *common.parents][:FOLDER_LEVELS]:
+    # The work tree's top, or the files' own folder when they are in none.
+    top = next((f for f in [common, *common.parents] if (f / ".git").exists()), common)
+    for folder in [common, *common.parents]:
         if load(folder).accounts:
             return folder
+        if folder == top:
+            break
     return common
 
 

@@ -35,7 +35,7 @@ def _account(text: str) -> AccountSpec:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+def non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
@@ -48,8 +48,16 @@ def _non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]
     return parse
 
 
+def port_number(text: str) -> int:
+    """A TCP port for argparse: 0 (pick a free one) to 65535."""
+    value = int(non_negative(int)(text))
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
-    value = _non_negative(float)(text)
+    value = non_negative(float)(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be greater than zero")
     return float(value)
@@ -61,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--port",
-        type=_non_negative(int),
+        type=port_number,
         default=8765,
         help="port to bind; 0 picks a free one (default: %(default)s)",
     )
@@ -81,14 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--latency-ms",
-        type=_non_negative(float),
+        type=non_negative(float),
         default=0.0,
         metavar="MS",
         help="delay added to every API response, in milliseconds (default: 0)",
     )
     parser.add_argument(
         "--rate-limit",
-        type=_non_negative(int),
+        type=non_negative(int),
         default=DEFAULT_PER_MINUTE,
         metavar="N",
         help="requests per minute per account, 0 for no limit (default: %(default)s)",
@@ -115,7 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hold-seconds",
-        type=_non_negative(float),
+        type=non_negative(float),
         default=DEFAULT_HOLD_SECONDS,
         metavar="S",
         help="longest a timeout_after_commit fault holds a response (default: %(default)s)",

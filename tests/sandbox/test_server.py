@@ -89,6 +89,7 @@ def test_port_in_use_is_a_clear_error() -> None:
         (["--account", "demo:key"], 1, "expected SID:KEY:TOKEN"),
         (["--account", "bad sid:k:t"], 1, "account SID"),
         (["--rate-limit", "-1"], 1, "must not be negative"),
+        (["--port", "99999"], 1, "a port is 0 to 65535"),
         (["--latency-ms", "soon"], 1, "expected a number"),
         (["--profile", "maximal"], 1, "invalid choice"),
         (["--keyfile", "key.pem"], 1, "--keyfile needs --certfile"),
