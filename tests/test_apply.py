@@ -389,6 +389,12 @@ def test_retiring_a_protected_trunk(tmp_path: Path, sandbox: Sandbox, api: Api) 
     folder = write(tmp_path, protected, prune=True)
     assert converged(apply(folder, sandbox))
     assert ledger_of(folder).trunks["bot"].protect
+    # Undeclared while protected: kept, and the plan says how to retire it.
+    (folder / "trunks.yaml").write_text("trunks: []\n")
+    (folder / "other.yaml").write_text("trunks:\n  - name: keep\n    account: demo\n")
+    said = [notice.message for notice in plan(folder, sandbox).notices]
+    assert any("declare it again with protect: false" in message for message in said), said
+    (folder / "other.yaml").unlink()
     write(folder, BASE, prune=True)  # protect: false, nothing else
     [step] = plan(folder, sandbox).actions
     assert (step.operation, step.address, step.after) == (

@@ -34,7 +34,10 @@ def _undeclared(steps: Steps, entries: Mapping[str, TrunkEntry], state: AccountS
     for name, entry in entries.items():
         where = address(account.name, name, Resource.TRUNK)
         if entry.protect:
-            message = f"trunk {name} ({entry.sid}) is protected and no longer declared: kept"
+            message = (
+                f"trunk {name} ({entry.sid}) is protected and no longer declared: kept (to "
+                "retire it, declare it again with protect: false and apply, then remove it)"
+            )
             steps.notice(NoticeKind.NOT_DECLARED, message, where)
         elif not account.prune:
             message = (
