@@ -22,6 +22,11 @@ def test_no_terminal_and_no_approval_is_refused(tmp_path: Path, sandbox: Sandbox
     result = reconciler("apply", env=environ(sandbox), cwd=tmp_path)
     assert result.returncode == 3
     assert "refused: no terminal to confirm on: pass --auto-approve" in result.stderr
+    as_json = reconciler("apply", "--format", "json", env=environ(sandbox), cwd=tmp_path)
+    assert as_json.returncode == 3
+    document = json.loads(as_json.stdout)  # still one JSON document on stdout
+    assert (document["outcome"], document["converged"]) == ("refused", False)
+    assert "no terminal to confirm on" in document["error"]
     assert "Plan: 9 to create" in result.stdout  # it showed what it would have done
     assert live_trunks(sandbox) == []
     # On GitHub the job summary says so too.

@@ -302,6 +302,15 @@ def _outcome_file(args: argparse.Namespace, status: str, markdown: str) -> None:
     path.write_text(head + _on_github(markdown, args), encoding="utf-8")
 
 
+def _json_outcome(args: argparse.Namespace, status: str, error: Exception) -> None:
+    """``apply --format json`` that did not finish still prints one JSON document on
+    stdout, so a job that parses it learns how it ended (the message is on stderr too)."""
+    if args.command != "apply" or getattr(args, "format", None) != "json":
+        return
+    document = {"format_version": 1, "outcome": status, "converged": False, "error": str(error)}
+    print(json.dumps(document, indent=2))
+
+
 def run_drift(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
     options = Options(per_minute=args.rate_limit, tolerant=True, trunks=frozenset(args.trunk or ()))
@@ -536,11 +545,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if github.enabled(getattr(args, "github", False), environment()):
             github.summary(_on_github(refused, args))
         _outcome_file(args, "refused", refused)
+        _json_outcome(args, "refused", error)
         return EXIT_REFUSED
     except ReconcilerError as error:
         _report(error, args.command)
         status = "interrupted" if isinstance(error, Interrupted) else "failed"
         _outcome_file(args, status, f"### reconciler apply: {status} (exit 1)\n\n{error}\n")
+        _json_outcome(args, status, error)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
