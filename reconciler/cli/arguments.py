@@ -331,6 +331,112 @@ def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
         action.set_defaults(run=runs[f"state {name}"])
 
 
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    parse = sandbox.non_negative(kind)
+
+    def positive(text: str) -> int | float:
+        value = parse(text)
+        if value == 0:
+            raise argparse.ArgumentTypeError("must be greater than zero")
+        return value
+
+    return positive
+
+
+def _probing(parser: argparse.ArgumentParser) -> None:
+    """The options of a SIP probe, shared by check and trace --probe."""
+    parser.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=5.0,
+        metavar="S",
+        help="seconds each destination gets to resolve, connect, shake hands and answer "
+        "OPTIONS, and separately to answer an INVITE (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST:PORT:ADDRESS",
+        help="connect to ADDRESS for HOST:PORT, as curl does: check a new SBC before its DNS "
+        "changes (repeatable)",
+    )
+    parser.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="verify TLS against the CA certificates in FILE (PEM) instead of the system's",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive(int),
+        default=100,
+        metavar="N",
+        help="destinations probed at once (default: %(default)s)",
+    )
+
+
+def _check(commands: Commands) -> argparse.ArgumentParser:
+    check = commands.add_parser(
+        "check",
+        help="prove that the trunks' destinations answer SIP (DNS, TCP, TLS, OPTIONS)",
+        description=(
+            "Probe every destination URI of the chosen trunks from here, in the order Exotel "
+            "tries them: the name resolves, the port accepts TCP, TLS verifies (host name, "
+            "expiry: a warning within 21 days), and a SIP OPTIONS gets a final answer. With "
+            "--invite, also place a test call to one of each trunk's DIDs. Calls nothing at "
+            "Exotel. Exit 0 when every destination is up, 2 when problems or warnings were "
+            "found, 1 when the check could not run."
+        ),
+    )
+    _path(check)
+    check.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    check.add_argument(
+        "--account", action="append", metavar="NAME", help="only this account (repeatable)"
+    )
+    check.add_argument(
+        "--trunk", action="append", metavar="NAME", help="only this trunk (repeatable)"
+    )
+    _probing(check)
+    check.add_argument(
+        "--invite",
+        action="store_true",
+        help="also send an INVITE to the trunk's first DID, offering PCMA and PCMU, then hang "
+        "up (CANCEL, or ACK and BYE). CAUTION: this rings a real bot or agent",
+    )
+    _github(check)
+    return check
+
+
+def _trace(commands: Commands) -> argparse.ArgumentParser:
+    trace = commands.add_parser(
+        "trace",
+        help="explain where a call to a DID goes: trunk, route rule, destinations",
+        description=(
+            "Explain an inbound call to DID from the manifests, the ledger and, when the "
+            "account's API key and token are set, live state (at most two GETs): the trunk "
+            "the DID is on and its SID, pstn or flow, which route rule matches and why, the "
+            "Dynamic URL's and the handoff's answers at that time, and the destinations in "
+            "the order Exotel tries them. --probe checks each destination, as check does."
+        ),
+    )
+    trace.add_argument("did", metavar="DID", help="the number called, like +918040264208")
+    _path(trace)
+    trace.add_argument("--format", choices=("text", "json"), default="text")
+    trace.add_argument("--from", dest="caller", metavar="CALLER", help="the caller's number")
+    trace.add_argument(
+        "--at",
+        metavar="TIME",
+        help="the time of the call (2026-12-02T19:30, Asia/Kolkata unless an offset is "
+        "given; default: now)",
+    )
+    trace.add_argument("--probe", action="store_true", help="also check each destination")
+    trace.add_argument(
+        "--offline", action="store_true", help="do not read live state, even with credentials"
+    )
+    _probing(trace)
+    return trace
+
+
 def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
     """``-v`` after the subcommand too (``reconciler drift -v``), as before it."""
     for action in parser._actions:
@@ -373,6 +479,8 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     ):
         make(commands).set_defaults(run=runs[name])
     _state(commands, runs)
+    _check(commands).set_defaults(run=runs["check"])
+    _trace(commands).set_defaults(run=runs["trace"])
     serve = commands.add_parser(
         "serve",
         help="answer Exotel's Dynamic URL and handoff webhooks from the routes: manifests",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reconciler import render
+from reconciler.checking import report as checks
 from reconciler.cli import arguments, github, logs, progress
 from reconciler.errors import (
     ApiError,
@@ -39,11 +41,13 @@ from reconciler.pipeline import (
     ApplyOptions,
     Options,
     apply,
+    checking,
     drifting,
     import_trunks,
     inventory,
     make_plan,
     state_branch,
+    tracing,
     validating,
 )
 from reconciler.plan.actions import Plan
@@ -470,16 +474,74 @@ def run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _moment(text: str) -> datetime:
-    """``--now``: an ISO 8601 time; without an offset it is Asia/Kolkata's, as rules are."""
+def _moment(text: str, option: str = "--now") -> datetime:
+    """``--now``, ``--at``: an ISO 8601 time; without an offset it is Asia/Kolkata's, as
+    rules are."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(
-            f"--now {text!r} is not a time: write it as 2026-12-02T10:30 (Asia/Kolkata) or "
+            f"{option} {text!r} is not a time: write it as 2026-12-02T10:30 (Asia/Kolkata) or "
             "with an offset, 2026-12-02T05:00Z"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=IST)
+
+
+def _check_options(args: argparse.Namespace) -> checking.CheckOptions:
+    if args.ca is not None and not Path(args.ca).is_file():
+        raise ConfigError(f"--ca {args.ca}: no such file (give a PEM file of CA certificates)")
+    return checking.CheckOptions(
+        timeout=args.timeout,
+        resolve=checking.parse_resolve(args.resolve),
+        ca=args.ca,
+        invite=getattr(args, "invite", False),
+        concurrency=args.concurrency,
+        trunks=frozenset(getattr(args, "trunk", None) or ()),
+    )
+
+
+def run_check(args: argparse.Namespace) -> int:
+    manifests = _annotated(load(args.path), args)
+    options = _check_options(args)
+    accounts = args.account or []
+    total = checking.count(manifests, accounts=accounts, trunks=options.trunks)
+    with progress.counter(total, "destinations checked") as tick:
+        options = dataclasses.replace(options, on_result=lambda _: tick())
+        reports = _run(checking.check(manifests, accounts=accounts, options=options))
+    now = datetime.now(UTC)
+    if args.format == "json":
+        print(checks.json_text(reports, now), end="")
+    elif args.format == "markdown":
+        print(_on_github(checks.markdown(reports), args), end="")
+    else:
+        print(checks.text(reports), end="")
+    if github.enabled(args.github, environment()):
+        github.summary(_on_github(checks.markdown(reports), args))
+        github.outputs({"healthy": str(checks.healthy(reports)).lower()})
+    return EXIT_OK if checks.healthy(reports) else EXIT_CHANGES
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    manifests = load(args.path)
+    at = _moment(args.at, "--at") if args.at else None
+    question = tracing.Question(
+        args.did, caller=args.caller, at=at, probe=args.probe, live=not args.offline
+    )
+    document = _run(
+        tracing.trace(
+            manifests,
+            question,
+            environ=environment(),
+            api=Options(per_minute=None),
+            options=_check_options(args),
+        )
+    )
+    if args.format == "json":
+        print(json.dumps(document, indent=2))
+    else:
+        print(checks.trace_text(document), end="")
+    probed = [item["probe"] for item in document["destinations"] if item["probe"] is not None]
+    return EXIT_CHANGES if any(found["state"] != "up" for found in probed) else EXIT_OK
 
 
 def run_schema(args: argparse.Namespace) -> int:
@@ -500,6 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
             "import": run_import,
             "schema": run_schema,
             "serve": run_serve,
+            "check": run_check,
+            "trace": run_trace,
             "state pull": run_state_pull,
             "state push": run_state_push,
             "state path": run_state_path,

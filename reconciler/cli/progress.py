@@ -7,7 +7,7 @@ log is the record, so each action's outcome becomes a structlog event on stderr.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import structlog
@@ -75,3 +75,23 @@ def reporter() -> Iterator[Reporter]:
     finally:
         if shown.started:
             bar.stop()
+
+
+@contextmanager
+def counter(total: int, what: str) -> Iterator[Callable[[], None]]:
+    """A bar that counts to ``total`` on a terminal (``check``); silent otherwise, where
+    the report that follows is the record."""
+    if not sys.stderr.isatty() or total < 2:
+        yield lambda: None
+        return
+    bar = Progress(
+        TextColumn(f"[bold]{what}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task(what, total=total)
+    with bar:
+        yield lambda: bar.update(task, advance=1)

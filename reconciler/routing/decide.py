@@ -174,3 +174,19 @@ def agents_answer(route: RouteSpec, *, available: bool, did: str | None) -> Deci
 
 def handoff_route(snapshot: Snapshot, query: Mapping[str, str]) -> RouteSpec | None:
     return _route(snapshot, query)[1]
+
+
+def unmet(conditions: Conditions, caller: str | None, now: datetime) -> list[str]:
+    """Why a rule's conditions do not hold for this caller at this time (empty when they
+    do), in words, for ``reconciler trace``."""
+    reasons = []
+    if conditions.caller_prefixes and not (
+        caller and any(caller.startswith(prefix) for prefix in conditions.caller_prefixes)
+    ):
+        prefixes = ", ".join(conditions.caller_prefixes)
+        who = caller or "an unknown caller"
+        reasons.append(f"{who} does not start with {prefixes}")
+    if not in_window(conditions.hours, conditions.weekdays, now):
+        days = ",".join(conditions.weekdays) or "any day"
+        reasons.append(f"outside {conditions.hours or 'all day'} on {days}")
+    return reasons

@@ -17,7 +17,7 @@ import structlog
 from reconciler.errors import ConfigError, ManifestError, ReconcilerError
 from reconciler.live import ledger as ledgers
 from reconciler.live.pairing import pair
-from reconciler.manifests.load import discover, load
+from reconciler.manifests.load import Manifests, discover, load
 from reconciler.routing.decide import Snapshot
 
 log = structlog.get_logger("reconciler.serve")
@@ -100,30 +100,39 @@ class Loader:
         manifests = load(self.path)
         if manifests.errors:
             raise ManifestError(manifests.errors)
-        sids: dict[tuple[str, str], str] = {}
-        self._ledgers = []
-        for account in manifests.accounts.values():
-            path = ledgers.ledger_path(manifests.root, account)
-            self._ledgers.append(path)
-            if not path.exists():
-                # Between a checkout's delete and write, say: the SIDs last served stand.
+        snapshot, self._ledgers = build(manifests, self.snapshot)
+        return snapshot
+
+
+def build(manifests: Manifests, previous: Snapshot | None = None) -> tuple[Snapshot, list[Path]]:
+    """The snapshot of valid manifests and their ledgers, and where the ledgers are. An
+    account whose ledger is missing keeps the SIDs of ``previous`` (a checkout half done)."""
+    sids: dict[tuple[str, str], str] = {}
+    found = []
+    for account in manifests.accounts.values():
+        path = ledgers.ledger_path(manifests.root, account)
+        found.append(path)
+        if not path.exists():
+            # Between a checkout's delete and write, say: the SIDs last served stand.
+            if previous is not None:
                 log.warning("serve.ledger_missing", account=account.name, ledger=str(path))
-                sids.update({k: v for k, v in self.snapshot.sids.items() if k[0] == account.name})
-                continue
-            read = ledgers.read(path, account=account.name, account_sid=account.spec.sid)
-            sids.update({(account.name, name): e.sid for name, e in read.trunks.items()})
-            desired = [t.spec for t in manifests.trunks if t.spec.account == account.name]
-            # A trunk renamed in the manifests dials its old SID until apply renames it.
-            paired = pair(desired, read).sids()
-            sids.update({(account.name, name): sid for name, sid in paired.items()})
-        accounts = {
-            number.number: declared.spec.account
-            for declared in manifests.trunks
-            for number in declared.spec.phone_numbers
-        }
-        return Snapshot.build(
-            [route.spec for route in manifests.routes],
-            sids,
-            utc_now().isoformat(timespec="seconds"),
-            accounts,
-        )
+                sids.update({k: v for k, v in previous.sids.items() if k[0] == account.name})
+            continue
+        read = ledgers.read(path, account=account.name, account_sid=account.spec.sid)
+        sids.update({(account.name, name): e.sid for name, e in read.trunks.items()})
+        desired = [t.spec for t in manifests.trunks if t.spec.account == account.name]
+        # A trunk renamed in the manifests dials its old SID until apply renames it.
+        paired = pair(desired, read).sids()
+        sids.update({(account.name, name): sid for name, sid in paired.items()})
+    accounts = {
+        number.number: declared.spec.account
+        for declared in manifests.trunks
+        for number in declared.spec.phone_numbers
+    }
+    snapshot = Snapshot.build(
+        [route.spec for route in manifests.routes],
+        sids,
+        utc_now().isoformat(timespec="seconds"),
+        accounts,
+    )
+    return snapshot, found

@@ -1,0 +1,176 @@
+"""``reconciler check``: do the trunks' destinations answer SIP.
+
+Called by the CLI, and by ``pipeline.tracing`` for ``trace --probe``. It takes the
+chosen trunks' destination URIs from the manifests and probes them all
+(``checking.probe``), concurrently within a bound, in the order Exotel tries them. It
+sends nothing to Exotel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from reconciler import __version__
+from reconciler.checking.probe import probe
+from reconciler.checking.report import TrunkReport, exotel_order
+from reconciler.checking.results import Call, Destination, Result, Settings
+from reconciler.checking.wire import context
+from reconciler.errors import ConfigError, ManifestError
+from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.load import Manifests
+from reconciler.manifests.models import TrunkSpec
+from reconciler.pipeline.accounts import select
+from reconciler.routing import decide
+from reconciler.routing.snapshot import build
+
+USER_AGENT = f"exotel-reconciler/{__version__} (reconciler check)"
+DEFAULT_CONCURRENCY = 100
+DEFAULT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    timeout: float = DEFAULT_TIMEOUT
+    resolve: Mapping[tuple[str, int], str] = field(default_factory=dict)
+    ca: str | None = None
+    invite: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    trunks: frozenset[str] = frozenset()
+    now: datetime | None = None  # the clock for certificates' days left and routes (tests)
+    on_result: Callable[[Result], None] | None = None  # progress
+
+    def settings(self) -> Settings:
+        return Settings(
+            timeout=self.timeout,
+            resolve=self.resolve,
+            ca=self.ca,
+            user_agent=USER_AGENT,
+            now=self.now,
+        )
+
+
+def parse_resolve(items: Sequence[str]) -> dict[tuple[str, int], str]:
+    """curl's ``--resolve HOST:PORT:ADDRESS`` (an IPv6 address in brackets or not)."""
+    found: dict[tuple[str, int], str] = {}
+    for item in items:
+        host, _, rest = item.partition(":")
+        port, _, address = rest.partition(":")
+        address = address.strip("[]")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or not address:
+            raise ConfigError(
+                f"--resolve {item!r}: write HOST:PORT:ADDRESS, like sbc1.example.com:5061:127.0.0.1"
+            )
+        found[(host.lower(), int(port))] = address
+    return found
+
+
+def destinations(account: str, spec: TrunkSpec) -> list[Destination]:
+    """A trunk's destination URIs in Exotel's order, each with its share of its priority."""
+    totals: dict[int, int] = {}
+    for item in spec.destination_uris:
+        totals[item.priority] = totals.get(item.priority, 0) + item.weight
+    found = [
+        Destination(
+            account=account,
+            trunk=spec.name,
+            uri=item.uri,
+            priority=item.priority,
+            weight=item.weight,
+            share=item.weight / totals[item.priority] if totals[item.priority] else 0.0,
+        )
+        for item in spec.destination_uris
+    ]
+    return exotel_order(found)
+
+
+def _chosen(
+    manifests: Manifests, accounts: Sequence[str], trunks: frozenset[str]
+) -> list[tuple[NamedAccount, TrunkSpec]]:
+    if manifests.errors:
+        raise ManifestError(manifests.errors)
+    names = {account.name for account in select(manifests, accounts)}
+    chosen = [
+        (manifests.accounts[t.spec.account], t.spec)
+        for t in manifests.trunks
+        if t.spec.account in names and (not trunks or t.spec.name in trunks)
+    ]
+    unknown = sorted(trunks - {spec.name for _, spec in chosen})
+    if unknown:
+        declared = ", ".join(sorted(t.spec.name for t in manifests.trunks)) or "none"
+        raise ConfigError(f"no trunk named {', '.join(unknown)} (declared: {declared})")
+    return sorted(chosen, key=lambda pair: (pair[0].name, pair[1].name))
+
+
+def _call(
+    account: str,
+    spec: TrunkSpec,
+    snapshot: decide.Snapshot,
+    now: datetime,
+) -> Call | None:
+    """What ``--invite`` sends: the trunk's first DID, with the trunk's SID as Exotel's
+    ``X-Exotel-TrunkSid`` and the custom headers its route would add now."""
+    if not spec.phone_numbers:
+        return None
+    did = spec.phone_numbers[0].number
+    sid = snapshot.sids.get((account, spec.name))
+    headers: list[tuple[str, str]] = []
+    if sid:
+        headers.append(("X-Exotel-TrunkSid", sid))
+    decision = decide.connect(snapshot, {"CallTo": did}, now)
+    target = decision.body.get("destination", {}).get("trunk") if decision.status == 200 else None
+    params = decision.body.get("custom_params", "")
+    if target is not None and target == sid and params:
+        for pair in params.split("&"):
+            name, _, value = pair.partition("=")
+            headers.append((name, value))
+    return Call(did, tuple(headers))
+
+
+async def check(
+    manifests: Manifests, *, accounts: Sequence[str], options: CheckOptions
+) -> list[TrunkReport]:
+    """Probe the destinations of the chosen trunks; a report per trunk, in name order."""
+    chosen = _chosen(manifests, accounts, options.trunks)
+    snapshot, _ = build(manifests)
+    now = options.now or datetime.now(UTC)
+    settings = options.settings()
+    try:
+        verified = context(options.ca, verify=True)
+    except ValueError as exc:
+        raise ConfigError(f"--ca: {exc}") from exc
+    bound = asyncio.Semaphore(max(1, options.concurrency))
+
+    async def one(destination: Destination, call: Call | None) -> Result:
+        async with bound:
+            result = await probe(destination, settings, call=call, verified=verified)
+        if options.on_result is not None:
+            options.on_result(result)
+        return result
+
+    work = []
+    for account, spec in chosen:
+        call = _call(account.name, spec, snapshot, now) if options.invite else None
+        work.append(
+            (
+                account,
+                spec,
+                [one(destination, call) for destination in destinations(account.name, spec)],
+            )
+        )
+    reports = []
+    for account, spec, probes in work:
+        results = await asyncio.gather(*probes)
+        if options.invite and spec.destination_uris and not spec.phone_numbers:
+            for result in results:
+                result.note("--invite: the trunk has no DID to call")
+        sid = snapshot.sids.get((account.name, spec.name))
+        reports.append(TrunkReport(account.name, spec.name, sid, tuple(results)))
+    return reports
+
+
+def count(manifests: Manifests, *, accounts: Sequence[str], trunks: frozenset[str]) -> int:
+    """How many destinations ``check`` would probe (for its progress line)."""
+    return sum(len(spec.destination_uris) for _, spec in _chosen(manifests, accounts, trunks))
