@@ -36,7 +36,7 @@ class TrunkReport:
         if len(self.results) > 1:
             for priority in priorities:
                 group = [r for r in self.results if r.destination.priority == priority]
-                up = sum(result.answers for result in group)
+                up = sum(result.state != "down" for result in group)
                 parts.append(f"priority {priority}: {up} of {len(group)} up")
         return "; ".join(parts)
 

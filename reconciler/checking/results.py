@@ -107,9 +107,10 @@ class Result:
 
     @property
     def state(self) -> State:
+        """down: calls would fail (any error); warning: they work, for now; up."""
         severities = {finding.severity for finding in self.findings}
         if "error" in severities:
-            return "down" if self.answer is None else "warning"
+            return "down"
         return "warning" if "warning" in severities else "up"
 
     @property

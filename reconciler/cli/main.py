@@ -578,9 +578,11 @@ def _report(error: ReconcilerError, command: str = "") -> None:
     if isinstance(error, ManifestError):
         for problem in error.problems:
             print(problem.text(), file=sys.stderr)
-        outcome = (
-            "the service did not start" if command == "serve" else "nothing was sent to Exotel"
-        )
+        outcome = {
+            "serve": "the service did not start",
+            "check": "nothing was checked",
+            "trace": "nothing was traced",
+        }.get(command, "nothing was sent to Exotel")
         print(f"{plural(len(error.problems), 'problem')}: {outcome}", file=sys.stderr)
         return
     if isinstance(error, AuthFailed):

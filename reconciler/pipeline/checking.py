@@ -119,13 +119,12 @@ def _call(
     headers: list[tuple[str, str]] = []
     if sid:
         headers.append(("X-Exotel-TrunkSid", sid))
-    decision = decide.connect(snapshot, {"CallTo": did}, now)
-    target = decision.body.get("destination", {}).get("trunk") if decision.status == 200 else None
-    params = decision.body.get("custom_params", "")
-    if target is not None and target == sid and params:
-        for pair in params.split("&"):
-            name, _, value = pair.partition("=")
-            headers.append((name, value))
+    route = decide.handoff_route(snapshot, {"CallTo": did})
+    if route is not None:
+        target = next((r for r in route.rules if not decide.unmet(r.when, None, now)), None)
+        chosen = target or route.default
+        if chosen.trunk == spec.name:
+            headers += list(chosen.custom_params.items())
     return Call(did, tuple(headers))
 
 
