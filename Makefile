@@ -58,6 +58,7 @@ bench: $(PIP_STAMP)
 	$(BIN)/python benchmarks/chaos_soak.py
 	$(BIN)/python benchmarks/serve_decisions.py
 	$(BIN)/python benchmarks/cost.py
+	$(BIN)/python benchmarks/check_scale.py
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -369,9 +369,10 @@ def _probing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency",
         type=_positive(int),
-        default=100,
+        default=1000,
         metavar="N",
-        help="destinations probed at once (default: %(default)s)",
+        help="destinations probed at once; each distinct destination is probed once, "
+        "however many trunks share it (default: %(default)s)",
     )
 
 

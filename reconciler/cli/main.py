@@ -504,9 +504,13 @@ def run_check(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
     options = _check_options(args)
     accounts = args.account or []
-    total = checking.count(manifests, accounts=accounts, trunks=options.trunks)
-    with progress.counter(total, "destinations checked") as tick:
-        options = dataclasses.replace(options, on_result=lambda _: tick())
+    with progress.counter("checking destinations") as shown:
+        options = dataclasses.replace(
+            options,
+            concurrency=_open_files(options.concurrency),
+            on_start=shown.start,
+            on_result=lambda _: shown.tick(),
+        )
         reports = _run(checking.check(manifests, accounts=accounts, options=options))
     now = datetime.now(UTC)
     if args.format == "json":
@@ -519,6 +523,25 @@ def run_check(args: argparse.Namespace) -> int:
         github.summary(_on_github(checks.markdown(reports), args))
         github.outputs({"healthy": str(checks.healthy(reports)).lower()})
     return EXIT_OK if checks.healthy(reports) else EXIT_CHANGES
+
+
+def _open_files(wanted: int) -> int:
+    """Probes open one socket each: let ``wanted`` of them be open at once, raising the
+    soft limit on open files (often 1,024) towards the hard one; the concurrency that
+    fits is returned."""
+    try:
+        import resource  # noqa: PLC0415 (POSIX only)
+    except ImportError:  # pragma: no cover (Windows)
+        return wanted
+    spare = 64  # the process's own files
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted + spare:
+        return wanted
+    raised = wanted + spare if hard == resource.RLIM_INFINITY else min(wanted + spare, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = raised
+    return max(1, min(wanted, soft - spare))
 
 
 def run_trace(args: argparse.Namespace) -> int:

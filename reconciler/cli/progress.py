@@ -7,7 +7,7 @@ log is the record, so each action's outcome becomes a structlog event on stderr.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
@@ -77,12 +77,29 @@ def reporter() -> Iterator[Reporter]:
             bar.stop()
 
 
+class Counter:
+    """``start(total)``, then ``tick()`` per item done."""
+
+    def __init__(self, bar: Progress | None, what: str) -> None:
+        self.bar = bar
+        self.task = bar.add_task(what, total=None) if bar is not None else None
+
+    def start(self, total: int) -> None:
+        if self.bar is not None and self.task is not None and total > 1:
+            self.bar.update(self.task, total=total)
+            self.bar.start()
+
+    def tick(self) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, advance=1)
+
+
 @contextmanager
-def counter(total: int, what: str) -> Iterator[Callable[[], None]]:
-    """A bar that counts to ``total`` on a terminal (``check``); silent otherwise, where
-    the report that follows is the record."""
-    if not sys.stderr.isatty() or total < 2:
-        yield lambda: None
+def counter(what: str) -> Iterator[Counter]:
+    """A bar that counts on a terminal (``check``); silent otherwise, where the report
+    that follows is the record."""
+    if not sys.stderr.isatty():
+        yield Counter(None, what)
         return
     bar = Progress(
         TextColumn(f"[bold]{what}"),
@@ -92,6 +109,7 @@ def counter(total: int, what: str) -> Iterator[Callable[[], None]]:
         console=Console(stderr=True),
         transient=True,
     )
-    task = bar.add_task(what, total=total)
-    with bar:
-        yield lambda: bar.update(task, advance=1)
+    try:
+        yield Counter(bar, what)
+    finally:
+        bar.stop()

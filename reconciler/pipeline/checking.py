@@ -9,6 +9,7 @@ sends nothing to Exotel.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from reconciler.routing import decide
 from reconciler.routing.snapshot import build
 
 USER_AGENT = f"exotel-reconciler/{__version__} (reconciler check)"
-DEFAULT_CONCURRENCY = 100
+DEFAULT_CONCURRENCY = 1000
 DEFAULT_TIMEOUT = 5.0
 
 
@@ -40,7 +41,8 @@ class CheckOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     trunks: frozenset[str] = frozenset()
     now: datetime | None = None  # the clock for certificates' days left and routes (tests)
-    on_result: Callable[[Result], None] | None = None  # progress
+    on_start: Callable[[int], None] | None = None  # progress: how many probes there are
+    on_result: Callable[[Result], None] | None = None  # progress: one of them is done
 
     def settings(self) -> Settings:
         return Settings(
@@ -149,19 +151,24 @@ async def check(
             options.on_result(result)
         return result
 
-    work = []
+    # One probe per distinct destination (and test call): trunks often share SBCs, and
+    # an SBC asked the same question many times at once may take it for a flood.
+    probes: dict[tuple[str, Call | None], asyncio.Task[Result]] = {}
+    plans = []
     for account, spec in chosen:
         call = _call(account.name, spec, snapshot, now) if options.invite else None
-        work.append(
-            (
-                account,
-                spec,
-                [one(destination, call) for destination in destinations(account.name, spec)],
-            )
-        )
+        targets = destinations(account.name, spec)
+        for destination in targets:
+            key = (destination.uri, call)
+            if key not in probes:
+                probes[key] = asyncio.create_task(one(destination, call))
+        plans.append((account, spec, call, targets))
+    if options.on_start is not None:
+        options.on_start(len(probes))
+    await asyncio.gather(*probes.values())
     reports = []
-    for account, spec, probes in work:
-        results = await asyncio.gather(*probes)
+    for account, spec, call, targets in plans:
+        results = [_as_of(probes[(d.uri, call)].result(), d) for d in targets]
         if options.invite and spec.destination_uris and not spec.phone_numbers:
             for result in results:
                 result.note("--invite: the trunk has no DID to call")
@@ -170,6 +177,8 @@ async def check(
     return reports
 
 
-def count(manifests: Manifests, *, accounts: Sequence[str], trunks: frozenset[str]) -> int:
-    """How many destinations ``check`` would probe (for its progress line)."""
-    return sum(len(spec.destination_uris) for _, spec in _chosen(manifests, accounts, trunks))
+def _as_of(result: Result, destination: Destination) -> Result:
+    """A shared probe's result, as one trunk's destination (its priority and weight)."""
+    if result.destination == destination:
+        return result
+    return dataclasses.replace(result, destination=destination, findings=list(result.findings))
