@@ -7,7 +7,9 @@ server that speaks HTTP, and a name that does not resolve. The CLI runs as a sub
 from __future__ import annotations
 
 import json
+import os
 import socket
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,3 +314,43 @@ def test_usage_errors_exit_1(tmp_path: Path) -> None:
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         assert message in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_the_scheduled_health_job_reports_what_is_down(
+    tmp_path: Path, good: Any, certificates: Certificates
+) -> None:
+    """drift.yml's health step, run as the runner would: healthy exits 0; a closed port
+    exits 0 too (the step succeeds) with status 2 and a report for the health issue."""
+    from tests.test_workflows import run_step  # noqa: PLC0415 (its helpers need its fixtures' module)
+
+    # The step runs `reconciler check manifests`; a shim ahead on PATH adds what the
+    # loopback needs (host names to 127.0.0.1, the test CA), as a real runner needs none.
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    closed = closed_port()
+    extra = " ".join(
+        (
+            f"--resolve={HOST}:{good.tls_port}:127.0.0.1",
+            f"--resolve={HOST}:{closed}:127.0.0.1",
+            f"--ca={certificates.ca_pem}",
+        )
+    )
+    (shim / "reconciler").write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" -m reconciler "$@" {extra}\n'
+    )
+    (shim / "reconciler").chmod(0o755)
+    path = f"{shim}:{os.environ['PATH']}"
+    for uris, status in (
+        ([f"{HOST}:{good.tls_port};transport=tls"], "0"),
+        ([f"{HOST}:{closed};transport=tcp"], "2"),
+    ):
+        write(tmp_path / "manifests", trunk(*uris))
+        result = run_step(
+            "drift.yml", "health", "Check every destination", cwd=tmp_path, env={"PATH": path}
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"status={status}" in (tmp_path / "github_output").read_text().splitlines()[-1]
+        report = (tmp_path / "health.md").read_text()
+        assert report.startswith("<!-- reconciler-check -->\n### reconciler check: ")
+    assert "connection refused" in report
+    assert "| DOWN |" in report

@@ -17,6 +17,7 @@ from reconciler.checking.results import Destination, Result
 from reconciler.manifests.problems import plural
 
 MARK = {"up": "up  ", "warning": "WARN", "down": "DOWN"}
+MARKER = "<!-- reconciler-check -->"  # finds the scheduled workflow's issue again
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def _cell(value: str) -> str:
 def markdown(reports: Sequence[TrunkReport]) -> str:
     tally = counts(reports)
     verdict = "all destinations answer" if healthy(reports) else "problems found"
-    lines = [f"### reconciler check: {verdict}", "", _total(reports), ""]
+    lines = [MARKER, f"### reconciler check: {verdict}", "", _total(reports), ""]
     for report in reports:
         sid = f" `{report.sid}`" if report.sid else ""
         lines += [f"#### {_cell(report.trunk)}{sid} ({_cell(report.account)})", "", report.summary]
