@@ -117,6 +117,17 @@ def test_readme_field_reference_is_generated_from_the_models() -> None:
     assert block == result.stdout, "run: reconciler schema --format markdown, paste into README"
 
 
+def test_the_field_reference_reads_as_words_not_python() -> None:
+    reference = reconciler("schema", "--format", "markdown").stdout
+    types = [line.split(" | ")[1] for line in reference.splitlines() if line.startswith("| `")]
+    assert types, reference
+    for kind in types:
+        for python in ("typing", "Annotated", "Strict", "dict[", "tuple[", "<class", "item"):
+            assert python not in kind, kind
+    assert "| `custom_params` | map of header name to value |" in reference
+    assert "| `destination_uris` | list of destinations |" in reference
+
+
 def test_example_manifests_point_editors_at_the_schema() -> None:
     for manifest in sorted((ROOT / "manifests").glob("*.yaml")):
         first = manifest.read_text().splitlines()[0]

@@ -56,21 +56,50 @@ def json_schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
 
 
-def _type_name(annotation: Any) -> str:
+# What a nested model is called in the reference (each has a section of its own).
+MODEL_NAMES: dict[type[BaseModel], tuple[str, str]] = {
+    PhoneNumberSpec: ("phone number", "phone numbers"),
+    DestinationSpec: ("destination", "destinations"),
+    CredentialSpec: ("credential", "credentials"),
+    Target: ("target", "targets"),
+    Rule: ("rule", "rules"),
+    Conditions: ("conditions", "conditions"),
+    Handoff: ("handoff", "handoffs"),
+    Agents: ("agents", "agents"),
+}
+# Where the type alone says too little: (model, field) -> how the reference reads.
+FIELD_TYPES: dict[tuple[type[BaseModel], str], str] = {
+    (Target, "custom_params"): "map of header name to value",
+}
+
+
+def _type_name(annotation: Any, *, plural: bool = False) -> str:
+    """A field's type in words: ``list of destinations``, never a Python annotation."""
     origin = typing.get_origin(annotation)
     arguments = typing.get_args(annotation)
     if origin is typing.Annotated:
-        return _type_name(arguments[0])
+        return _type_name(arguments[0], plural=plural)
     if origin is typing.Literal:
         return " \\| ".join(f"`{value}`" for value in arguments)
     if origin is tuple:
-        return f"list of {_type_name(arguments[0])}"
+        return f"list of {_type_name(arguments[0], plural=True)}"
+    if origin is dict:
+        key, value = (_type_name(argument, plural=True) for argument in arguments)
+        return f"map of {key} to {value}"
     if arguments and type(None) in arguments:
         inner = [a for a in arguments if a is not type(None)]
-        return _type_name(inner[0])
+        return _type_name(inner[0], plural=plural)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "item"
-    return {str: "string", int: "integer", bool: "boolean"}.get(annotation, str(annotation))
+        one, many = MODEL_NAMES.get(annotation, ("item", "items"))
+        return many if plural else one
+    names = {
+        str: ("string", "strings"),
+        int: ("integer", "integers"),
+        bool: ("boolean", "booleans"),
+    }
+    if annotation in names:
+        return names[annotation][1 if plural else 0]
+    raise TypeError(f"the field reference has no words for {annotation!r}: add them here")
 
 
 def _default(model: type[BaseModel], name: str) -> str:
@@ -93,7 +122,13 @@ def field_reference() -> str:
         lines += ["| field | type | default | meaning |", "|---|---|---|---|"]
         for name, field in model.model_fields.items():
             meaning = (field.description or "").replace("|", "\\|")
-            kind, default = _type_name(field.annotation), _default(model, name)
+            worded = [
+                words
+                for (owner, key), words in FIELD_TYPES.items()
+                if key == name and issubclass(model, owner)
+            ]
+            kind = worded[0] if worded else _type_name(field.annotation)
+            default = _default(model, name)
             lines.append(f"| `{name}` | {kind} | {default} | {meaning} |")
         lines.append("")
     return "\n".join(lines)
