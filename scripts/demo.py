@@ -4,20 +4,26 @@ Starts ``reconciler sandbox`` on a free loopback port, then runs the real CLI on
 of the example manifests (so the repository's own ledger is never touched):
 
     validate -> plan -> apply -> plan (no changes) -> a change by hand through the
-    sandbox's API -> plan (drift shown) -> apply (converged)
+    sandbox's API -> drift (exit 2, naming it) -> apply -> drift (exit 0)
+    -> state list (the SIDs a Connect applet dials)
+    -> serve, asked as Exotel asks: /connect and /handoff inside and outside hours
+    -> a trunk replaced through the manifests; serve answers with its new SID, no restart
 
-and stops the sandbox. Needs no Exotel account and no network. Exits 0 only when every
-step answered as expected.
+and stops everything. Needs no Exotel account and no network. Each step prints its
+command and exit code; the demo exits 0 only when every step answered as expected.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -84,6 +90,116 @@ def change_by_hand(url: str) -> None:
     )
 
 
+# A Wednesday, inside and outside the business hours of manifests/routes.yaml (IST).
+INSIDE, OUTSIDE = "2026-12-02T11:00", "2026-12-02T21:30"
+BOT_DID, CALLER = "08040264208", "09812345678"  # as Exotel sends them: national form
+
+
+def start_serve(folder: Path, now: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "serve", str(folder), "--port", "0", "--now", now,
+         "--reload-interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("serving routes on "):
+        process.kill()
+        raise StepFailedError(f"serve did not start: {line!r}")
+    return process, line.split()[3]
+
+
+def ask(url: str, path: str, title: str) -> dict[str, object]:
+    """A request shaped like Exotel's: CallSid, CallFrom, CallTo, Direction."""
+    query = {"CallSid": "demo0001", "CallFrom": CALLER, "CallTo": BOT_DID, "Direction": "incoming"}
+    answer = httpx.get(url + path, params=query, timeout=10)
+    body: dict[str, object] = answer.json()
+    print(f"\n=== {title}\n$ curl '{answer.request.url}'\n{answer.status_code} {json.dumps(body)}")
+    return {"status": answer.status_code, **body}
+
+
+def routing(folder: Path, env: dict[str, str], workdir: Path) -> None:
+    """serve on the example routes, asked at two times of day; then a trunk replaced."""
+    inside, inside_url = start_serve(folder, INSIDE, env)
+    outside, outside_url = start_serve(folder, OUTSIDE, env)
+    try:
+        connect = ask(
+            inside_url, "/connect", f"Connect applet's Dynamic URL at {INSIDE} (inside hours)"
+        )
+        if connect.get("record") is not True or "X-Bot-Persona=support" not in str(connect):
+            raise StepFailedError("inside hours, the business-hours rule should answer")
+        night = ask(outside_url, "/connect", f"The same call at {OUTSIDE} (outside hours)")
+        if "X-Bot-Persona=after_hours" not in str(night):
+            raise StepFailedError("outside hours, the default should answer")
+        if ask(inside_url, "/handoff", "Passthru after the bot, inside hours")["status"] != 200:
+            raise StepFailedError("inside hours, the handoff should answer 200 (to the agents)")
+        if ask(outside_url, "/handoff", "Passthru after the bot, outside hours")["status"] != 302:
+            raise StepFailedError("outside hours, the handoff should answer 302 (hang up)")
+        before = str(connect["destination"]["trunk"])  # type: ignore[index]
+        replace_trunk(folder, env, workdir)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            query = {"CallSid": "demo0002", "CallFrom": CALLER, "CallTo": BOT_DID}
+            after = httpx.get(inside_url + "/connect", params=query, timeout=10).json()
+            if after["destination"]["trunk"] != before:
+                break
+            time.sleep(0.2)
+        else:
+            raise StepFailedError("serve kept answering with the replaced trunk's old SID")
+        ask(inside_url, "/connect", "serve, not restarted, dials the new SID")
+        print(f"(before the replacement: {before})")
+    finally:
+        for process in (inside, outside):
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+
+
+def replace_trunk(folder: Path, env: dict[str, str], workdir: Path) -> None:
+    """The bot's trunk rebuilt: unprotect it (a protected trunk is never replaced), then a
+    change Exotel cannot make in place (its domain), which allow_replace turns into -/+."""
+    manifest = folder / "voice_bot.yaml"
+    text = manifest.read_text()
+    unprotected = re.sub(r"protect: true.*", "protect: false", text, count=1)
+    manifest.write_text(unprotected)
+    print("\n=== A trunk replaced through the manifests\nvoice_bot.yaml: protect: false")
+    step(
+        "Apply: record that the trunk is no longer protected",
+        "apply",
+        "--auto-approve",
+        env=env,
+        cwd=workdir,
+    )
+    manifest.write_text(
+        unprotected.replace(
+            "    protect: false",
+            "    protect: false\n    allow_replace: true\n"
+            "    domain_name: blr.voicebot.pstn.exotel.com",
+        )
+    )
+    print("voice_bot.yaml: allow_replace: true, domain_name: blr.voicebot.pstn.exotel.com")
+    planned = step(
+        "Plan: the domain cannot change in place",
+        "plan",
+        "--detailed-exitcode",
+        env=env,
+        cwd=workdir,
+        expect=2,
+    )
+    if "-/+" not in planned:
+        raise StepFailedError("the plan should replace the trunk (-/+)")
+    step(
+        "Apply: the trunk is rebuilt with a new SID",
+        "apply",
+        "--auto-approve",
+        env=env,
+        cwd=workdir,
+    )
+    step("The ledger's new SID", "state", "list", env=env, cwd=workdir)
+
+
 def main() -> int:
     process, url = start_sandbox()
     print(f"Started the Exotel sandbox at {url} (account demo).")
@@ -106,13 +222,22 @@ def main() -> int:
         step("Apply", "apply", "--auto-approve", env=env, cwd=workdir)
         step("Plan again: nothing to do", "plan", "--detailed-exitcode", env=env, cwd=workdir)
         change_by_hand(url)
-        drift = step(
-            "Plan: the drift shows", "plan", "--detailed-exitcode", env=env, cwd=workdir, expect=2
-        )
-        if "(drift)" not in drift:
-            raise StepFailedError("the hand-made change was not labelled drift")
+        drift = step("Drift: what changed by hand", "drift", env=env, cwd=workdir, expect=2)
+        if "52.66.100.1" not in drift or "mode flow -> pstn" not in drift:
+            raise StepFailedError("drift did not name both hand-made changes")
         step("Apply: back to what git says", "apply", "--auto-approve", env=env, cwd=workdir)
-        step("Plan once more: converged", "plan", "--detailed-exitcode", env=env, cwd=workdir)
+        step("Drift once more: none", "drift", env=env, cwd=workdir)
+        sids = step(
+            "The SIDs a Connect applet dials (sip:<SID>)", "state", "list", env=env, cwd=workdir
+        )
+        if "(no SID yet)" in sids:
+            raise StepFailedError("every trunk should have a SID after apply")
+        step(
+            "Where a call to the bot's DID goes at 11:00",
+            "trace", "+918040264208", "--from", CALLER, "--at", INSIDE,
+            env=env, cwd=workdir,
+        )  # fmt: skip
+        routing(workdir / "manifests", env, workdir)
     except StepFailedError as failure:
         print(f"\nThe demo failed: {failure}", file=sys.stderr)
         return 1

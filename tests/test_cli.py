@@ -41,7 +41,7 @@ def reconciler(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]
 def test_validate_the_example_manifests() -> None:
     result = reconciler("validate")
     assert result.returncode == 0, result.stdout
-    assert result.stdout == "manifests: 4 files, 1 account, 3 trunks: valid\n"
+    assert result.stdout == "manifests: 5 files, 1 account, 3 trunks: valid\n"
     assert result.stderr == ""
 
 
