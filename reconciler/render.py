@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from reconciler import diagram
 from reconciler.plan.actions import (
     Action,
     ApplyResult,
@@ -248,6 +249,8 @@ def markdown(
         body = [no_changes(plan), *_notes(plan.notices)]
         return bounded("\n".join(head + body) + "\n", footer=footer, limit=limit)
     warnings = _warnings(plan)
+    picture = diagram.fenced(diagram.changes(plan), title=f"What changes ({diagram.LEGEND}):")
+    pictured = [picture] if picture else []
     tables = _tables(by_trunk(plan.actions))
     details = [
         "",
@@ -260,11 +263,11 @@ def markdown(
         "</details>",
     ]
     notes = _notes(plan.notices)
-    document = "\n".join(head + warnings + tables + notes + details) + "\n"
+    document = "\n".join(head + warnings + pictured + tables + notes + details) + "\n"
     tail = f"\n{footer}\n" if footer else ""
     if len(document) + len(tail) <= limit:
         return document + tail
-    # Too long: the tables say it all once; the diff fence goes first.
+    # Too long: the tables say it all once; the picture and the diff fence go first.
     where = elsewhere or "see the full plan in the JSON artifact, or run `reconciler plan`"
     return bounded(
         "\n".join(head + warnings + tables + notes) + "\n",

@@ -10,7 +10,7 @@
   that answers in HTTP.
 
 The servers come from Debian packages (``kamailio``, ``kamailio-tls-modules``,
-``sip-tester``). Without them a test skips, unless ``RECONCILER_REQUIRE_SIP`` is set (as in
+``sip-tester``). Without them a test skips, unless ``RECONCILER_REQUIRE_TOOLS`` is set (as in
 CI), when it fails.
 """
 
@@ -39,7 +39,7 @@ import trustme
 HOST = "127.0.0.1"
 SIP_DIR = Path(__file__).parent / "sip"
 SCENARIOS = ("answer_pcma", "reject_488", "ring_forever", "silent")
-REQUIRE_ENV = "RECONCILER_REQUIRE_SIP"
+REQUIRE_ENV = "RECONCILER_REQUIRE_TOOLS"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 START_ATTEMPTS = 3  # free ports are picked, then bound by the server: another may win the race
@@ -50,10 +50,10 @@ _instances = itertools.count(1)
 def need(binary: str, package: str) -> None:
     """Skip the test when ``binary`` is not installed; fail instead in CI."""
     if shutil.which(binary) is None:
-        _missing(f"{binary} is not installed (Debian package {package})")
+        missing(f"{binary} is not installed (Debian package {package})")
 
 
-def _missing(reason: str) -> NoReturn:
+def missing(reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_ENV):
         pytest.fail(reason)
     pytest.skip(reason)
@@ -257,7 +257,7 @@ def kamailio(tmp_path: Path, cert: Path, key: Path) -> Iterator[Kamailio]:
     need("kamailio", "kamailio")
     modules = _kamailio_modules()
     if modules is None or not (modules / "tls.so").exists():
-        _missing("Kamailio's tls.so is not installed (Debian package kamailio-tls-modules)")
+        missing("Kamailio's tls.so is not installed (Debian package kamailio-tls-modules)")
     directory = tmp_path / f"kamailio-{next(_instances)}"
     directory.mkdir(parents=True)
     tls_cfg = directory / "tls.cfg"

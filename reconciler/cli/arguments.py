@@ -481,6 +481,25 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
         make(commands).set_defaults(run=runs[name])
     _state(commands, runs)
     _check(commands).set_defaults(run=runs["check"])
+    graph = commands.add_parser(
+        "graph",
+        help="draw the topology: DIDs, trunks, destinations and routes (Mermaid)",
+        description=(
+            "Print the declared topology as a Mermaid flowchart (GitHub renders it in "
+            "markdown): each DID to its trunk (with its SID from the ledger), each trunk "
+            "to its destinations (priority, weight), and each route's rules to the trunks "
+            "they send calls to. Reads the manifests and ledgers only."
+        ),
+    )
+    _path(graph)
+    graph.add_argument(
+        "--format",
+        choices=("mermaid", "markdown"),
+        default="mermaid",
+        help="mermaid: the flowchart alone; markdown: in a fenced block (default: %(default)s)",
+    )
+    graph.add_argument("--account", action="append", metavar="NAME", help="only this account")
+    graph.set_defaults(run=runs["graph"])
     _trace(commands).set_defaults(run=runs["trace"])
     serve = commands.add_parser(
         "serve",

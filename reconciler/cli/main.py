@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reconciler import render
+from reconciler import diagram, render
 from reconciler.checking import report as checks
 from reconciler.cli import arguments, github, logs, progress
 from reconciler.errors import (
@@ -544,6 +544,12 @@ def _open_files(wanted: int) -> int:
     return max(1, min(wanted, soft - spare))
 
 
+def run_graph(args: argparse.Namespace) -> int:
+    drawn = inventory.graph(load(args.path), accounts=args.account or [])
+    print(diagram.fenced(drawn) if args.format == "markdown" else drawn, end="")
+    return EXIT_OK
+
+
 def run_trace(args: argparse.Namespace) -> int:
     manifests = load(args.path)
     at = _moment(args.at, "--at") if args.at else None
@@ -586,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
             "schema": run_schema,
             "serve": run_serve,
             "check": run_check,
+            "graph": run_graph,
             "trace": run_trace,
             "state pull": run_state_pull,
             "state push": run_state_push,

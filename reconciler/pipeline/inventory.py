@@ -1,4 +1,5 @@
-"""What the ledgers say the reconciler manages: ``reconciler state list`` and ``show``.
+"""What the ledgers say the reconciler manages: ``reconciler state list``, ``show`` and
+``graph``.
 
 Called by the CLI. Reads the manifests and the ledgers only (no API call): the trunk SIDs
 every Connect applet needs (``sip:<SID>``), and for one trunk what was last applied. The
@@ -14,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler import diagram
 from reconciler.errors import ConfigError, ManifestError
 from reconciler.live import ledger as ledgers
 from reconciler.live.pairing import Match, pair
 from reconciler.live.state import fingerprint
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline.accounts import select
+from reconciler.routing.snapshot import build
 
 
 @dataclass(frozen=True)
@@ -103,3 +106,15 @@ def show(manifests: Manifests, trunk: str, *, accounts: Sequence[str]) -> dict[s
             ],
         }
     return document
+
+
+def graph(manifests: Manifests, *, accounts: Sequence[str]) -> str:
+    """``reconciler graph``: the declared topology as a Mermaid flowchart, with the SIDs
+    the ledgers know (a trunk not yet applied shows without one)."""
+    if manifests.errors:
+        raise ManifestError(manifests.errors)
+    names = {account.name for account in select(manifests, accounts)}
+    snapshot, _ = build(manifests)
+    trunks = [t.spec for t in manifests.trunks if t.spec.account in names]
+    routes = [r.spec for r in manifests.routes if r.spec.account in names]
+    return diagram.topology(trunks, routes, snapshot.sids)
