@@ -38,7 +38,7 @@ workflows: $(PIP_STAMP)
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/zizmor --offline --min-severity medium .github/workflows
 
-pytest: $(PIP_STAMP)
+pytest: $(PIP_STAMP) $(NPM_STAMP)
 	$(BIN)/pytest -m "not newman"
 
 newman: $(PIP_STAMP) $(NPM_STAMP)
