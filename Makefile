@@ -35,8 +35,8 @@ imports: $(PIP_STAMP)
 	$(BIN)/lint-imports
 
 workflows: $(PIP_STAMP)
-	$(BIN)/actionlint .github/workflows/*.yml
-	$(BIN)/zizmor --offline --min-severity medium .github/workflows
+	$(BIN)/actionlint .github/workflows/*.yml examples/config-repo/.github/workflows/*.yml
+	$(BIN)/zizmor --offline --min-severity medium .github/workflows examples/config-repo/.github/workflows
 
 pytest: $(PIP_STAMP) $(NPM_STAMP)
 	$(BIN)/pytest -m "not newman"

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.estate import environ, live_trunks, write
+from tests.estate import PASSWORD, environ, live_trunks, write
 from tests.sandboxes import Api, Sandbox
 from tests.test_plan import BASE
 from tests.test_trust import Listener, manifests_pointing_at
@@ -284,3 +284,92 @@ def test_a_foreign_base_url_in_a_pull_request_never_receives_credentials(
         assert listener.received == b""
     finally:
         listener.close()
+
+
+# -- Called from a team's config repository ---------------------------------------------
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "config-repo"
+INSTALL_STEPS = {
+    "plan.yml": [("merge-group", "Install"), ("plan", "Install main's reconciler")],
+    "apply.yml": [("reviewed", "Install"), ("apply", "Install"), ("save", "Install")],
+    "drift.yml": [("drift", "Install"), ("health", "Install"), ("save", "Install")],
+}
+
+
+def _permissions(document: dict[str, Any]) -> dict[str, str]:
+    """The union of what a workflow's jobs ask for (write wins over read)."""
+    union: dict[str, str] = {}
+    for job in document["jobs"].values():
+        for scope, level in (job.get("permissions") or {}).items():
+            if union.get(scope) != "write":
+                union[scope] = level
+    return union
+
+
+def test_a_config_repository_calls_the_workflows_at_one_pinned_commit() -> None:
+    for name in INSTALL_STEPS:
+        called = yaml.safe_load((WORKFLOWS / name).read_text())
+        call = called[True]["workflow_call"]  # YAML reads the key "on" as True
+        assert call["inputs"]["reconciler"]["required"] is True
+        caller = yaml.safe_load((EXAMPLE / ".github" / "workflows" / name).read_text())
+        [job] = caller["jobs"].values()
+        repository, _, commit = job["uses"].partition("@")
+        assert repository == f"acme/exotel-reconciler/.github/workflows/{name}"
+        assert len(commit) == 40
+        assert job["with"]["reconciler"] == f"acme/exotel-reconciler@{commit}"
+        assert "secrets" not in job  # environments hold them; never secrets: inherit
+        assert caller["permissions"] == {}
+        needed = _permissions(called)
+        granted = job["permissions"]
+        for scope, level in needed.items():
+            assert scope in granted, (name, scope)
+            assert level == "read" or granted[scope] == "write", (name, scope)
+        assert caller["concurrency"]["group"] == called["concurrency"]["group"]
+        assert set(caller[True]) <= set(called[True])
+
+
+def test_installs_the_pinned_reconciler_when_called(tmp_path: Path) -> None:
+    """Every install step: this repository's own code, or the pinned one when called."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "python").write_text('#!/bin/sh\necho "$@" >> "$INSTALLED"\n')
+    (shim / "python").chmod(0o755)
+    path = f"{shim}:{os.environ['PATH']}"
+    for workflow, steps in INSTALL_STEPS.items():
+        for job, name in steps:
+            log = tmp_path / f"{workflow}-{job}.log"
+            env = {"PATH": path, "INSTALLED": str(log), "GITHUB_SERVER_URL": "https://github.com"}
+            called = run_step(
+                workflow, job, name, cwd=tmp_path, env={**env, "RECONCILER": "acme/rec@v0.2.0"}
+            )
+            assert called.returncode == 0, called.stderr
+            assert log.read_text() == "-m pip install git+https://github.com/acme/rec@v0.2.0\n"
+            log.unlink()
+            own = run_step(workflow, job, name, cwd=tmp_path, env={**env, "RECONCILER": ""})
+            assert own.returncode == 0, own.stderr
+            assert log.read_text().startswith("-m pip install .")
+            bad = run_step(
+                workflow, job, name, cwd=tmp_path, env={**env, "RECONCILER": "v0.2.0; rm -rf /"}
+            )
+            assert bad.returncode == 1
+            assert "must be OWNER/REPO@TAG" in bad.stdout
+
+
+def test_sip_passwords_arrive_as_one_secret_of_lines(github: GitHub) -> None:
+    """A called apply gets SIP_PASSWORDS (NAME=value lines) as RECONCILER_SECRETS, beside a
+    SIP_PASSWORD_... variable the workflow names but the caller does not have (empty)."""
+    workspace = github.checkout("called")
+    env = github.env(ACCOUNT="demo", SIP_PASSWORD="")
+    env["RECONCILER_SECRETS"] = f"# one line a password\n\nSIP_PASSWORD={PASSWORD}\n"
+    result = run_step(
+        "apply.yml", "apply", "Apply the current plan (manual run)", cwd=workspace, env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(t["credentials"] for t in live_trunks(github.sandbox))
+    env["RECONCILER_SECRETS"] = f"SIP_PASSWORD={PASSWORD}\n{PASSWORD}\n"
+    broken = run_step(
+        "apply.yml", "apply", "Apply the current plan (manual run)", cwd=workspace, env=env
+    )
+    assert broken.returncode == 1
+    assert "RECONCILER_SECRETS: line 2 is not NAME=value" in broken.stderr
+    assert PASSWORD not in broken.stdout + broken.stderr

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reconciler.errors import ConfigError
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import SECRET_REFERENCE
 from reconciler.manifests.problems import Loc, Origin, Problem, Severity
@@ -89,5 +90,30 @@ def require_secrets(
     return Secrets(values), sorted(problems)
 
 
+BUNDLE = "RECONCILER_SECRETS"  # several secrets in one: NAME=value lines
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def environment() -> Mapping[str, str]:
-    return os.environ
+    """The process environment, with the lines of ``RECONCILER_SECRETS`` (``NAME=value``,
+    one a line; blank lines and ``#`` comments skipped) as variables beside it where the
+    environment does not set them, or sets them empty. A config repository calling the
+    reusable workflows passes its SIP passwords this way, as one secret, since a called
+    workflow can only name the secrets it declares. A malformed line is an error naming
+    its number, never its text."""
+    bundle = os.environ.get(BUNDLE, "")
+    if not bundle:
+        return os.environ
+    merged = dict(os.environ)
+    for number, line in enumerate(bundle.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        name, equals, value = stripped.partition("=")
+        if not equals or not NAME.fullmatch(name.strip()):
+            raise ConfigError(
+                f"{BUNDLE}: line {number} is not NAME=value (a variable name, =, the value)"
+            )
+        if not merged.get(name.strip()):  # empty: a secret the workflow names, unset here
+            merged[name.strip()] = value
+    return merged
