@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,20 +211,28 @@ def test_what_is_not_a_sip_server(tmp_path: Path) -> None:
     assert document["trunks"][0]["summary"].startswith("inbound: 0 of 3 destinations answer")
 
 
-def test_a_server_that_never_answers_times_out(tmp_path: Path) -> None:
-    """A listener that accepts and never writes (the kernel accepts for it)."""
+@pytest.mark.parametrize(
+    ("transport", "stage"),
+    [("tcp", "waiting for the answer to OPTIONS"), ("tls", "in the TLS handshake")],
+)
+def test_a_server_that_never_answers_times_out(tmp_path: Path, transport: str, stage: str) -> None:
+    """A listener that accepts and never writes (the kernel accepts for it): the probe
+    ends at the timeout, and does not wait on the far end to close either."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         port = listener.getsockname()[1]
+        started = time.monotonic()
         code, document = check(
             tmp_path,
             f"--resolve=mute.example.test:{port}:127.0.0.1",
             "--timeout=1",
-            trunks=trunk(f"mute.example.test:{port};transport=tcp"),
+            trunks=trunk(f"mute.example.test:{port};transport={transport}"),
         )
+        elapsed = time.monotonic() - started
     assert code == 2
-    assert "no answer within 1 s waiting for the answer to OPTIONS" in messages(only(document))
+    assert f"no answer within 1 s {stage}" in messages(only(document))
+    assert elapsed < 30  # a hang would meet the subprocess timeout instead
 
 
 @pytest.mark.parametrize(
@@ -308,7 +317,9 @@ def test_usage_errors_exit_1(tmp_path: Path) -> None:
         (["--resolve", "sbc.example.test:5061"], "write HOST:PORT:ADDRESS"),
         (["--ca", "missing.pem"], "no such file"),
         (["--trunk", "nope"], "no trunk named nope"),
-        (["--timeout", "0"], "must be greater than zero"),
+        (["--timeout", "0"], "greater than zero"),
+        (["--timeout", "nan"], "greater than zero"),
+        (["--resolve", "sbc.example.test:5061:not-an-ip"], "is not an IP address"),
     ):
         result = reconciler("check", *args, env={}, cwd=tmp_path)
         assert result.returncode == 1, (args, result.stdout, result.stderr)

@@ -78,9 +78,9 @@ def folder(tmp_path: Path, trunks: str = TRUNKS, *, ledger: bool = True) -> Path
     return manifests
 
 
-def trace(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+def trace(tmp_path: Path, *args: str, env: dict[str, str] | None = None, code: int = 0) -> Any:
     result = reconciler("trace", *args, "--format", "json", env=env or {}, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == code, result.stderr
     return json.loads(result.stdout)
 
 
@@ -161,8 +161,19 @@ def test_live_state_from_the_sandbox(tmp_path: Path, sandbox: Sandbox, api: Api)
     assert api.put(
         f"/trunks/{sid}/phone-numbers/{number_id}", {"phone_number": BOT, "mode": "pstn"}
     ).is_success
-    found = trace(tmp_path, BOT, "--at", THURSDAY_NOON, env=env)
+    found = trace(tmp_path, BOT, "--at", THURSDAY_NOON, env=env, code=2)
     assert "live: mode pstn, where the manifests say flow (drift)" in found["notes"]
+    # The call follows Exotel, not the manifests: pstn goes straight to the trunk.
+    assert (found["drift"], found["mode"], found["trunk"]) == (True, "pstn", "bot")
+    # Moved by hand to the contact centre's trunk: the call goes there, and trace says so.
+    cc = ledgers.read(manifests / "state" / "demo.json", account="demo", account_sid="demo")
+    cc_sid = cc.trunks["cc"].sid
+    assert api.delete(f"/trunks/{sid}/phone-numbers", params={"id": number_id}).is_success
+    assert api.post(f"/trunks/{cc_sid}/phone-numbers", {"phone_number": BOT}).is_success
+    found = trace(tmp_path, BOT, "--at", THURSDAY_NOON, env=env, code=2)
+    assert found["live"]["trunk"] == "cc"
+    assert found["trunk"] == "cc"
+    assert f"live: the DID is on cc ({cc_sid}), not on bot: calls go there" in found["notes"]
     # Without credentials, trace still explains, and says what it could not read.
     text = reconciler("trace", BOT, env={"EXOTEL_API_KEY": ""}, cwd=tmp_path).stdout
     assert "live      not read:" in text

@@ -46,9 +46,7 @@ async def call(
     try:
         result.invite = await _invite(result, call, reader, writer, settings)
     finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        await wire.close(writer)
     judge(result, result.invite)
 
 

@@ -71,10 +71,10 @@ async def probe(
                     reader, writer = await _handshake(result, reader, writer, settings, verified)
                 stage = "waiting for the answer to OPTIONS"
                 await _options(result, reader, writer, settings)
-            finally:
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
+            except BaseException:  # out of time, or stopped: no waiting on the far end
+                writer.transport.abort()
+                raise
+            await wire.close(writer)
         if call is not None:
             await invite.call(result, call, settings, verified)
     except TimeoutError:

@@ -31,7 +31,7 @@ class TrunkReport:
     def summary(self) -> str:
         if not self.results:
             return "no inbound destinations (nothing to check)"
-        answering = sum(result.answers for result in self.results)
+        answering = sum(result.state != "down" for result in self.results)
         parts = [f"inbound: {answering} of {plural(len(self.results), 'destination')} answer"]
         priorities = sorted({result.destination.priority for result in self.results})
         if len(self.results) > 1:
@@ -123,7 +123,16 @@ def text(reports: Sequence[TrunkReport]) -> str:
 
 
 def _cell(value: str) -> str:
-    return value.replace("|", "\\|").replace("\n", " ")
+    """Safe in a table cell of an issue: the far end's words (its Server header, its
+    reason phrase) can make no markup, mention or link."""
+    return (
+        value.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("@", "&#64;")
+        .replace("|", "\\|")
+        .replace("\n", " ")
+    )
 
 
 def markdown(reports: Sequence[TrunkReport]) -> str:

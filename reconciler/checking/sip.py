@@ -119,7 +119,8 @@ class Response:
     @property
     def software(self) -> str | None:
         """What the far end says it is: ``Server`` (a UAS), else ``User-Agent``."""
-        return self.header("server") or self.header("user-agent")
+        said = self.header("server") or self.header("user-agent")
+        return shown(said) if said else None
 
     @property
     def to_tag(self) -> str | None:
@@ -159,13 +160,20 @@ def parse_head(head: bytes) -> tuple[int, str, dict[str, tuple[str, ...]], int]:
     length = int(length_text)
     if length > MAX_BODY_BYTES:
         raise NotSipError(f"a body of {length} bytes is more than a SIP answer carries")
-    reason = status[2].decode("utf-8", "replace").strip()
+    reason = shown(status[2].decode("utf-8", "replace").strip())
     return int(status[1]), reason, {k: tuple(v) for k, v in headers.items()}, length
 
 
 def printable(raw: bytes) -> str:
     text = raw[:40].decode("utf-8", "replace")
     return repr(text + ("..." if len(raw) > 40 else ""))
+
+
+def shown(text: str, limit: int = 120) -> str:
+    """The far end's words as a report may show them: control characters (a terminal's
+    escape sequences) replaced, and cut to ``limit`` characters."""
+    clean = "".join(c if c.isprintable() else "?" for c in text)
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
 
 
 def offer(address: str, port: int, *, secure: bool, session: int) -> str:

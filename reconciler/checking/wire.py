@@ -122,3 +122,17 @@ def closed(exc: BaseException) -> str:
     if isinstance(exc, asyncio.LimitOverrunError):
         return f"sent more than {STREAM_LIMIT} bytes without ending an answer's headers"
     return str(exc) if str(exc) else "closed the connection"
+
+
+CLOSE_GRACE = 1.0  # seconds a connection gets to close politely before it is cut
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    """Close politely, but never wait on the far end: a TLS peer that never answered the
+    handshake never answers its close either, so after ``CLOSE_GRACE`` the socket is cut."""
+    writer.close()
+    try:
+        async with asyncio.timeout(CLOSE_GRACE):
+            await writer.wait_closed()
+    except (TimeoutError, OSError, ssl.SSLError):
+        writer.transport.abort()

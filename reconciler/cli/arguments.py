@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NoReturn
@@ -336,8 +337,8 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
     def positive(text: str) -> int | float:
         value = parse(text)
-        if value == 0:
-            raise argparse.ArgumentTypeError("must be greater than zero")
+        if not math.isfinite(value) or value == 0:
+            raise argparse.ArgumentTypeError(f"must be a number greater than zero, got {text}")
         return value
 
     return positive

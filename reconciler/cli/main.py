@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -477,12 +478,15 @@ def run_serve(args: argparse.Namespace) -> int:
 def _moment(text: str, option: str = "--now") -> datetime:
     """``--now``, ``--at``: an ISO 8601 time; without an offset it is Asia/Kolkata's, as
     rules are."""
+    clock = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
+    if clock:  # a time today, in Asia/Kolkata
+        text = f"{datetime.now(IST).date().isoformat()}T{int(clock[1]):02d}:{clock[2]}"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(
-            f"{option} {text!r} is not a time: write it as 2026-12-02T10:30 (Asia/Kolkata) or "
-            "with an offset, 2026-12-02T05:00Z"
+            f"{option} {text!r} is not a time: write it as 2026-12-02T10:30 or 10:30 (today; "
+            "Asia/Kolkata), or with an offset, 2026-12-02T05:00Z"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=IST)
 
@@ -504,6 +508,11 @@ def run_check(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
     options = _check_options(args)
     accounts = args.account or []
+    for entry in checking.unused_resolves(manifests, accounts=accounts, options=options):
+        print(
+            f"reconciler: warning: --resolve {entry} matches no destination checked",
+            file=sys.stderr,
+        )
     with progress.counter("checking destinations") as shown:
         options = dataclasses.replace(
             options,
@@ -570,7 +579,8 @@ def run_trace(args: argparse.Namespace) -> int:
     else:
         print(checks.trace_text(document), end="")
     probed = [item["probe"] for item in document["destinations"] if item["probe"] is not None]
-    return EXIT_CHANGES if any(found["state"] != "up" for found in probed) else EXIT_OK
+    down = any(found["state"] != "up" for found in probed)
+    return EXIT_CHANGES if down or document["drift"] else EXIT_OK
 
 
 def run_schema(args: argparse.Namespace) -> int:
@@ -649,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _outcome_file(args, status, f"### reconciler apply: {status} (exit 1)\n\n{error}\n")
         _json_outcome(args, status, error)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (a CI cancel)
         print("interrupted", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # e.g. piped into head

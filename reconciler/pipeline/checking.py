@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,8 +66,30 @@ def parse_resolve(items: Sequence[str]) -> dict[tuple[str, int], str]:
             raise ConfigError(
                 f"--resolve {item!r}: write HOST:PORT:ADDRESS, like sbc1.example.com:5061:127.0.0.1"
             )
-        found[(host.lower(), int(port))] = address
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(
+                f"--resolve {item!r}: {address!r} is not an IP address (one address, as "
+                "127.0.0.1 or [::1])"
+            ) from None
+        key = (host.lower(), int(port))
+        if key in found:
+            raise ConfigError(f"--resolve names {host}:{port} twice: give one address for it")
+        found[key] = address
     return found
+
+
+def unused_resolves(
+    manifests: Manifests, *, accounts: Sequence[str], options: CheckOptions
+) -> list[str]:
+    """The ``--resolve`` entries no chosen destination uses (a typo, most likely)."""
+    used = {
+        (d.host, d.port)
+        for account, spec in _chosen(manifests, accounts, options.trunks)
+        for d in destinations(account.name, spec)
+    }
+    return [f"{host}:{port}" for host, port in options.resolve if (host, port) not in used]
 
 
 def destinations(account: str, spec: TrunkSpec) -> list[Destination]:

@@ -75,13 +75,14 @@ async def trace(
         "trunk": None,
         "destinations": [],
         "notes": [],
+        "drift": False,  # live state differs from the manifests: the call goes elsewhere
     }
     trunk = _declared(document, manifests, snapshot, did)
     if trunk is not None and question.live:
         account = manifests.accounts[trunk.account]
         sid = document["declared"]["sid"]
         document["live"] = await _live(manifests, account, (did, sid), environ, api)
-        _compare_live(document, snapshot, trunk.account)
+        trunk = _follow_live(document, manifests, snapshot, trunk)
     query = {"CallTo": did, **({"CallFrom": caller} if caller else {})}
     route = decide.handoff_route(snapshot, query)
     if route is not None:
@@ -242,23 +243,43 @@ async def _live(
     return document
 
 
-def _compare_live(document: dict[str, Any], snapshot: decide.Snapshot, account: str) -> None:
-    live, declared = document["live"], document["declared"]
+def _follow_live(
+    document: dict[str, Any], manifests: Manifests, snapshot: decide.Snapshot, declared: TrunkSpec
+) -> TrunkSpec | None:
+    """Where Exotel really has the DID wins over the manifests: the trunk that holds it
+    (when the ledger knows its name) and its mode. Any difference is drift."""
+    live, said = document["live"], document["declared"]
     if not live.get("read"):
-        return
+        return declared
     holder = live["holder"]
+    account = declared.account
     names = {sid: name for (owner, name), sid in snapshot.sids.items() if owner == account}
     live["trunk"] = names.get(holder) if holder else None
+    notes = document["notes"]
     if holder is None:
-        document["notes"].append(
-            f"live: the DID is not mapped on {declared['trunk']} at Exotel: apply, or see drift"
+        document["drift"] = True
+        document["mode"] = None
+        notes.append(
+            f"live: the DID is on no trunk at Exotel, so its calls fail there (the manifests "
+            f"put it on {said['trunk']}): apply, or see drift"
         )
-    elif holder != declared["sid"]:
-        where = live["trunk"] or "a trunk the ledger does not know"
-        document["notes"].append(
-            f"live: the DID is on {holder} ({where}), not on {declared['trunk']}"
+        return None
+    if live["mode"] and live["mode"] != said["mode"]:
+        document["drift"] = True
+        document["mode"] = live["mode"]
+        notes.append(f"live: mode {live['mode']}, where the manifests say {said['mode']} (drift)")
+    if holder == said["sid"]:
+        return declared
+    document["drift"] = True
+    name = live["trunk"]
+    if name is None:
+        notes.append(
+            f"live: the DID is on {holder}, a trunk the ledger does not know, not on "
+            f"{said['trunk']}: the destinations below are unknown"
         )
-    elif live["mode"] and live["mode"] != declared["mode"]:
-        document["notes"].append(
-            f"live: mode {live['mode']}, where the manifests say {declared['mode']} (drift)"
-        )
+        return None
+    notes.append(f"live: the DID is on {name} ({holder}), not on {said['trunk']}: calls go there")
+    return next(
+        (t.spec for t in manifests.trunks if t.spec.account == account and t.spec.name == name),
+        None,
+    )
