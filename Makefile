@@ -12,10 +12,10 @@ NPM_STAMP := node_modules/.installed
 
 .PHONY: test demo lint types imports workflows pytest newman bench clean
 
-$(PIP_STAMP): pyproject.toml
+$(PIP_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json

@@ -96,6 +96,9 @@ BOT_DID, CALLER = "08040264208", "09812345678"  # as Exotel sends them: national
 
 
 def start_serve(folder: Path, now: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """serve on the example routes with a fixed clock (--now), to ask at two times of day."""
+    print(f"\n=== serve the routes as if it were {now} (Asia/Kolkata)")
+    print(f"$ reconciler serve manifests --port 0 --now {now} --reload-interval 0.2 &")
     process = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "serve", str(folder), "--port", "0", "--now", now,
          "--reload-interval", "0.2"],
@@ -109,6 +112,7 @@ def start_serve(folder: Path, now: str, env: dict[str, str]) -> tuple[subprocess
     if not line.startswith("serving routes on "):
         process.kill()
         raise StepFailedError(f"serve did not start: {line!r}")
+    print(line, end="")
     return process, line.split()[3]
 
 

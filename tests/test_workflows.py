@@ -324,35 +324,73 @@ def test_a_config_repository_calls_the_workflows_at_one_pinned_commit() -> None:
         for scope, level in needed.items():
             assert scope in granted, (name, scope)
             assert level == "read" or granted[scope] == "write", (name, scope)
-        assert caller["concurrency"]["group"] == called["concurrency"]["group"]
+        # The called workflow holds the group: the same group here would deadlock.
+        assert "concurrency" not in caller
+        assert "concurrency" in called
         assert set(caller[True]) <= set(called[True])
 
 
 def test_installs_the_pinned_reconciler_when_called(tmp_path: Path) -> None:
-    """Every install step: this repository's own code, or the pinned one when called."""
+    """Every install step: this repository's own code, or the pinned commit when called;
+    either way with the dependencies at their tested versions (constraints.txt)."""
     shim = tmp_path / "bin"
     shim.mkdir()
     (shim / "python").write_text('#!/bin/sh\necho "$@" >> "$INSTALLED"\n')
-    (shim / "python").chmod(0o755)
+    (shim / "curl").write_text('#!/bin/sh\necho "curl $*" >> "$INSTALLED"\n')
+    for tool in ("python", "curl"):
+        (shim / tool).chmod(0o755)
     path = f"{shim}:{os.environ['PATH']}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
     for workflow, steps in INSTALL_STEPS.items():
         for job, name in steps:
             log = tmp_path / f"{workflow}-{job}.log"
             env = {"PATH": path, "INSTALLED": str(log), "GITHUB_SERVER_URL": "https://github.com"}
-            called = run_step(
-                workflow, job, name, cwd=tmp_path, env={**env, "RECONCILER": "acme/rec@v0.2.0"}
-            )
+            pinned = {**env, "RECONCILER": f"acme/rec@{commit}"}
+            called = run_step(workflow, job, name, cwd=tmp_path, env=pinned)
             assert called.returncode == 0, called.stderr
-            assert log.read_text() == "-m pip install git+https://github.com/acme/rec@v0.2.0\n"
+            assert log.read_text().splitlines() == [
+                "curl -fsSL -o reconciler-constraints.txt "
+                f"https://raw.githubusercontent.com/acme/rec/{commit}/constraints.txt",
+                "-m pip install -c reconciler-constraints.txt "
+                f"git+https://github.com/acme/rec@{commit}",
+            ]
             log.unlink()
             own = run_step(workflow, job, name, cwd=tmp_path, env={**env, "RECONCILER": ""})
             assert own.returncode == 0, own.stderr
-            assert log.read_text().startswith("-m pip install .")
-            bad = run_step(
-                workflow, job, name, cwd=tmp_path, env={**env, "RECONCILER": "v0.2.0; rm -rf /"}
+            assert log.read_text() in (
+                "-m pip install -c constraints.txt .\n",
+                "-m pip install -c trusted/constraints.txt ./trusted\n",
             )
-            assert bad.returncode == 1
-            assert "must be OWNER/REPO@TAG" in bad.stdout
+            for wrong in ("acme/rec@v0.2.0", "acme/rec@main", f"acme/rec@{commit}; rm -rf /"):
+                bad = run_step(workflow, job, name, cwd=tmp_path, env={**env, "RECONCILER": wrong})
+                assert bad.returncode == 1
+                assert "must be OWNER/REPO@COMMIT" in bad.stdout
+
+
+def test_the_constraints_pin_every_runtime_dependency_as_tested() -> None:
+    """constraints.txt covers the reconciler's runtime dependencies and theirs, each at
+    the version the tests ran with."""
+    from importlib import metadata  # noqa: PLC0415
+
+    from packaging.requirements import Requirement  # noqa: PLC0415
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    lines = (Path(__file__).parents[1] / "constraints.txt").read_text().splitlines()
+    pinned = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    needed: set[str] = set()
+    todo = ["exotel-reconciler"]
+    while todo:
+        for text in metadata.distribution(todo.pop()).requires or []:
+            requirement = Requirement(text)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            name = canonicalize_name(requirement.name)
+            if name not in needed:
+                needed.add(name)
+                todo.append(name)
+    assert needed <= set(pinned), sorted(needed - set(pinned))
+    for name in needed:
+        assert metadata.version(name) == pinned[name], name
 
 
 def test_sip_passwords_arrive_as_one_secret_of_lines(github: GitHub) -> None:
