@@ -103,7 +103,11 @@ def test_require_secrets_names_what_is_missing(tmp_path: Path) -> None:
     environ = {"EXOTEL_API_KEY": "key", "SIP_PASSWORD_BLR": "bad password!"}
     secrets, problems = require_secrets(manifests, environ)
     assert [(p.path, p.message) for p in problems] == [
-        ("accounts.prod.api_token", "environment variable EXOTEL_API_TOKEN is not set"),
+        (
+            "accounts.prod.api_token",
+            "environment variable EXOTEL_API_TOKEN is not set (set it, or give a line "
+            "EXOTEL_API_TOKEN=... in RECONCILER_SECRETS)",
+        ),
         (
             "trunks[0].credentials[0].password",
             "the password in SIP_PASSWORD_BLR must be 1 to 64 letters, digits or underscores "

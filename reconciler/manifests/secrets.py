@@ -60,7 +60,12 @@ def require_secrets(
         value = environ.get(variable, "")
         if not value:
             problems.append(
-                origin.problem(loc, Severity.ERROR, f"environment variable {variable} is not set")
+                origin.problem(
+                    loc,
+                    Severity.ERROR,
+                    f"environment variable {variable} is not set (set it, or give a line "
+                    f"{variable}=... in {BUNDLE})",
+                )
             )
         elif password and not PASSWORD.fullmatch(value):
             problems.append(
