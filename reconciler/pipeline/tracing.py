@@ -10,6 +10,7 @@ renders as text.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,14 +189,7 @@ async def _destinations(
     targets = destinations(trunk.account, trunk)
     probed: dict[str, Result] = {}
     if probe and targets:
-        only = CheckOptions(
-            timeout=options.timeout,
-            resolve=options.resolve,
-            ca=options.ca,
-            concurrency=options.concurrency,
-            trunks=frozenset({trunk.name}),
-            now=options.now,
-        )
+        only = dataclasses.replace(options, trunks=frozenset({trunk.name}), invite=False)
         [report] = await check(manifests, accounts=[trunk.account], options=only)
         probed = {result.destination.uri: result for result in report.results}
     document["destinations"] = [
