@@ -126,6 +126,20 @@ def test_the_text_report_reads_in_exotels_order(
     assert "3 destinations: 3 up, 0 warnings, 0 down" in result.stdout
 
 
+def served_with(tmp_path: Path, certificates: Certificates, kind: str) -> tuple[int, Any]:
+    """check of one TLS destination: a Kamailio of its own with the ``kind`` certificate."""
+    need("kamailio", "kamailio")
+    files = getattr(certificates, kind)
+    with kamailio(tmp_path / "kamailio", files.cert, files.key) as server:
+        code, document = check(
+            tmp_path,
+            f"--resolve={HOST}:{server.tls_port}:127.0.0.1",
+            trunks=trunk(f"{HOST}:{server.tls_port};transport=tls"),
+            ca=certificates.ca_pem,
+        )
+    return code, only(document)
+
+
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
@@ -137,16 +151,7 @@ def test_the_text_report_reads_in_exotels_order(
 def test_a_certificate_exotel_would_refuse_is_an_error(
     tmp_path: Path, certificates: Certificates, kind: str, expected: str
 ) -> None:
-    need("kamailio", "kamailio")
-    files = getattr(certificates, kind)
-    with kamailio(tmp_path / "kamailio", files.cert, files.key) as server:
-        code, document = check(
-            tmp_path,
-            f"--resolve={HOST}:{server.tls_port}:127.0.0.1",
-            trunks=trunk(f"{HOST}:{server.tls_port};transport=tls"),
-            ca=certificates.ca_pem,
-        )
-    found = only(document)
+    code, found = served_with(tmp_path, certificates, kind)
     assert code == 2
     assert found["state"] == "down"
     assert found["answers"] is False
@@ -159,16 +164,7 @@ def test_a_certificate_exotel_would_refuse_is_an_error(
 def test_a_certificate_close_to_expiry_is_a_warning(
     tmp_path: Path, certificates: Certificates
 ) -> None:
-    need("kamailio", "kamailio")
-    files = certificates.expiring
-    with kamailio(tmp_path / "kamailio", files.cert, files.key) as server:
-        code, document = check(
-            tmp_path,
-            f"--resolve={HOST}:{server.tls_port}:127.0.0.1",
-            trunks=trunk(f"{HOST}:{server.tls_port};transport=tls"),
-            ca=certificates.ca_pem,
-        )
-    found = only(document)
+    code, found = served_with(tmp_path, certificates, "expiring")
     assert (code, found["state"], found["answers"]) == (2, "warning", True)
     assert found["tls"]["days_left"] < 21
     assert "renew it" in messages(found)
