@@ -9,11 +9,14 @@ minus these extras. Nothing here sees a secret: it is handed rendered text.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from reconciler.manifests.problems import Problem, Severity
 
@@ -68,6 +71,38 @@ def footer(environ: Mapping[str, str], now: datetime | None = None) -> str:
 def elsewhere(environ: Mapping[str, str]) -> str:
     link = run_link(environ)
     return f"the whole of it is in {link} (its summary and artifacts)" if link else ""
+
+
+PROVENANCE = {
+    "repository": "GITHUB_REPOSITORY",
+    "event": "GITHUB_EVENT_NAME",
+    "workflow_ref": "GITHUB_WORKFLOW_REF",
+    "workflow_sha": "GITHUB_WORKFLOW_SHA",
+    "run_id": "GITHUB_RUN_ID",
+    "run_attempt": "GITHUB_RUN_ATTEMPT",
+}
+
+
+def provenance(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Where a saved plan was made, from the runner's default variables and its event
+    file (GitHub's "Variables reference" and the pull_request webhook payload); empty off
+    GitHub Actions. A signed plan carries it under its signature, so apply can check the
+    run that made it planned a pull request into the branch it applies."""
+    if environ.get("GITHUB_ACTIONS") != "true":
+        return {}
+    found: dict[str, Any] = {name: environ.get(var, "") for name, var in PROVENANCE.items()}
+    event: Any = {}
+    with contextlib.suppress(OSError, ValueError):
+        event = json.loads(Path(environ.get("GITHUB_EVENT_PATH", "")).read_text("utf-8"))
+    pull = event.get("pull_request") if isinstance(event, dict) else None
+    if isinstance(pull, dict):
+        found["pull_request"] = {
+            "number": pull.get("number"),
+            "head_sha": (pull.get("head") or {}).get("sha"),
+            "base_ref": (pull.get("base") or {}).get("ref"),
+            "base_sha": (pull.get("base") or {}).get("sha"),
+        }
+    return found
 
 
 def _escape_data(text: str) -> str:

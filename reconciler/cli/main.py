@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from reconciler import diagram, render
 from reconciler.checking import report as checks
-from reconciler.cli import arguments, github, logs, progress
+from reconciler.cli import arguments, github, logs, progress, saved_plans
 from reconciler.errors import (
     ApiError,
     AuthFailed,
@@ -159,8 +159,7 @@ def _write_plan(plan: Plan, args: argparse.Namespace) -> None:
         colour = sys.stdout.isatty() and "NO_COLOR" not in environment()
         print(render.text(plan, colour=colour), end="")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(render.json_text(plan), encoding="utf-8")
+        saved_plans.write(plan.document(), Path(args.out), environment())
 
 
 def _markdown(plan: Plan, args: argparse.Namespace) -> str:
@@ -228,12 +227,7 @@ def _confirm(plan: Plan, args: argparse.Namespace) -> bool:
 
 def run_apply(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
-    saved = []
-    for file in args.plan or []:
-        try:
-            saved.append(json.loads(Path(file).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the saved plan {file}: {exc}") from exc
+    saved = saved_plans.read(args.plan or [], environment())
     options = Options(
         max_delete=args.max_delete,
         per_minute=args.rate_limit,
