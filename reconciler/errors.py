@@ -10,6 +10,7 @@ CLI, which turns each into a message and an exit code. No traceback reaches a us
     │   └── Locked              another apply holds the ledger (names who)
     ├── Refused                 apply will not go on: stale plan, safety rail, no confirmation
     ├── ConfigError             a missing secret, no matching account, a bad option
+    ├── GitHubError             GitHub's REST API failed, or a run's evidence does not hold
     └── ApiError                Exotel answered with a failure (or did not answer)
         ├── NotFound            1000 / HTTP 404: unknown trunk, child or route
         ├── Duplicate           1008: HTTP 200 with envelope 409, or a plain HTTP 409
@@ -54,6 +55,14 @@ class Refused(ReconcilerError):
 
 class ConfigError(ReconcilerError):
     pass
+
+
+class GitHubError(ReconcilerError):
+    """GitHub's REST API answered with a failure, or not at all (the ``ci`` commands)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Interrupted(ReconcilerError):

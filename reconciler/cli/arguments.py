@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NoReturn
 
 from reconciler import __version__, sandbox
+from reconciler.cli.commands import ci
 from reconciler.exotel.gate import DEFAULT_PER_MINUTE
 
 DEFAULT_PATH = "manifests"
@@ -481,6 +482,7 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     ):
         make(commands).set_defaults(run=runs[name])
     _state(commands, runs)
+    ci.register(commands)
     _check(commands).set_defaults(run=runs["check"])
     graph = commands.add_parser(
         "graph",

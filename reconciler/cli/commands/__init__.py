@@ -1,0 +1,1 @@
+"""One module per command: its parser, its run, its outcome and exit code."""
