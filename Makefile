@@ -12,7 +12,7 @@ NPM_STAMP := node_modules/.installed
 
 .PHONY: test demo lint types imports workflows pytest newman bench clean
 
-$(PIP_STAMP): pyproject.toml constraints.txt
+$(PIP_STAMP): pyproject.toml constraints.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
@@ -35,7 +35,9 @@ imports: $(PIP_STAMP)
 	$(BIN)/lint-imports
 
 workflows: $(PIP_STAMP)
-	$(BIN)/actionlint .github/workflows/*.yml examples/config-repo/.github/workflows/*.yml
+	$(BIN)/shellcheck --version > /dev/null  # actionlint skips shellcheck silently without it
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck .github/workflows/*.yml examples/config-repo/.github/workflows/*.yml
+	$(BIN)/python scripts/lock.py --check
 	$(BIN)/zizmor --offline --min-severity medium .github/workflows examples/config-repo/.github/workflows
 
 pytest: $(PIP_STAMP) $(NPM_STAMP)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from tests.estate import PASSWORD, environ, live_trunks, write
+from tests.expressions import evaluate
 from tests.sandboxes import Api, Sandbox
 from tests.test_plan import BASE
 from tests.test_trust import Listener, manifests_pointing_at
@@ -289,11 +291,8 @@ def test_a_foreign_base_url_in_a_pull_request_never_receives_credentials(
 # -- Called from a team's config repository ---------------------------------------------
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "config-repo"
-INSTALL_STEPS = {
-    "plan.yml": [("merge-group", "Install"), ("plan", "Install main's reconciler")],
-    "apply.yml": [("reviewed", "Install"), ("apply", "Install"), ("save", "Install")],
-    "drift.yml": [("drift", "Install"), ("health", "Install"), ("save", "Install")],
-}
+CALLERS = sorted((EXAMPLE / ".github" / "workflows").glob("*.yml"))
+SECRET = re.compile(r"secrets\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _permissions(document: dict[str, Any]) -> dict[str, str]:
@@ -306,65 +305,99 @@ def _permissions(document: dict[str, Any]) -> dict[str, str]:
     return union
 
 
-def test_a_config_repository_calls_the_workflows_at_one_pinned_commit() -> None:
-    for name in INSTALL_STEPS:
-        called = yaml.safe_load((WORKFLOWS / name).read_text())
-        call = called[True]["workflow_call"]  # YAML reads the key "on" as True
-        assert call["inputs"]["reconciler"]["required"] is True
-        caller = yaml.safe_load((EXAMPLE / ".github" / "workflows" / name).read_text())
+def _called(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    repository, _, commit = job["uses"].partition("@")
+    name = repository.rsplit("/", 1)[1]
+    return commit, yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def test_every_secret_a_called_workflow_uses_can_reach_it() -> None:
+    """In a workflow_call job the secrets context holds only what the caller passes or
+    inherits (docs/gitops.md): a secrets.NAME the callee reads must be declared under
+    on.workflow_call.secrets, and each caller must pass it (inherit, or by name)."""
+    checked = 0
+    for caller_path in CALLERS:
+        caller = yaml.safe_load(caller_path.read_text())
+        for job in caller["jobs"].values():
+            _, called = _called(job)
+            declared = (called[True]["workflow_call"] or {}).get("secrets") or {}
+            used = set(SECRET.findall(yaml.safe_dump(called["jobs"]))) - {"GITHUB_TOKEN"}
+            passed = job.get("secrets")
+            for name in sorted(used):
+                checked += 1
+                assert name in declared, f"{caller_path.name}: {name} is not declared"
+                assert passed == "inherit" or name in (passed or {}), (caller_path.name, name)
+    assert checked >= 7  # a test that finds nothing would prove nothing
+
+
+def test_a_config_repository_calls_each_workflow_pinned_by_commit() -> None:
+    assert {path.name for path in CALLERS} == {"plan.yml", "apply.yml", "drift.yml", "queue.yml"}
+    for path in CALLERS:
+        caller = yaml.safe_load(path.read_text())
         [job] = caller["jobs"].values()
-        repository, _, commit = job["uses"].partition("@")
-        assert repository == f"acme/exotel-reconciler/.github/workflows/{name}"
-        assert len(commit) == 40
-        assert job["with"]["reconciler"] == f"acme/exotel-reconciler@{commit}"
-        assert "secrets" not in job  # environments hold them; never secrets: inherit
+        commit, called = _called(job)
+        assert re.fullmatch(r"[0-9a-f]{40}", commit), path.name
+        assert "with" not in job  # nothing to repeat: the callee installs its own commit
+        assert job["cache-mode"] == "none"
         assert caller["permissions"] == {}
-        needed = _permissions(called)
-        granted = job["permissions"]
-        for scope, level in needed.items():
-            assert scope in granted, (name, scope)
-            assert level == "read" or granted[scope] == "write", (name, scope)
+        for scope, level in _permissions(called).items():
+            granted = job["permissions"]
+            assert scope in granted, (path.name, scope)
+            assert level == "read" or granted[scope] == "write", (path.name, scope)
         # The called workflow holds the group: the same group here would deadlock.
         assert "concurrency" not in caller
-        assert "concurrency" in called
         assert set(caller[True]) <= set(called[True])
 
 
-def test_installs_the_pinned_reconciler_when_called(tmp_path: Path) -> None:
-    """Every install step: this repository's own code, or the pinned commit when called;
-    either way with the dependencies at their tested versions (constraints.txt)."""
-    shim = tmp_path / "bin"
-    shim.mkdir()
-    (shim / "python").write_text('#!/bin/sh\necho "$@" >> "$INSTALLED"\n')
-    (shim / "curl").write_text('#!/bin/sh\necho "curl $*" >> "$INSTALLED"\n')
-    for tool in ("python", "curl"):
-        (shim / tool).chmod(0o755)
-    path = f"{shim}:{os.environ['PATH']}"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    for workflow, steps in INSTALL_STEPS.items():
-        for job, name in steps:
-            log = tmp_path / f"{workflow}-{job}.log"
-            env = {"PATH": path, "INSTALLED": str(log), "GITHUB_SERVER_URL": "https://github.com"}
-            pinned = {**env, "RECONCILER": f"acme/rec@{commit}"}
-            called = run_step(workflow, job, name, cwd=tmp_path, env=pinned)
-            assert called.returncode == 0, called.stderr
-            assert log.read_text().splitlines() == [
-                "curl -fsSL -o reconciler-constraints.txt "
-                f"https://raw.githubusercontent.com/acme/rec/{commit}/constraints.txt",
-                "-m pip install -c reconciler-constraints.txt "
-                f"git+https://github.com/acme/rec@{commit}",
+def test_the_reconciler_that_runs_is_this_workflows_commit_hash_checked() -> None:
+    """Every job installs the reconciler from the commit of the workflow that is running
+    (job.workflow_sha: the called workflow's own, not the caller's), dependencies and
+    build backend from the hashed lock, the project without build isolation."""
+    installs = 0
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for name, job in yaml.safe_load(path.read_text())["jobs"].items():
+            steps = job.get("steps", [])
+            runs = [step.get("run", "") for step in steps]
+            if not any("reconciler " in run for run in runs):
+                continue
+            [checkout] = [s for s in steps if s.get("with", {}).get("path") == ".reconciler"]
+            assert checkout["with"]["repository"] == "${{ job.workflow_repository }}"
+            assert checkout["with"]["ref"] == "${{ job.workflow_sha }}"
+            [install] = [
+                s for s in steps if s.get("name") == "Install the reconciler (hash-checked)"
             ]
-            log.unlink()
-            own = run_step(workflow, job, name, cwd=tmp_path, env={**env, "RECONCILER": ""})
-            assert own.returncode == 0, own.stderr
-            assert log.read_text() in (
-                "-m pip install -c constraints.txt .\n",
-                "-m pip install -c trusted/constraints.txt ./trusted\n",
-            )
-            for wrong in ("acme/rec@v0.2.0", "acme/rec@main", f"acme/rec@{commit}; rm -rf /"):
-                bad = run_step(workflow, job, name, cwd=tmp_path, env={**env, "RECONCILER": wrong})
-                assert bad.returncode == 1
-                assert "must be OWNER/REPO@COMMIT" in bad.stdout
+            assert install["run"].splitlines() == [
+                "python -m pip install --require-hashes --only-binary :all: --no-deps "
+                "-r .reconciler/requirements.lock",
+                "python -m pip install --no-deps --no-build-isolation ./.reconciler",
+            ], f"{path.name}: {name}"
+            installs += 1
+    assert installs >= 8
+
+
+def test_the_workflows_are_thin() -> None:
+    """The logic lives in tested commands: no github-script, no long scripts."""
+    for path in [*sorted(WORKFLOWS.glob("*.yml")), *CALLERS]:
+        text = path.read_text()
+        assert "actions/github-script" not in text, path.name
+        for job in yaml.safe_load(text)["jobs"].values():
+            for step in job.get("steps", []):
+                lines = step.get("run", "").strip().splitlines()
+                assert len(lines) <= 12, f"{path.name}: {step.get('name')} has {len(lines)} lines"
+
+
+def test_each_event_reports_one_check_named_plan() -> None:
+    """A required check named plan: plan.yml on pull requests, queue.yml on merge groups,
+    one job each, never a skipped twin that reports success."""
+    plan = yaml.safe_load((WORKFLOWS / "plan.yml").read_text())
+    queue = yaml.safe_load((WORKFLOWS / "queue.yml").read_text())
+    assert list(plan["jobs"]) == ["plan"]
+    assert list(queue["jobs"]) == ["plan"]
+    assert "merge_group" not in plan[True]
+    assert "pull_request_target" not in queue[True]
+    for document in (plan, queue):
+        assert "if" not in document["jobs"]["plan"]
+        assert "name" not in document["jobs"]["plan"]
 
 
 def test_the_constraints_pin_every_runtime_dependency_as_tested() -> None:
@@ -394,20 +427,69 @@ def test_the_constraints_pin_every_runtime_dependency_as_tested() -> None:
 
 
 def test_sip_passwords_arrive_as_one_secret_of_lines(github: GitHub) -> None:
-    """A called apply gets SIP_PASSWORDS (NAME=value lines) as RECONCILER_SECRETS, beside a
-    SIP_PASSWORD_... variable the workflow names but the caller does not have (empty)."""
-    workspace = github.checkout("called")
-    env = github.env(ACCOUNT="demo", SIP_PASSWORD="")
-    env["RECONCILER_SECRETS"] = f"# one line a password\n\nSIP_PASSWORD={PASSWORD}\n"
-    result = run_step(
-        "apply.yml", "apply", "Apply the current plan (manual run)", cwd=workspace, env=env
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert any(t["credentials"] for t in live_trunks(github.sandbox))
-    env["RECONCILER_SECRETS"] = f"SIP_PASSWORD={PASSWORD}\n{PASSWORD}\n"
+    """The apply step gets SIP_PASSWORDS (NAME=value lines) as RECONCILER_SECRETS; no
+    SIP_PASSWORD_... name of any one estate is written in the workflow."""
+    reviewed = plan_job(github)
+    env_broken = github.env(ACCOUNT="demo", COMMIT=github.commit, SIP_PASSWORD="")
+    env_broken["RECONCILER_SECRETS"] = f"SIP_PASSWORD={PASSWORD}\n{PASSWORD}\n"
+    workspace, env = apply_job(github, "called", reviewed, SIP_PASSWORD="")
     broken = run_step(
-        "apply.yml", "apply", "Apply the current plan (manual run)", cwd=workspace, env=env
+        "apply.yml", "apply", "Apply the reviewed plans", cwd=workspace, env=env_broken
     )
     assert broken.returncode == 1
     assert "RECONCILER_SECRETS: line 2 is not NAME=value" in broken.stderr
     assert PASSWORD not in broken.stdout + broken.stderr
+    env["RECONCILER_SECRETS"] = f"# one line a password\n\nSIP_PASSWORD={PASSWORD}\n"
+    result = run_step("apply.yml", "apply", "Apply the reviewed plans", cwd=workspace, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(t["credentials"] for t in live_trunks(github.sandbox))
+    assert "SIP_PASSWORD_" not in (WORKFLOWS / "apply.yml").read_text()
+
+
+def _group(event: str, **pull_request: Any) -> Any:
+    document = yaml.safe_load((WORKFLOWS / "apply.yml").read_text())
+    github = {"event_name": event, "run_id": "31", "event": {"pull_request": pull_request}}
+    return evaluate(document["concurrency"]["group"], {"github": github})
+
+
+def test_only_a_merge_takes_the_apply_concurrency_group() -> None:
+    """Closing an unmerged pull request (anyone's, a fork's) must not replace the pending
+    apply of a real merge: only merges and manual runs share the group, and runs queue."""
+    merged = _group("pull_request_target", merged=True)
+    assert merged == _group("workflow_dispatch")
+    unmerged = _group("pull_request_target", merged=False)
+    assert unmerged != merged
+    assert unmerged == "reconciler-apply-unmerged-31"
+    document = yaml.safe_load((WORKFLOWS / "apply.yml").read_text())
+    assert document["concurrency"]["cancel-in-progress"] is False
+    assert document["concurrency"]["queue"] == "max"
+
+
+def test_the_expression_evaluator_follows_githubs_rules() -> None:
+    contexts = {"github": {"event": {"n": 0}, "name": "Main"}}
+    assert evaluate("${{ github.name == 'main' }}", contexts) is True  # case-insensitive
+    assert evaluate("${{ github.missing || 'fallback' }}", contexts) == "fallback"
+    assert evaluate("${{ github.event.n && 'x' || 'y' }}", contexts) == "y"
+    assert evaluate("${{ !github.missing }}", contexts) is True
+    assert evaluate("a-${{ format('{0}-{1}', 'b', github.name) }}", contexts) == "a-b-Main"
+
+
+def test_actionlint_runs_shellcheck_over_run_scripts(tmp_path: Path) -> None:
+    """make workflows passes -shellcheck: without the binary actionlint would skip the
+    scripts silently and still pass."""
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    (folder / "bad.yml").write_text(
+        "on: push\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo $UNQUOTED\n"
+    )
+    shellcheck = Path(BIN) / "shellcheck"
+    result = subprocess.run(
+        [str(Path(BIN) / "actionlint"), f"-shellcheck={shellcheck}", str(folder / "bad.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "SC2086" in result.stdout
+    assert "-shellcheck=$(BIN)/shellcheck" in (Path(__file__).parents[1] / "Makefile").read_text()

@@ -140,6 +140,7 @@ def run_validate(args: argparse.Namespace) -> int:
         print(_summary(manifests))
     if github.enabled(args.github, environment()):
         github.summary(_validate_markdown(manifests))
+        github.outputs({"accounts": json.dumps(sorted(manifests.accounts))})
         _print_annotations(manifests)
     return EXIT_ERROR if manifests.errors else EXIT_OK
 

@@ -20,7 +20,6 @@ The token reaches git through the environment for these commands only (an
 
 from __future__ import annotations
 
-import base64
 import io
 import subprocess
 import tarfile
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from reconciler.errors import GitHubError
+from reconciler.pipeline.state_branch import token_config
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,6 @@ class Merged:
     head_sha: str
     tree: str
     changed: bool  # does the merge change the manifests folder at all?
-
-
-def _auth(server: str, token: str) -> dict[str, str]:
-    if not token:
-        return {}
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": f"http.{server.rstrip('/')}/.extraheader",
-        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
-    }
 
 
 def _git(
@@ -81,7 +70,8 @@ def build(
     into: Path,
     environ: Mapping[str, str],
 ) -> Merged:
-    env = {**environ, **_auth(server, token), "GIT_TERMINAL_PROMPT": "0"}
+    auth = token_config({**environ, "GH_TOKEN": token, "GITHUB_SERVER_URL": server})
+    env = {**environ, **auth, "GIT_TERMINAL_PROMPT": "0"}
     with tempfile.TemporaryDirectory(prefix="reconciler-merge-") as scratch:
         repo = Path(scratch) / "repo.git"
         clone = ["clone", "--quiet", "--bare", "--filter=blob:none", "--single-branch"]

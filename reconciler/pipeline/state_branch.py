@@ -19,6 +19,7 @@ working tree, the real index and the checked-out branch are never touched.
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import subprocess
@@ -51,6 +52,23 @@ class GitError(ConfigError):
     pass
 
 
+def token_config(environ: Mapping[str, str]) -> dict[str, str]:
+    """Git configuration, as ``GIT_CONFIG_*`` variables, that sends the job's token
+    (``GH_TOKEN``) to ``GITHUB_SERVER_URL`` and nowhere else: the extra header is keyed by
+    that URL, so git adds it only to requests under it. Nothing is written to a
+    ``.git/config``, so no later step or artifact can read the token from there."""
+    token, server = environ.get("GH_TOKEN", ""), environ.get("GITHUB_SERVER_URL", "")
+    if not token or not server.startswith(("https://", "http://")):
+        return {}
+    count = int(environ.get("GIT_CONFIG_COUNT", "0") or 0)
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": str(count + 1),
+        f"GIT_CONFIG_KEY_{count}": f"http.{server.rstrip('/')}/.extraheader",
+        f"GIT_CONFIG_VALUE_{count}": f"AUTHORIZATION: basic {basic}",
+    }
+
+
 @dataclass(frozen=True)
 class Git:
     root: Path
@@ -62,7 +80,7 @@ class Git:
         found = _run(["git", "rev-parse", "--show-toplevel"], folder, environ, check=False)
         if found.returncode != 0:
             raise GitError(f"{folder} is not inside a git repository: {found.stderr.strip()}")
-        return cls(Path(found.stdout.strip()), environ)
+        return cls(Path(found.stdout.strip()), {**environ, **token_config(environ)})
 
     def __call__(
         self,

@@ -77,9 +77,30 @@ def run_merge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+NOTES = {
+    "none": (
+        "<!-- reconciler-plan:none -->\n### Exotel plan: no manifest changed\n\n"
+        "Commit `{head}` changes no manifest: nothing to plan, nothing will be applied.\n"
+    ),
+    "fork": (
+        "<!-- reconciler-plan:fork -->\n### Exotel plan: not planned\n\nThe manifests were "
+        "validated. Pull requests from forks are not planned: planning reads live Exotel "
+        "state with production credentials, which are never given to a fork's pull request. "
+        "A maintainer can push this branch to the repository to get a plan.\n"
+    ),
+}
+
+
 def run_comment(args: argparse.Namespace) -> int:
+    if args.note:
+        body = NOTES[args.note].format(head=args.head[:12] or "this commit")
+        github.summary(body, environment())
+    elif args.body:
+        body = _text(args.body)
+    else:
+        raise ConfigError("give the comment: --body FILE, or --note none|fork")
     with from_environment(environment()) as client:
-        posted = comments.upsert_comment(client, args.pr, _text(args.body), author=args.author)
+        posted = comments.upsert_comment(client, args.pr, body, author=args.author)
     print(f"plan comment on #{args.pr}: {posted.action}")
     return EXIT_OK
 
@@ -166,7 +187,7 @@ def run_apply(args: argparse.Namespace) -> int:
     [ledger] = state_branch.paths(load(args.path), accounts=[args.account])
     marker = ledger.with_name(ledger.name + APPLIED)
     report = Path(args.report)
-    if marker.exists():
+    if marker.exists() and not args.again:
         last = marker.read_text(encoding="utf-8").strip()
         if git("merge-base", "--is-ancestor", args.commit, last, check=False).returncode == 0:
             report.write_text(
@@ -317,7 +338,9 @@ def _comment_actions(action: Action) -> None:
 
     comment = action("comment", "post or update the pull request's plan comment", run_comment)
     comment.add_argument("--pr", type=int, required=True)
-    comment.add_argument("--body", required=True, metavar="FILE")
+    comment.add_argument("--body", metavar="FILE", help="the comment, as markdown")
+    comment.add_argument("--note", choices=sorted(NOTES), help="a canned note instead")
+    comment.add_argument("--head", default="", help="the pull request's head (for --note)")
     _author(comment)
 
     stale = action("stale", "mark the plan comment stale after a failed plan", run_stale)
@@ -354,6 +377,11 @@ def _apply_actions(action: Action) -> None:
     apply.add_argument("--commit", type=_sha, required=True)
     apply.add_argument("--reviewed", required=True, metavar="DIR")
     apply.add_argument("--report", required=True, metavar="FILE")
+    apply.add_argument(
+        "--again",
+        action="store_true",
+        help="apply even if this commit was applied already (a manual run undoing drift)",
+    )
 
     save = action("save", "push each account's ledger from its newest apply attempt", run_save)
     save.add_argument("path", nargs="?", default="manifests")
