@@ -15,7 +15,7 @@ import pytest
 
 from reconciler.github import reports
 from reconciler.plan import signing
-from tests.github_double import BOT, OWNER, PERSON, REPO, GitHubDouble, serving
+from tests.github_double import OWNER, PERSON, REPO, GitHubDouble, serving
 from tests.test_workflows import GIT_ENV, git
 
 KEY = "0123456789abcdef" * 4
@@ -344,23 +344,27 @@ def origin(tmp_path: Path) -> tuple[Path, Path]:
     return remote, work
 
 
+def merge_args(*, pr: int, head: str, into: Path, remote: Path) -> tuple[str, ...]:
+    return (
+        "merge",
+        "--pr",
+        str(pr),
+        "--head",
+        head,
+        "--into",
+        str(into),
+        "--url",
+        f"file://{remote}",
+    )
+
+
 def test_the_merge_is_built_on_mains_tip_not_an_old_test_merge(
     origin: tuple[Path, Path], tmp_path: Path
 ) -> None:
     remote, work = origin
     head = git(work, "rev-parse", "topic")
     out = tmp_path / "out"
-    args = (
-        "merge",
-        "--pr",
-        "1",
-        "--head",
-        head,
-        "--into",
-        str(tmp_path / "proposed"),
-        "--url",
-        f"file://{remote}",
-    )
+    args = merge_args(pr=1, head=head, into=tmp_path / "proposed", remote=remote)
     merged = ci(*args, env={"GITHUB_OUTPUT": str(out)}, cwd=tmp_path)
     assert merged.returncode == 0, merged.stderr
     proposed = tmp_path / "proposed" / "manifests"
@@ -370,7 +374,8 @@ def test_the_merge_is_built_on_mains_tip_not_an_old_test_merge(
     assert said["changed"] == "true"
     assert said["base_sha"] == git(work, "rev-parse", "main")
 
-    stale = ci(*args[:4], "0" * 40, *args[5:], env={}, cwd=tmp_path)
+    old = merge_args(pr=1, head="0" * 40, into=tmp_path / "proposed", remote=remote)
+    stale = ci(*old, env={}, cwd=tmp_path)
     assert stale.returncode == 1
     assert "a newer push has its own run" in stale.stderr
 
@@ -383,17 +388,7 @@ def test_a_conflict_with_main_fails_the_plan_naming_the_file(
     git(work, "commit", "--quiet", "-am", "a conflicting change")
     git(work, "push", "--quiet", "origin", "HEAD:main")
     head = git(work, "rev-parse", "topic")
-    args = (
-        "merge",
-        "--pr",
-        "1",
-        "--head",
-        head,
-        "--into",
-        str(tmp_path / "p"),
-        "--url",
-        f"file://{remote}",
-    )
+    args = merge_args(pr=1, head=head, into=tmp_path / "p", remote=remote)
     result = ci(*args, env={}, cwd=tmp_path)
     assert result.returncode == 1
     assert "conflicts with main" in result.stderr
@@ -411,21 +406,8 @@ def test_a_pull_request_that_touches_no_manifest_changes_nothing(
     git(work, "push", "--quiet", "origin", "HEAD:refs/pull/2/head")
     head = git(work, "rev-parse", "HEAD")
     out = tmp_path / "out"
-    args = (
-        "merge",
-        "--pr",
-        "2",
-        "--head",
-        head,
-        "--into",
-        str(tmp_path / "p"),
-        "--url",
-        f"file://{remote}",
-    )
+    args = merge_args(pr=2, head=head, into=tmp_path / "p", remote=remote)
     result = ci(*args, env={"GITHUB_OUTPUT": str(out)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert outputs(out)["changed"] == "false"
     assert (tmp_path / "p" / "manifests" / "b.yaml").exists()
-
-
-_ = BOT

@@ -104,8 +104,8 @@ def build(
                 f"pull request #{pr} conflicts with {base} ({base_sha[:12]}) in: {conflicted}. "
                 f"Merge {base} into it or rebase, then push"
             )
-        tree = _must(merged, "merging")
-        tree = tree.splitlines()[0]
+        _must(merged, "merging")
+        tree = lines[0]
         folder = manifests.as_posix().strip("/")
         diff = _git(
             ["diff-tree", "--quiet", "-r", f"{base_sha}^{{tree}}", tree, "--", folder],
