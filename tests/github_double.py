@@ -49,6 +49,7 @@ class State:
     requests: list[tuple[str, str, str]] = field(default_factory=list)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(5000))
     per_page_cap: int = 2  # small pages, so pagination is exercised
+    ssh_keys: list[str] = field(default_factory=list)  # GET /meta's host keys
 
 
 class GitHubDouble:
@@ -264,6 +265,19 @@ class GitHubDouble:
             location = f"{self.storage}/_storage/{artifact_id}?sig=signed"
             return Response(status_code=302, headers={"location": location})
 
+        async def meta(request: Request) -> Response:
+            # GET /meta: "ssh_keys" and their fingerprints, beside the IP ranges.
+            fingerprints = {f"SHA256_{n}": "..." for n, _ in enumerate(self.state.ssh_keys)}
+            return JSONResponse(
+                {
+                    "verifiable_password_authentication": False,
+                    "ssh_key_fingerprints": fingerprints,
+                    "ssh_keys": self.state.ssh_keys,
+                    "hooks": ["192.30.252.0/22"],
+                    "git": ["192.30.252.0/22"],
+                }
+            )
+
         async def storage(request: Request) -> Response:
             await log(request)
             return Response(state.blobs[int(request.path_params["artifact_id"])])
@@ -284,6 +298,7 @@ class GitHubDouble:
                 Route(base + "/actions/artifacts", artifacts),
                 Route(base + "/actions/artifacts/{artifact_id:int}/zip", download),
                 Route("/_storage/{artifact_id:int}", storage),
+                Route("/meta", meta),
             ]
         )  # fmt: skip
 

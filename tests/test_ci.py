@@ -380,6 +380,33 @@ def test_the_merge_is_built_on_mains_tip_not_an_old_test_merge(
     assert "a newer push has its own run" in stale.stderr
 
 
+def test_the_merge_trusts_mains_signers_never_the_pull_requests(
+    origin: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The merged manifests are a git repository of their own (state pull fetches the
+    ledgers into it), beside main's list of who may sign the state branch: a pull request
+    that lists its own key there does not change whom its plan trusts."""
+    remote, work = origin
+    signers = work / ".github" / "reconciler-state.signers"
+    signers.parent.mkdir()
+    signers.write_text("reconciler-state ssh-ed25519 AAAAmain\n")
+    git(work, "add", "-A")
+    git(work, "commit", "--quiet", "-m", "signers")
+    git(work, "push", "--quiet", "origin", "HEAD:main")
+    git(work, "checkout", "--quiet", "-b", "sneaky")
+    signers.write_text("reconciler-state ssh-ed25519 AAAAmine\n")
+    (work / "manifests" / "a.yaml").write_text("a: 9\n")
+    git(work, "commit", "--quiet", "-am", "trust me")
+    git(work, "push", "--quiet", "origin", "HEAD:refs/pull/2/head")
+    head = git(work, "rev-parse", "HEAD")
+    into = tmp_path / "proposed"
+    merged = ci(*merge_args(pr=2, head=head, into=into, remote=remote), env={}, cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    assert (into / "manifests" / "a.yaml").read_text() == "a: 9\n"
+    assert (into / ".github" / "reconciler-state.signers").read_text().endswith("AAAAmain\n")
+    assert git(into / "manifests", "rev-parse", "--show-toplevel") == str(into.resolve())
+
+
 def test_a_conflict_with_main_fails_the_plan_naming_the_file(
     origin: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests import sshd
 from tests.estate import PASSWORD, environ, live_trunks, write
 from tests.expressions import evaluate
 from tests.sandboxes import Api, Sandbox
@@ -99,10 +100,17 @@ class GitHub:
         seed = self.checkout("seed")
         write(seed / "manifests", BASE)
         (seed / ".gitignore").write_text("*.json.lock\n*.journal.jsonl\n*.applied\n")
+        # The state key signs the ledger branch; main lists its public key.
+        self.state_key, public = sshd.keypair(tmp_path, "state-key")
+        (seed / ".github").mkdir()
+        signers = f"reconciler-state {' '.join(public.split()[:2])}\n"
+        (seed / ".github" / "reconciler-state.signers").write_text(signers)
         git(seed, "add", "-A")
         git(seed, "commit", "--quiet", "-m", "a trunk")
         git(seed, "push", "--quiet", "origin", "HEAD:main")
         self.commit = git(seed, "rev-parse", "HEAD")
+        # GitHub keeps refs/pull/N/head for every pull request: #1's head is that commit.
+        git(seed, "push", "--quiet", "origin", "HEAD:refs/pull/1/head")
 
     def checkout(self, name: str) -> Path:
         where = self.tmp / name
@@ -131,9 +139,14 @@ def plan_job(github: GitHub) -> Path:
     """plan.yml's steps on a same-repository pull request: the plan kept for apply."""
     workspace = github.tmp / "plan-job"
     workspace.mkdir()
-    shutil.copytree(github.checkout("plan-src"), workspace / "proposed")
     env = github.env(RECONCILER_COMMIT=github.commit)  # the job's env names the head commit
+    env.update(PR="1", HEAD_SHA=github.commit, BASE_REF="main")
     del env["SIP_PASSWORD"]  # plans are given the API key and token only
+    merged = run_step(
+        "plan.yml", "plan", "Merge the pull request onto main's tip (data, never run)",
+        cwd=workspace, env=env,
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
     pulled = run_step(
         "plan.yml", "plan", "Take the ledgers from the state branch", cwd=workspace, env=env
     )
@@ -173,6 +186,10 @@ def save_job(github: GitHub, name: str, workspace: Path) -> Any:
     save = github.checkout(name)
     keep(workspace, save)
     env = github.env(ACCOUNTS='["demo"]', COMMIT=github.commit, RUN_ID="7", RUN_ATTEMPT="1")
+    # The known-hosts step's outputs, for a remote on disk (the SSH push: test_state_signing).
+    (save / "known_hosts").write_text("")
+    env.update(REMOTE=str(github.remote), RUNNER_TEMP=str(save))
+    env["RECONCILER_STATE_KEY"] = github.state_key.read_text()
     return run_step("apply.yml", "save", "Save the ledgers on the state branch", cwd=save, env=env)
 
 
@@ -195,7 +212,6 @@ def test_plan_apply_save_and_a_rerun_through_the_workflow_steps(
     assert marker == github.commit
     # The next pull request's plan reads that ledger from the branch (by URL): no changes.
     shutil.rmtree(github.tmp / "plan-job")
-    shutil.rmtree(github.tmp / "plan-src")
     plan_job(github)
     assert "No changes" in (github.tmp / "plan-job" / "plan.md").read_text()
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NoReturn
 
 from reconciler import __version__, sandbox
+from reconciler.cli import options
 from reconciler.cli.commands import ci
 from reconciler.exotel.gate import DEFAULT_PER_MINUTE
 
@@ -275,6 +276,11 @@ def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
     for name, words in (
         ("pull", "copy the accounts' ledgers from the branch into the working tree"),
         ("push", "commit the accounts' ledgers onto the branch (compare-and-swap)"),
+        (
+            "sign",
+            "vouch for the branch as it is with a signed commit (once, when turning "
+            "signing on for a branch made before)",
+        ),
         ("path", "print where each account's ledger is, one path a line"),
         ("list", "list the managed trunks and their SIDs (what Connect applets dial)"),
         ("show", "show one trunk as last applied: SID, DIDs, IPs, destinations, alias"),
@@ -290,9 +296,13 @@ def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
             )
             action.set_defaults(run=runs[f"state {name}"])
             continue
-        action.add_argument(
-            "--account", action="append", metavar="NAME", help="only these accounts (repeatable)"
-        )
+        if name != "sign":
+            action.add_argument(
+                "--account",
+                action="append",
+                metavar="NAME",
+                help="only these accounts (repeatable)",
+            )
         if name == "path":
             action.set_defaults(run=runs[f"state {name}"])
             continue
@@ -300,6 +310,7 @@ def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
             "--branch", default="reconciler-state", help="the ledger branch (default: %(default)s)"
         )
         action.add_argument("--remote", default="origin", help="git remote (default: %(default)s)")
+        options.state_guard(action, writes=name != "pull")
         if name == "pull":
             action.add_argument(
                 "--force",

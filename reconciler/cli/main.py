@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from reconciler import diagram, render
 from reconciler.checking import report as checks
-from reconciler.cli import arguments, github, logs, progress, saved_plans
+from reconciler.cli import arguments, github, logs, options, progress, saved_plans
 from reconciler.errors import (
     ApiError,
     AuthFailed,
@@ -386,6 +386,7 @@ def run_state_pull(args: argparse.Namespace) -> int:
         branch=args.branch,
         remote=args.remote,
         force=args.force,
+        guard=options.guard(args),
     )
     for item in moved:
         print(f"ledger of {item.account} ({item.path}): {item.outcome}")
@@ -403,9 +404,22 @@ def run_state_push(args: argparse.Namespace) -> int:
         checked=args.checked,
         branch=args.branch,
         remote=args.remote,
+        guard=options.guard(args),
     )
     for item in moved:
         print(f"ledger of {item.account} ({item.path}): {item.outcome}")
+    return EXIT_OK
+
+
+def run_state_sign(args: argparse.Namespace) -> int:
+    tip = state_branch.sign(
+        Path(args.path),
+        environ=environment(),
+        branch=args.branch,
+        remote=args.remote,
+        guard=options.guard(args),
+    )
+    print(f"{args.remote}/{args.branch}: vouched for {tip[:12]} with a signed commit on it")
     return EXIT_OK
 
 
@@ -601,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
             "trace": run_trace,
             "state pull": run_state_pull,
             "state push": run_state_push,
+            "state sign": run_state_sign,
             "state path": run_state_path,
             "state list": run_state_list,
             "state show": run_state_show,

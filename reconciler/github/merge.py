@@ -12,7 +12,10 @@ merge is built here, from the base branch as it is now and the head the event na
 * the head fetched must be the event's head SHA: a newer push has its own run;
 * ``git merge-tree --write-tree`` (git 2.38+) merges without a working tree and fails on
   a conflict, naming the files;
-* only the manifests folder of the merged tree is written out, as data.
+* only the manifests folder of the merged tree is written out, as data, into a new git
+  repository (``state pull`` fetches the ledgers into it), with the base's list of who
+  may sign the state branch (``.github/reconciler-state.signers``): the base's, never
+  the pull request's, so a pull request cannot choose whom its own plan trusts.
 
 The token reaches git through the environment for these commands only (an
 ``http.extraheader`` in ``GIT_CONFIG_*`` variables), never in ``.git/config``.
@@ -30,6 +33,7 @@ from pathlib import Path, PurePosixPath
 
 from reconciler.errors import GitHubError
 from reconciler.pipeline.state_branch import token_config
+from reconciler.pipeline.state_signing import SIGNERS
 
 
 @dataclass(frozen=True)
@@ -114,11 +118,13 @@ def build(
         )
         if diff.returncode not in (0, 1):
             _must(diff, "comparing the manifests")
-        archive = _git(["archive", "--format=tar", tree, "--", folder], cwd=repo, env=env)
         into.mkdir(parents=True, exist_ok=True)
-        if archive.returncode == 0:
-            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-                tar.extractall(into, filter="data")
-        elif b"did not match any files" not in archive.stderr:  # no manifests folder: empty
-            _must(archive, "writing out the manifests")
+        _must(_git(["init", "--quiet", str(into.resolve())], cwd=into, env=env), "git init")
+        for source, path in ((tree, folder), (base_sha, SIGNERS.as_posix())):
+            archive = _git(["archive", "--format=tar", source, "--", path], cwd=repo, env=env)
+            if archive.returncode == 0:
+                with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+                    tar.extractall(into, filter="data")
+            elif b"did not match any files" not in archive.stderr:  # absent: nothing to write
+                _must(archive, f"writing out {path}")
     return Merged(base_sha=base_sha, head_sha=head, tree=tree, changed=diff.returncode == 1)

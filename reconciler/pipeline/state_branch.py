@@ -33,6 +33,7 @@ from reconciler.errors import ConfigError, LedgerError, ManifestError
 from reconciler.live import ledger as ledgers
 from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.load import Manifests
+from reconciler.pipeline import state_signing as signing
 from reconciler.pipeline.accounts import select
 
 DEFAULT_BRANCH = "reconciler-state"
@@ -60,13 +61,9 @@ def token_config(environ: Mapping[str, str]) -> dict[str, str]:
     token, server = environ.get("GH_TOKEN", ""), environ.get("GITHUB_SERVER_URL", "")
     if not token or not server.startswith(("https://", "http://")):
         return {}
-    count = int(environ.get("GIT_CONFIG_COUNT", "0") or 0)
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {
-        "GIT_CONFIG_COUNT": str(count + 1),
-        f"GIT_CONFIG_KEY_{count}": f"http.{server.rstrip('/')}/.extraheader",
-        f"GIT_CONFIG_VALUE_{count}": f"AUTHORIZATION: basic {basic}",
-    }
+    header = {f"http.{server.rstrip('/')}/.extraheader": f"AUTHORIZATION: basic {basic}"}
+    return signing.config(environ, header)
 
 
 @dataclass(frozen=True)
@@ -116,6 +113,20 @@ def _run(
 
 
 @dataclass(frozen=True)
+class Guard:
+    """Who may write the branch (state_signing): the signers file (None: the
+    repository's own, when it has one), whether one is required, and the SSH host keys a
+    push over SSH trusts (None: the user's own known_hosts)."""
+
+    signers: str | None = None
+    required: bool = False
+    known_hosts: Path | None = None
+
+    def settle(self, root: Path, environ: Mapping[str, str]) -> signing.Trust:
+        return signing.settle(root, environ, signers=self.signers, require=self.required)
+
+
+@dataclass(frozen=True)
 class Moved:
     account: str
     path: str  # relative to the repository's root
@@ -142,14 +153,16 @@ def paths(manifests: Manifests, *, accounts: Sequence[str]) -> list[Path]:
     return [ledgers.ledger_path(manifests.root, a) for a in _chosen(manifests, accounts)]
 
 
-def _fetch(git: Git, remote: str, branch: str) -> str | None:
+def _fetch(
+    git: Git, remote: str, branch: str, extra: Mapping[str, str] | None = None
+) -> str | None:
     """The branch's tip on the remote, fetched; None when the branch does not exist yet.
     ``remote`` is a remote's name or a URL (a workflow names the base repository by URL):
     the tip is read from ``FETCH_HEAD``, so no tracking ref is named after it."""
-    listed = git("ls-remote", "--heads", remote, f"refs/heads/{branch}")
+    listed = git("ls-remote", "--heads", remote, f"refs/heads/{branch}", extra=extra)
     if not listed.stdout.strip():
         return None
-    git("fetch", "--quiet", "--no-tags", remote, f"refs/heads/{branch}")
+    git("fetch", "--quiet", "--no-tags", remote, f"refs/heads/{branch}", extra=extra)
     return git("rev-parse", "FETCH_HEAD").stdout.strip()
 
 
@@ -161,13 +174,19 @@ def pull(
     branch: str = DEFAULT_BRANCH,
     remote: str = DEFAULT_REMOTE,
     force: bool = False,
+    guard: Guard | None = None,
 ) -> list[Moved]:
     """Copy the chosen accounts' ledgers from the branch into the working tree. A local
     ledger that differs from the branch's (an apply or import not pushed yet) is never
-    overwritten unless ``force``: it may be the only record of trunks just created."""
+    overwritten unless ``force``: it may be the only record of trunks just created. With
+    a signers file (``guard``'s, or the repository's own), nothing is taken from a tip
+    that is not signed by a listed key."""
     chosen = _chosen(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
+    trust = (guard or Guard()).settle(git.root, environ)
     tip = _fetch(git, remote, branch)
+    if tip is not None:
+        signing.verified(git, tip, trust, f"{remote}/{branch}")
     relatives = _ledgers(git, manifests, chosen)
     if tip is not None and not force:
         for account, relative in zip(chosen, relatives, strict=True):
@@ -234,6 +253,7 @@ def push(
     applied: str | None = None,
     source: Path | None = None,
     checked: bool = False,
+    guard: Guard | None = None,
 ) -> list[Moved]:
     """Commit the chosen accounts' ledgers onto the branch, compare-and-swap; with
     ``applied``, also the commit of the manifests they were applied from (beside each
@@ -241,9 +261,14 @@ def push(
     pull requests' plans it carries. ``source``: read the ledgers from this folder (laid
     out as the repository is, as a workflow's artifact is) instead of the working tree.
     ``checked``: push drift's records of when each trunk was checked, not the ledgers
-    (a drift run must never put back a ledger an apply has moved on from)."""
+    (a drift run must never put back a ledger an apply has moved on from).
+
+    With a signers file, the commit is signed with the state key, and a tip that does not
+    verify is never built on."""
     chosen = _chosen(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
+    guard = guard or Guard()
+    trust = guard.settle(git.root, environ)
     relatives = _ledgers(git, manifests, chosen)
     blobs = []
     if checked:
@@ -271,31 +296,94 @@ def push(
         f"The ledger is safe {where} ({', '.join(str(r) for r in relatives)}); "
         f"push it with: reconciler state push {again}"
     )
-    for attempt in range(1, attempts + 1):
-        try:
-            tip = _fetch(git, remote, branch)
-        except GitError as error:
-            raise LedgerError(f"cannot reach {remote}: {error}. {recovery}") from None
-        with tempfile.TemporaryDirectory() as folder:
-            index = {"GIT_INDEX_FILE": str(Path(folder) / "index")}
-            git("read-tree", *([tip] if tip else ["--empty"]), extra=index)
-            for blob, file in zip(blobs, files, strict=True):
-                entry = f"100644,{blob},{file}"
-                git("update-index", "--add", "--cacheinfo", entry, extra=index)
-            tree = git("write-tree", extra=index).stdout.strip()
-        if tip is not None and tree == git("rev-parse", f"{tip}^{{tree}}").stdout.strip():
-            return [
-                Moved(a.name, str(r), f"unchanged on {branch}")
-                for a, r in zip(chosen, relatives, strict=True)
-            ]
-        parents = ["-p", tip] if tip else []
-        commit = git("commit-tree", tree, *parents, "-m", message, extra=identity).stdout.strip()
-        pushed = git("push", "--quiet", remote, f"{commit}:refs/heads/{branch}", check=False)
-        if pushed.returncode == 0:
-            return _said(chosen, relatives, f"pushed to {branch} as {commit[:12]}")
-        if attempt < attempts:  # another run moved the branch: build on its tip instead
-            time.sleep(random.uniform(0.2, 1.0) * attempt)
+    with signing.signing(trust, guard.known_hosts) as signed:
+        for attempt in range(1, attempts + 1):
+            try:
+                tip = _fetch(git, remote, branch, signed)
+            except GitError as error:
+                raise LedgerError(f"cannot reach {remote}: {error}. {recovery}") from None
+            if tip is not None:
+                signing.verified(git, tip, trust, f"{remote}/{branch}")
+            tree = _tree(git, tip, blobs, files)
+            if tip is not None and tree == git("rev-parse", f"{tip}^{{tree}}").stdout.strip():
+                return [
+                    Moved(a.name, str(r), f"unchanged on {branch}")
+                    for a, r in zip(chosen, relatives, strict=True)
+                ]
+            commit = _commit(
+                git, tree, tip=tip, message=message, extra={**identity, **signed}, trust=trust
+            )
+            pushed = _push(git, remote, commit, branch, signed)
+            if pushed.returncode == 0:
+                return _said(chosen, relatives, f"pushed to {branch} as {commit[:12]}")
+            if attempt < attempts:  # another run moved the branch: build on its tip instead
+                time.sleep(random.uniform(0.2, 1.0) * attempt)
     raise LedgerError(
         f"could not push the ledger to {remote}/{branch} after {attempts} attempts "
         f"({pushed.stderr.strip()}). {recovery}"
     )
+
+
+def _tree(git: Git, tip: str | None, blobs: Sequence[str], files: Sequence[str]) -> str:
+    """The tip's tree with ``files`` replaced by ``blobs``, built in a temporary index."""
+    with tempfile.TemporaryDirectory() as folder:
+        index = {"GIT_INDEX_FILE": str(Path(folder) / "index")}
+        git("read-tree", *([tip] if tip else ["--empty"]), extra=index)
+        for blob, file in zip(blobs, files, strict=True):
+            git("update-index", "--add", "--cacheinfo", f"100644,{blob},{file}", extra=index)
+        return git("write-tree", extra=index).stdout.strip()
+
+
+def _commit(
+    git: Git,
+    tree: str,
+    *,
+    tip: str | None,
+    message: str,
+    extra: Mapping[str, str],
+    trust: signing.Trust,
+) -> str:
+    """A commit of ``tree`` on ``tip``, signed with the state key when there is one."""
+    parents = ["-p", tip] if tip else []
+    sign = ["-S"] if trust.key is not None else []
+    return git("commit-tree", *sign, tree, *parents, "-m", message, extra=extra).stdout.strip()
+
+
+def _push(
+    git: Git, remote: str, commit: str, branch: str, extra: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Push ``commit`` as the branch, never forced: git refuses it if the tip moved."""
+    target = f"{commit}:refs/heads/{branch}"
+    return git("push", "--quiet", remote, target, check=False, extra=extra)
+
+
+def sign(
+    root: Path,
+    *,
+    environ: Mapping[str, str],
+    branch: str = DEFAULT_BRANCH,
+    remote: str = DEFAULT_REMOTE,
+    guard: Guard | None = None,
+) -> str:
+    """Vouch for the branch as it is: a signed commit of its tip's tree on that tip. Run
+    once, by someone who checked its ledgers, when turning signing on for a branch made
+    before; every later push builds on it. Returns the tip vouched for."""
+    git = Git.around(root, environ)
+    guard = guard or Guard()
+    trust = guard.settle(git.root, environ)
+    if trust.key is None:
+        raise ConfigError(f"set {signing.KEY_VARIABLE} to the state key to sign the branch")
+    identity = {key: value for key, value in IDENTITY.items() if key not in environ}
+    with signing.signing(trust, guard.known_hosts) as signed:
+        tip = _fetch(git, remote, branch, signed)
+        if tip is None:
+            raise ConfigError(f"{remote} has no branch {branch}: nothing to sign (a push signs)")
+        tree = git("rev-parse", f"{tip}^{{tree}}").stdout.strip()
+        message = f"reconciler: state branch vouched for at {tip[:12]}"
+        commit = _commit(
+            git, tree, tip=tip, message=message, extra={**identity, **signed}, trust=trust
+        )
+        pushed = _push(git, remote, commit, branch, signed)
+    if pushed.returncode != 0:
+        raise LedgerError(f"could not push to {remote}/{branch}: {pushed.stderr.strip()}")
+    return tip

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from reconciler.cli import github
+from reconciler.cli import github, options
 from reconciler.errors import ConfigError, LedgerError, Refused
 from reconciler.github import comments, plans, reports
 from reconciler.github import merge as merging
 from reconciler.github.rest import from_environment
 from reconciler.manifests.load import load
 from reconciler.manifests.secrets import environment
-from reconciler.pipeline import state_branch
+from reconciler.pipeline import state_branch, state_signing
 from reconciler.pipeline.state_branch import APPLIED, Git
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 3
@@ -238,6 +239,7 @@ def run_save(args: argparse.Namespace) -> int:
                 source=kept[account],
                 branch=args.branch,
                 remote=args.remote,
+                guard=options.guard(args),
             )
         except (ConfigError, LedgerError) as error:
             print(f"::error::account {account}: {error}")
@@ -246,6 +248,32 @@ def run_save(args: argparse.Namespace) -> int:
         for item in moved:
             print(f"ledger of {item.account} ({item.path}): {item.outcome}")
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def run_known_hosts(args: argparse.Namespace) -> int:
+    """Write a known_hosts file from the SSH host keys GitHub publishes (``GET /meta``), so
+    a push with the state key trusts GitHub's keys and nothing else; the step's output
+    ``remote`` is the repository's SSH URL, where the state key pushes."""
+    env = environment()
+    host = args.host or urllib.parse.urlsplit(env.get("GITHUB_SERVER_URL", "")).hostname
+    if not host:
+        raise ConfigError("--host is required when GITHUB_SERVER_URL is not set")
+    name, _, port = host.partition(":")
+    if port and not port.isdigit():
+        raise ConfigError(f"--host {host}: expected HOST or HOST:PORT")
+    with from_environment(env) as client:
+        keys = client.get("/meta").get("ssh_keys") or []
+    if not keys or not all(isinstance(key, str) for key in keys):
+        raise ConfigError(f"{client.api_url}/meta lists no SSH host keys (ssh_keys)")
+    text = state_signing.known_hosts_lines(name, int(port) if port else None, keys)
+    try:
+        Path(args.out).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot write {args.out}: {error.strerror or error}") from None
+    print(f"{args.out}: {len(keys)} host keys of {host}, from {client.api_url}/meta")
+    remote = f"ssh://git@{host}/{env.get('GITHUB_REPOSITORY', '')}.git"
+    github.outputs({"remote": remote}, env)
+    return EXIT_OK
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -390,7 +418,19 @@ def _apply_actions(action: Action) -> None:
     save.add_argument("--commit", type=_sha, required=True)
     save.add_argument("--run-id", required=True)
     save.add_argument("--branch", default=state_branch.DEFAULT_BRANCH)
-    save.add_argument("--remote", default=state_branch.DEFAULT_REMOTE)
+    save.add_argument(
+        "--remote",
+        default=state_branch.DEFAULT_REMOTE,
+        help="where the state branch is: a remote's name or a URL (with the state key, "
+        "ssh://git@github.com/OWNER/REPO.git)",
+    )
+    options.state_guard(save, writes=True)
+
+    hosts = action("known-hosts", "write GitHub's published SSH host keys", run_known_hosts)
+    hosts.add_argument("--out", required=True, metavar="FILE", help="the known_hosts to write")
+    hosts.add_argument(
+        "--host", help="the host (HOST or HOST:PORT; default: GITHUB_SERVER_URL's host)"
+    )
 
     report = action("report", "comment how the apply ended on each merged pull request", run_report)
     report.add_argument("--accounts", required=True, help="a JSON list of account names")
