@@ -102,6 +102,10 @@ def test_push_then_pull_in_another_checkout(tmp_path: Path) -> None:
     again = reconciler(first, "state", "push", "--account", "demo", "--applied", head)
     assert "unchanged" in again.stdout
     assert len(git(remote, "log", "--format=%H", BRANCH).split()) == 1
+    # --applied HEAD records the commit, never the word.
+    named = reconciler(first, "state", "push", "--account", "demo", "--applied", "HEAD")
+    assert named.returncode == 0, named.stderr
+    assert on_branch(remote, "manifests/state/demo.json.applied") == head + "\n"
     # --applied names a commit of the repository, nothing else.
     wrong = reconciler(first, "state", "push", "--account", "demo", "--applied", "deadbeef")
     assert wrong.returncode == 1
@@ -178,6 +182,15 @@ def test_a_push_that_cannot_land_says_how_to_recover(tmp_path: Path) -> None:
     assert "The ledger is safe in the working tree" in failed.stderr
     assert "push it with: reconciler state push --account demo" in failed.stderr
     assert "Traceback" not in failed.stderr
+    assert ".." not in failed.stderr
+    # The command it gives pushes where this one was asked to.
+    elsewhere = ("--branch", "ledgers", "--remote", str(tmp_path / "gone.git"))
+    failed = reconciler(first, "state", "push", "--account", "demo", *elsewhere)
+    assert f"--branch ledgers --remote {tmp_path / 'gone.git'}" in failed.stderr
+    # A branch name git would refuse is refused before anything is tried.
+    bad = reconciler(first, "state", "push", "--account", "demo", "--branch", "bad..name")
+    assert bad.returncode == 1
+    assert "--branch 'bad..name' is not a valid branch name" in bad.stderr
 
 
 def test_drift_records_are_pushed_without_the_ledger(tmp_path: Path) -> None:

@@ -112,13 +112,32 @@ def test_only_commits_signed_by_a_listed_key_are_read(tmp_path: Path) -> None:
     tip = forge(remote, tmp_path, marker, "e" * 40 + "\n", other)
     other_key = run(second, "state", "pull", "--force")
     assert "signed by a key that is not in the signers file" in other_key.stderr
+    assert "ssh-keygen -lf state-key.pub" in other_key.stderr  # or the file has a typo
 
-    # Whoever holds the state key and checked the branch can vouch for it as it is.
-    vouched = run(first, "state", "sign", key=key)
+    # Whoever holds the state key and checked the branch at a commit can vouch for it,
+    # and for nothing newer.
+    moved = run(first, "state", "sign", "--tip", "0123456", key=key)
+    assert moved.returncode == 1
+    assert f"is at {tip[:12]}, not 0123456: check that commit" in moved.stderr
+    vouched = run(first, "state", "sign", "--tip", tip[:12], key=key)
     assert vouched.returncode == 0, vouched.stderr
-    assert f"vouched for {tip[:12]}" in vouched.stdout
+    assert f"ledger of demo (manifests/state/demo.json): vouched for at {tip[:12]}" in (
+        vouched.stdout
+    )
     assert run(second, "state", "pull", "--force").returncode == 0
     assert on_branch(remote, marker) == "e" * 40 + "\n"
+    signed = git(remote, "rev-parse", BRANCH).strip()
+    twice = run(first, "state", "sign", "--tip", signed, key=key)
+    assert twice.returncode == 1
+    assert "is signed already: nothing to do" in twice.stderr
+
+    # A broken ledger is never vouched for; the message names where it is.
+    tip = forge(remote, tmp_path, "manifests/state/demo.json", "{not json")
+    broken = run(first, "state", "sign", "--tip", tip, key=key)
+    assert broken.returncode == 1
+    assert f"{BRANCH}:manifests/state/demo.json" in broken.stderr
+    assert "/tmp" not in broken.stderr.split("manifests/state/demo.json", 1)[1]
+    assert git(remote, "rev-parse", BRANCH).strip() == tip
 
 
 def test_the_signers_file_is_required_where_asked_and_read_strictly(tmp_path: Path) -> None:
@@ -132,6 +151,14 @@ def test_the_signers_file_is_required_where_asked_and_read_strictly(tmp_path: Pa
     broken = run(checkout, "state", "pull", "--signers", str(bad))
     assert broken.returncode == 1
     assert f"{bad}:2: expected 'PRINCIPALS KEYTYPE KEY'" in broken.stderr
+    # A typo in a key is named as one, not met later as "signed by another key".
+    _, public = sshd.keypair(tmp_path, "state")
+    kind, blob = public.split()[:2]
+    for typo in (f"x {kind[:-1]} {blob}", f"x {kind} {blob[:5]}4{blob[6:]}"):
+        bad.write_text(typo + "\n")
+        said = run(checkout, "state", "pull", "--signers", str(bad)).stderr
+        assert f"{bad}:1: " in said, said
+        assert "public key (a typo?" in said
     bad.write_text("# nobody\n")
     assert "lists no key" in run(checkout, "state", "pull", "--signers", str(bad)).stderr
     missing = run(checkout, "state", "pull", "--signers", str(tmp_path / "nope"))
@@ -146,8 +173,19 @@ def test_a_key_that_is_not_a_private_key_is_refused(tmp_path: Path) -> None:
     write_ledger(checkout, "demo", "demo", "trmum1aaaa")
     wrong = run(checkout, "state", "push", "--account", "demo", RECONCILER_STATE_KEY=public)
     assert wrong.returncode == 1
-    assert "is not an OpenSSH private key without a passphrase" in wrong.stderr
+    assert "RECONCILER_STATE_KEY holds a public key" in wrong.stderr
     assert public.split()[1] not in wrong.stderr + wrong.stdout
+    key = tmp_path / "state"
+    path = run(checkout, "state", "push", "--account", "demo", RECONCILER_STATE_KEY=str(key))
+    assert "not its path" in path.stderr
+    flat = key.read_text().strip().replace("\n", "\\n")
+    literal = run(checkout, "state", "push", "--account", "demo", RECONCILER_STATE_KEY=flat)
+    assert "holds a literal \\n" in literal.stderr
+    assert flat[40:80] not in literal.stderr
+    locked, _ = sshd.keypair(tmp_path, "locked")
+    subprocess.run(["ssh-keygen", "-q", "-p", "-N", "secret", "-f", str(locked)], check=True)
+    phrase = run(checkout, "state", "push", "--account", "demo", key=locked)
+    assert "has a passphrase" in phrase.stderr
 
 
 def test_the_deploy_key_pushes_over_ssh_to_the_host_github_publishes(tmp_path: Path) -> None:

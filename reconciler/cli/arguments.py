@@ -275,11 +275,15 @@ def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
     actions = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
     for name, words in (
         ("pull", "copy the accounts' ledgers from the branch into the working tree"),
-        ("push", "commit the accounts' ledgers onto the branch (compare-and-swap)"),
+        (
+            "push",
+            "commit the accounts' ledgers onto the branch (compare-and-swap), signed with "
+            "RECONCILER_STATE_KEY when the repository lists who may sign it",
+        ),
         (
             "sign",
-            "vouch for the branch as it is with a signed commit (once, when turning "
-            "signing on for a branch made before)",
+            "vouch for the branch as it is with a commit signed by the state key "
+            "(RECONCILER_STATE_KEY), once, when turning signing on for a branch made before",
         ),
         ("path", "print where each account's ledger is, one path a line"),
         ("list", "list the managed trunks and their SIDs (what Connect applets dial)"),
@@ -311,6 +315,14 @@ def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
         )
         action.add_argument("--remote", default="origin", help="git remote (default: %(default)s)")
         options.state_guard(action, writes=name != "pull")
+        if name == "sign":
+            action.add_argument(
+                "--tip",
+                required=True,
+                metavar="COMMIT",
+                help="the branch's tip you checked (its SHA, 7 characters or more): the "
+                "signature vouches for it, and is refused if the branch moved since",
+            )
         if name == "pull":
             action.add_argument(
                 "--force",

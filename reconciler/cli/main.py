@@ -412,14 +412,17 @@ def run_state_push(args: argparse.Namespace) -> int:
 
 
 def run_state_sign(args: argparse.Namespace) -> int:
-    tip = state_branch.sign(
-        Path(args.path),
+    moved = state_branch.sign(
+        load(args.path),
         environ=environment(),
+        tip=args.tip,
         branch=args.branch,
         remote=args.remote,
         guard=options.guard(args),
     )
-    print(f"{args.remote}/{args.branch}: vouched for {tip[:12]} with a signed commit on it")
+    for item in moved:
+        print(f"ledger of {item.account} ({item.path}): {item.outcome}")
+    print(f"{args.remote}/{args.branch}: signed; every later push builds on it")
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ def state_guard(parser: argparse.ArgumentParser, *, writes: bool) -> None:
     parser.add_argument(
         "--require-signed",
         action="store_true",
-        help="refuse to work without a signers file (the apply workflow's reads)",
+        help="refuse to work without a signers file (the workflows pass it)",
     )
     if writes:
         parser.add_argument(

@@ -183,6 +183,7 @@ def pull(
     that is not signed by a listed key."""
     chosen = _chosen(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
+    _branch_name(git, branch)
     trust = (guard or Guard()).settle(git.root, environ)
     tip = _fetch(git, remote, branch)
     if tip is not None:
@@ -202,7 +203,9 @@ def pull(
     moved = []
     for account, relative in zip(chosen, relatives, strict=True):
         if tip is None:
-            moved.append(Moved(account.name, str(relative), f"no branch {branch} yet: kept"))
+            here = (git.root / relative).exists()
+            said = "kept" if here else "no ledger here either (the first apply makes one)"
+            moved.append(Moved(account.name, str(relative), f"no branch {branch} yet: {said}"))
             continue
         shown = git("show", f"{tip}:{relative.as_posix()}", check=False)
         if shown.returncode != 0:
@@ -231,7 +234,9 @@ def _check_ledger(text: str, account: NamedAccount, where: str) -> None:
         try:
             ledgers.read(probe, account=account.name, account_sid=account.spec.sid)
         except LedgerError as error:
-            raise LedgerError(f"{where}: {error}") from None
+            said = str(error).replace(f"ledger {probe} ", "").replace(str(probe), where)
+            said = said.replace(ledgers.RESTORE, "restore it from an earlier commit")
+            raise LedgerError(f"{where}: {said}") from None
 
 
 def _write_atomically(target: Path, text: str) -> None:
@@ -267,6 +272,7 @@ def push(
     verify is never built on."""
     chosen = _chosen(manifests, accounts)
     git = Git.around(Path(manifests.root), environ)
+    _branch_name(git, branch)
     guard = guard or Guard()
     trust = guard.settle(git.root, environ)
     relatives = _ledgers(git, manifests, chosen)
@@ -282,8 +288,10 @@ def push(
         blobs.append(git("hash-object", "-w", "--", str(path)).stdout.strip())
     files = [relative.as_posix() for relative in relatives]
     if applied is not None:
-        if git("rev-parse", "--verify", "--quiet", f"{applied}^{{commit}}", check=False).returncode:
+        named = git("rev-parse", "--verify", "--quiet", f"{applied}^{{commit}}", check=False)
+        if named.returncode:
             raise ConfigError(f"--applied {applied}: no such commit in this repository")
+        applied = named.stdout.strip()  # the full SHA, never HEAD or a branch's name
         marker = git("hash-object", "-w", "--stdin", input_text=applied + "\n").stdout.strip()
         blobs += [marker] * len(relatives)
         files += [f"{relative.as_posix()}{APPLIED}" for relative in relatives]
@@ -292,6 +300,9 @@ def push(
     where = f"in {source}" if source else "in the working tree"
     again = names + (f" --from {source}" if source else "")
     again += f" --applied {applied}" if applied else ""
+    again += " --checked" if checked else ""
+    again += f" --branch {branch}" if branch != DEFAULT_BRANCH else ""
+    again += f" --remote {remote}" if remote != DEFAULT_REMOTE else ""
     recovery = (
         f"The ledger is safe {where} ({', '.join(str(r) for r in relatives)}); "
         f"push it with: reconciler state push {again}"
@@ -301,7 +312,8 @@ def push(
             try:
                 tip = _fetch(git, remote, branch, signed)
             except GitError as error:
-                raise LedgerError(f"cannot reach {remote}: {error}. {recovery}") from None
+                said = str(error).rstrip(". ")
+                raise LedgerError(f"cannot reach {remote}: {said}. {recovery}") from None
             if tip is not None:
                 signing.verified(git, tip, trust, f"{remote}/{branch}")
             tree = _tree(git, tip, blobs, files)
@@ -358,32 +370,58 @@ def _push(
 
 
 def sign(
-    root: Path,
+    manifests: Manifests,
     *,
     environ: Mapping[str, str],
+    tip: str,
     branch: str = DEFAULT_BRANCH,
     remote: str = DEFAULT_REMOTE,
     guard: Guard | None = None,
-) -> str:
+) -> list[Moved]:
     """Vouch for the branch as it is: a signed commit of its tip's tree on that tip. Run
-    once, by someone who checked its ledgers, when turning signing on for a branch made
-    before; every later push builds on it. Returns the tip vouched for."""
-    git = Git.around(root, environ)
+    once, when turning signing on for a branch made before, by someone who checked it at
+    ``tip`` (the commit they name: the signature covers nothing newer). Refused when the
+    tip verifies already, moved since, or holds a ledger that does not read."""
+    chosen = _chosen(manifests, [])
+    git = Git.around(Path(manifests.root), environ)
+    _branch_name(git, branch)
     guard = guard or Guard()
     trust = guard.settle(git.root, environ)
     if trust.key is None:
         raise ConfigError(f"set {signing.KEY_VARIABLE} to the state key to sign the branch")
     identity = {key: value for key, value in IDENTITY.items() if key not in environ}
     with signing.signing(trust, guard.known_hosts) as signed:
-        tip = _fetch(git, remote, branch, signed)
-        if tip is None:
+        found = _fetch(git, remote, branch, signed)
+        if found is None:
             raise ConfigError(f"{remote} has no branch {branch}: nothing to sign (a push signs)")
-        tree = git("rev-parse", f"{tip}^{{tree}}").stdout.strip()
-        message = f"reconciler: state branch vouched for at {tip[:12]}"
+        if not found.startswith(tip.lower()) or len(tip) < 7:
+            raise ConfigError(
+                f"{remote}/{branch} is at {found[:12]}, not {tip}: check that commit, then "
+                f"name it (--tip {found[:12]})"
+            )
+        try:
+            signing.verified(git, found, trust, f"{remote}/{branch}")
+        except LedgerError:
+            pass
+        else:
+            raise ConfigError(f"{remote}/{branch} at {found[:12]} is signed already: nothing to do")
+        moved = []
+        for account, relative in zip(chosen, _ledgers(git, manifests, chosen), strict=True):
+            shown = git("show", f"{found}:{relative.as_posix()}", check=False)
+            if shown.returncode == 0:
+                _check_ledger(shown.stdout, account, f"{branch}:{relative.as_posix()}")
+                moved.append(Moved(account.name, str(relative), f"vouched for at {found[:12]}"))
+        tree = git("rev-parse", f"{found}^{{tree}}").stdout.strip()
+        message = f"reconciler: state branch vouched for at {found[:12]}"
         commit = _commit(
-            git, tree, tip=tip, message=message, extra={**identity, **signed}, trust=trust
+            git, tree, tip=found, message=message, extra={**identity, **signed}, trust=trust
         )
         pushed = _push(git, remote, commit, branch, signed)
     if pushed.returncode != 0:
         raise LedgerError(f"could not push to {remote}/{branch}: {pushed.stderr.strip()}")
-    return tip
+    return moved
+
+
+def _branch_name(git: Git, branch: str) -> None:
+    if git("check-ref-format", "--branch", branch, check=False).returncode:
+        raise ConfigError(f"--branch {branch!r} is not a valid branch name")

@@ -111,14 +111,29 @@ def check_signers(path: Path) -> list[str]:
                 f"{path}:{number}: expected 'PRINCIPALS KEYTYPE KEY', as in "
                 "'reconciler-state ssh-ed25519 AAAA...' (git's allowed signers format)"
             )
-        try:
-            base64.b64decode(fields[found + 1], validate=True)
-        except ValueError:
-            raise ConfigError(f"{path}:{number}: the key is not base64") from None
-        keys.append(f"{fields[found]} {fields[found + 1]}")
+        kind, blob = fields[found], fields[found + 1]
+        if _blob_kind(blob) != kind:
+            raise ConfigError(
+                f"{path}:{number}: {kind} {blob[:16]}... is not a {kind} public key (a typo? "
+                "copy the first two fields of the .pub file)"
+            )
+        keys.append(f"{kind} {blob}")
     if not keys:
         raise ConfigError(f"{path}: lists no key, so no commit could ever be trusted")
     return keys
+
+
+def _blob_kind(blob: str) -> str | None:
+    """The key type an SSH public key's base64 blob names in its first field (RFC 4253,
+    6.6: a length-prefixed string), or None when it is not one."""
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except ValueError:
+        return None
+    size = int.from_bytes(raw[:4], "big")
+    if len(raw) < 4 + size or size > 64:
+        return None
+    return raw[4 : 4 + size].decode("ascii", "replace")
 
 
 def config(environ: Mapping[str, str], pairs: Mapping[str, str]) -> dict[str, str]:
@@ -141,12 +156,19 @@ def verified(run: GitRunner, commit: str, trust: Trust, where: str) -> None:
     if verdict == "G":
         return
     said = _VERDICTS.get(verdict, f"git says {verdict!r} of its signature")
+    hint = {
+        "U": f"If that is the state key, {trust.signers} has it wrong: compare with "
+        "ssh-keygen -lf state-key.pub. Otherwise someone else wrote the branch: put it "
+        "back to the last commit the state key signed",
+        "N": "A branch made before signing was turned on: check its ledgers, then vouch "
+        "for it once (reconciler state sign). Otherwise someone else wrote the branch: "
+        "put it back to the last commit the state key signed",
+    }.get(verdict, "Put the branch back to the last commit the state key signed")
     raise LedgerError(
         f"{where} is at {commit[:12]}, and {said}"
         + (f" ({key})" if key else "")
         + f": its ledgers and markers are not trusted ({trust.signers} lists who may "
-        "write it). If someone moved the branch by hand, put it back to the last commit "
-        'signed by the state key; see docs/gitops.md, "The state branch"'
+        f'write it). {hint}; see docs/gitops.md, "The state branch"'
     )
 
 
@@ -194,12 +216,27 @@ def _public_key(path: Path) -> str:
         check=False,
     )
     if derived.returncode != 0:
-        raise ConfigError(
-            f"{KEY_VARIABLE} is not an OpenSSH private key without a passphrase "
-            "(make one with: ssh-keygen -t ed25519 -N '' -C reconciler-state -f state-key)"
-        )
+        raise ConfigError(f"{KEY_VARIABLE} {_what_is_wrong(path.read_text(encoding='utf-8'))}")
     fields = derived.stdout.split()
     return f"{fields[0]} {fields[1]}"
+
+
+def _what_is_wrong(text: str) -> str:
+    """Why a value is not a usable private key, in words that do not repeat it."""
+    stripped = text.strip()
+    if stripped.startswith(_KEY_TYPES):
+        return "holds a public key: set it to the private key (the file without .pub)"
+    if "\\n" in stripped and "\n" not in stripped:
+        return "holds a literal \\n: set it to the key file's contents, with real newlines"
+    if not stripped.startswith("-----BEGIN"):
+        return (
+            "is not a private key: set it to the key file's contents (-----BEGIN OPENSSH "
+            "PRIVATE KEY-----...), not its path"
+        )
+    return (
+        "holds a key that has a passphrase or cannot be read: the state key must have none "
+        "(ssh-keygen -t ed25519 -N '' -C reconciler-state -f state-key)"
+    )
 
 
 def known_hosts_lines(host: str, port: int | None, keys: list[str]) -> str:

@@ -426,7 +426,12 @@ def _apply_actions(action: Action) -> None:
     )
     options.state_guard(save, writes=True)
 
-    hosts = action("known-hosts", "write GitHub's published SSH host keys", run_known_hosts)
+    hosts = action(
+        "known-hosts",
+        "write the SSH host keys GitHub publishes (GET /meta at GITHUB_API_URL, with GH_TOKEN) "
+        "and output the repository's SSH URL (remote)",
+        run_known_hosts,
+    )
     hosts.add_argument("--out", required=True, metavar="FILE", help="the known_hosts to write")
     hosts.add_argument(
         "--host", help="the host (HOST or HOST:PORT; default: GITHUB_SERVER_URL's host)"
