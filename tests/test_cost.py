@@ -250,3 +250,29 @@ def test_trunk_targets_one_trunk_and_says_the_rest_was_not_looked_at(
     assert applied.returncode == 0, applied.stdout + applied.stderr
     left = plan(folder, sandbox)
     assert [a.address for a in left.actions] == ["demo/t0/whitelisted_ip/44.250.1.1/32"]
+
+
+def test_a_trunk_name_nobody_declares_is_an_error_not_no_changes(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """A typo in a CI target must fail the job, in every command that takes --trunk;
+    a trunk only the ledger still holds (on its way out) is a target like any other."""
+    folder = write(tmp_path, TRUNKS)
+    seed(api, folder)
+    env = environ(sandbox)
+    before = total(reads(sandbox))
+    for command in (["plan"], ["apply", "--auto-approve"], ["drift"]):
+        result = reconciler_in(
+            folder, command[0], str(folder), *command[1:], "--trunk", "t11", env=env
+        )
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert "--trunk t11: the manifests declare no such trunk; did you mean 't1'?" in (
+            result.stderr
+        )
+        assert "No changes" not in result.stdout
+    assert total(reads(sandbox)) == before  # refused before any call
+    write(
+        folder, TRUNKS.replace("- name: t1\n  account: demo\n  whitelisted_ips: [44.250.0.2]\n", "")
+    )
+    leaving = reconciler_in(folder, "plan", str(folder), "--trunk", "t1", env=env)
+    assert leaving.returncode == 0, leaving.stderr

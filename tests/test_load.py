@@ -75,6 +75,38 @@ def test_hidden_folders_and_other_files_are_skipped(tmp_path: Path) -> None:
     manifests = load(tmp_path)
     assert manifests.problems == ()
     assert manifests.files == (str(tmp_path / "a.yaml"),)
+    assert {(item.path, item.reason) for item in manifests.skipped} == {
+        (f"{tmp_path / '.git'}/", "hidden folder"),
+        (str(tmp_path / "state/prod.json"), "ledger"),
+        (str(tmp_path / "notes.txt"), "not .yaml or .yml"),
+    }
+
+
+def test_manifests_in_upper_case_files_are_read_and_skips_are_named(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A trunk in trunks.YAML is declared like any other: skipping it would let prune
+    delete it. What is not read is said, file by file."""
+    trunk = TRUNK.replace("blr_bot", "loud_bot").replace("SIP_PASSWORD_BLR", "SIP_PASSWORD_L")
+    write(
+        tmp_path,
+        {
+            "accounts.Yml": ACCOUNT,
+            "trunks.YAML": TRUNK,
+            "more/loud.yAmL": trunk,
+            ".drafts/old.yaml": TRUNK,
+            "README.md": "# manifests",
+        },
+    )
+    manifests = load(tmp_path)
+    assert manifests.errors == ()
+    assert sorted(t.spec.name for t in manifests.trunks) == ["blr_bot", "loud_bot"]
+    assert len(manifests.files) == 3
+    assert main(["validate", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / '.drafts'}/: skipped: hidden folder" in out
+    assert f"{tmp_path / 'README.md'}: skipped: not .yaml or .yml" in out
+    assert "3 files, 1 account, 2 trunks (2 files not read): valid" in out
 
 
 def test_a_model_with_broken_items_is_still_checked_across_trunks(tmp_path: Path) -> None:

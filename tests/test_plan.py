@@ -8,7 +8,7 @@ import pytest
 
 from reconciler import render
 from reconciler.plan.actions import Kind, NoticeKind
-from tests.estate import by_address, plan, seed, write
+from tests.estate import apply, by_address, live_trunks, plan, seed, write
 from tests.sandboxes import Api, Sandbox
 
 BASE = """\
@@ -358,6 +358,27 @@ def test_a_live_trunk_missing_from_the_ledger_is_adopted(
         "demo/bot/credential/bot_user": ("~", "update_credential", "manifest"),
     }
     assert result.actions[0].target == {"trunk_sid": sids["bot"]}
+
+
+def test_a_stale_ledger_sid_beside_a_live_trunk_of_the_name_plans_the_adoption(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """The ledger's SID is gone and a trunk of the same name exists (recreated by hand):
+    the plan says what apply does, adopt it in place, not "create" plus an unmanaged note
+    about a trunk that is declared."""
+    folder = write(tmp_path, BASE)
+    sids = seed(api, folder)
+    api.delete("/trunks", params={"trunk_sid": sids["bot"]})
+    again = seed(api, folder, record=False)["bot"]
+    result = plan(folder, sandbox)
+    first = result.actions[0]
+    assert (first.operation, first.target) == ("adopt_trunk", {"trunk_sid": again})
+    assert f"the ledger's trunk {sids['bot']} is gone from Exotel" in first.reason
+    assert "create_trunk" not in {a.operation for a in result.actions}
+    assert not [n for n in result.notices if n.kind is NoticeKind.UNMANAGED]
+    apply(folder, sandbox)
+    assert plan(folder, sandbox).actions == ()
+    assert [t["trunk_sid"] for t in live_trunks(sandbox)] == [again]  # no duplicate
 
 
 def test_unmanaged_trunks_and_dids_held_elsewhere(

@@ -51,6 +51,7 @@ from reconciler.pipeline import (
     tracing,
     validating,
 )
+from reconciler.pipeline.accounts import known_trunks
 from reconciler.plan.actions import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
@@ -103,6 +104,10 @@ def _summary(manifests: Manifests) -> str:
         f"{plural(len(manifests.files), 'file')}, {plural(len(manifests.accounts), 'account')}, "
         f"{plural(len(manifests.trunks), 'trunk')}"
     )
+    ledgers = sum(item.reason == "ledger" for item in manifests.skipped)
+    others = len(manifests.skipped) - ledgers
+    left = [plural(n, word) for n, word in ((others, "file"), (ledgers, "ledger file")) if n]
+    scope += f" ({', '.join(left)} not read)" if left else ""
     verdict = "invalid" if errors else "valid"
     counts = [plural(n, word) for n, word in ((errors, "error"), (warnings, "warning")) if n]
     return f"{manifests.root}: {scope}: {verdict}" + (f" ({', '.join(counts)})" if counts else "")
@@ -127,6 +132,7 @@ def run_validate(args: argparse.Namespace) -> int:
             "valid": not manifests.errors,
             "root": manifests.root,
             "files": list(manifests.files),
+            "skipped": [{"path": i.path, "reason": i.reason} for i in manifests.skipped],
             "accounts": sorted(manifests.accounts),
             "trunks": len(manifests.trunks),
             "errors": len(manifests.errors),
@@ -137,6 +143,9 @@ def run_validate(args: argparse.Namespace) -> int:
     else:
         for problem in manifests.problems:
             print(problem.text())
+        for item in manifests.skipped:
+            if item.reason != "ledger":
+                print(f"{item.path}: skipped: {item.reason}")
         print(_summary(manifests))
     if github.enabled(args.github, environment()):
         github.summary(_validate_markdown(manifests))
@@ -188,6 +197,7 @@ def _annotated(manifests: Manifests, args: argparse.Namespace) -> Manifests:
 
 def run_plan(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
+    known_trunks(manifests, args.account or [], frozenset(args.trunk or ()))
     options = Options(
         refresh=args.refresh,
         max_delete=args.max_delete,
@@ -228,6 +238,7 @@ def _confirm(plan: Plan, args: argparse.Namespace) -> bool:
 
 def run_apply(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
+    known_trunks(manifests, args.account or [], frozenset(args.trunk or ()))
     saved = saved_plans.read(args.plan or [], environment())
     options = Options(
         max_delete=args.max_delete,
@@ -313,6 +324,7 @@ def _json_outcome(args: argparse.Namespace, status: str, error: Exception) -> No
 
 def run_drift(args: argparse.Namespace) -> int:
     manifests = _annotated(load(args.path), args)
+    known_trunks(manifests, args.account or [], frozenset(args.trunk or ()))
     options = Options(per_minute=args.rate_limit, tolerant=True, trunks=frozenset(args.trunk or ()))
     now = datetime.now(UTC)
     plan, coverage = _run(

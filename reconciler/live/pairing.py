@@ -8,7 +8,9 @@ stage agrees on identity (as octoDNS pairs records by ``(name, type)`` in one pl
 
 A declared trunk is, in this order:
 
-1. the ledger's trunk of its ``name`` (``MANAGED``);
+1. the ledger's trunk of its ``name`` (``MANAGED``), unless Exotel no longer lists that
+   SID but lists another trunk of the name that the ledger does not own: then that one is
+   adopted in its place (``ADOPT``, carrying the stale entry);
 2. the ledger's trunk of its ``renamed_from`` (``RENAMED``: renamed in place), unless a
    live trunk the ledger does not own already has the new name (``RENAME_TAKEN``);
 3. a live trunk of its name that the ledger does not know (``ADOPT``: recorded, never
@@ -49,6 +51,7 @@ class Pair:
     entry: TrunkEntry | None = None
     sid: str | None = None  # the live trunk it is: the ledger's, or the one adopted
     blocker: str | None = None  # RENAME_TAKEN, NAME_TAKEN: the SID already holding the name
+    stale: TrunkEntry | None = None  # ADOPT: the ledger's entry of the name, gone from Exotel
 
     @property
     def renaming(self) -> bool:
@@ -75,7 +78,7 @@ def pair(
     """``listed``: name -> SID of every live trunk, when the profile can list them."""
     owned = ledger.by_sid()  # SID -> ledger name
     pairs = [_one(spec, ledger, owned, listed) for spec in desired]
-    claimed = {p.ledger_name for p in pairs if p.entry is not None}
+    claimed = {p.ledger_name for p in pairs if p.entry is not None or p.stale is not None}
     undeclared = {
         name: entry for name, entry in sorted(ledger.trunks.items()) if name not in claimed
     }
@@ -97,6 +100,9 @@ def _one(
     live_sid = (listed or {}).get(spec.name)
     entry = ledger.trunks.get(spec.name)
     if entry is not None:
+        gone = listed is not None and entry.sid not in set(listed.values())
+        if gone and live_sid is not None and live_sid not in owned:
+            return Pair(spec, Match.ADOPT, spec.name, sid=live_sid, stale=entry)
         return Pair(spec, Match.MANAGED, spec.name, entry, entry.sid)
     old = spec.renamed_from
     entry = ledger.trunks.get(old) if old is not None else None

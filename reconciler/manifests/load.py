@@ -6,8 +6,10 @@ files; everything else it hands to pure modules: ``yamlsource`` (text to data),
 and ``checks`` and ``route_checks`` (rules across objects). It never stops at the first
 problem: a manifest with ten mistakes gets ten messages, sorted by file and line.
 
-Files: every ``*.yaml`` and ``*.yml`` under PATH, recursively, hidden folders skipped;
-ledgers are JSON and never read here. A file may hold several documents, each with
+Files: every ``*.yaml`` and ``*.yml`` under PATH (any case: ``*.YAML`` too), recursively;
+hidden folders and files are skipped, and so is anything else, each named in
+``Manifests.skipped`` so that a file is never left out silently. Ledgers are JSON and
+never read here. A file may hold several documents, each with
 any of ``accounts:``, ``trunks:`` and ``routes:``.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import gc
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -47,6 +50,7 @@ class Manifests:
     trunks: tuple[Declared[TrunkSpec], ...]
     problems: tuple[Problem, ...] = field(default=())
     routes: tuple[Declared[RouteSpec], ...] = field(default=())
+    skipped: tuple[Skipped, ...] = field(default=())
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -57,16 +61,52 @@ class Manifests:
         return tuple(p for p in self.problems if p.severity is Severity.WARNING)
 
 
-def discover(root: Path) -> list[Path]:
+YAML = (".yaml", ".yml")
+# The ledger and what lives beside it: expected in the folder, counted, never listed.
+LEDGER_FAMILY = (".json", ".json.lock", ".journal.jsonl", ".json.applied")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str  # "hidden folder", "hidden file", "not .yaml or .yml", "ledger", ...
+
+
+def survey(root: Path) -> tuple[list[Path], list[Skipped]]:
+    """The manifest files under ``root``, and everything else there, with the reason each
+    is not read."""
     if root.is_file():
-        return [root]
-    found = [
-        path
-        for pattern in ("*.yaml", "*.yml")
-        for path in root.rglob(pattern)
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    ]
-    return sorted(found)
+        return [root], []
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    for folder, folders, names in os.walk(root):
+        here = Path(folder)
+        kept = []
+        for name in sorted(folders):
+            if name.startswith("."):
+                skipped.append(Skipped(f"{here / name}/", "hidden folder"))
+            elif (here / name).is_symlink():
+                skipped.append(Skipped(f"{here / name}/", "a link to a folder (not followed)"))
+            else:
+                kept.append(name)
+        folders[:] = kept
+        for name in sorted(names):
+            path, lower = here / name, name.lower()
+            if lower.endswith(LEDGER_FAMILY):
+                skipped.append(Skipped(str(path), "ledger"))
+            elif name.startswith("."):
+                skipped.append(Skipped(str(path), "hidden file"))
+            elif not lower.endswith(YAML):
+                skipped.append(Skipped(str(path), "not .yaml or .yml"))
+            elif not path.is_file():
+                skipped.append(Skipped(str(path), "not a regular file"))
+            else:
+                files.append(path)
+    return sorted(files), skipped
+
+
+def discover(root: Path) -> list[Path]:
+    return survey(root)[0]
 
 
 def _locator(node: yaml.Node | None) -> Any:
@@ -247,13 +287,13 @@ def _load(root: Path) -> Manifests:
     if not root.exists():
         problem = Problem(str(root), 0, 0, Severity.ERROR, "", "no such file or directory")
         return Manifests(str(root), (), {}, (), (problem,))
-    files = discover(root)
+    files, skipped = survey(root)
     broken: list[str] = []  # files that did not parse: what they declare is unknown
     if not files:
         problem = Problem(
             str(root), 0, 0, Severity.ERROR, "", "no manifests here: nothing ends in .yaml or .yml"
         )
-        return Manifests(str(root), (), {}, (), (problem,))
+        return Manifests(str(root), (), {}, (), (problem,), skipped=tuple(skipped))
     for file in files:
         shown = str(file)
         try:
@@ -298,6 +338,7 @@ def _load(root: Path) -> Manifests:
         trunks,
         tuple(sorted(collector.problems)),
         tuple(collector.routes),
+        tuple(skipped),
     )
 
 

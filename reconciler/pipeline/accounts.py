@@ -7,11 +7,13 @@ Called by ``planning``, ``applying`` and ``importing``. Raises ``ManifestError``
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.errors import ConfigError, ManifestError
+from reconciler.errors import ConfigError, LedgerError, ManifestError
 from reconciler.exotel.client import ExotelClient
 from reconciler.exotel.gate import DEFAULT_CONCURRENCY, Gate
 from reconciler.exotel.transport import (
@@ -65,6 +67,36 @@ def select(manifests: Manifests, names: Sequence[str]) -> list[NamedAccount]:
         declared = ", ".join(sorted(manifests.accounts)) or "none"
         raise ConfigError(f"no account named {', '.join(unknown)} (declared: {declared})")
     return [manifests.accounts[name] for name in dict.fromkeys(names)]
+
+
+def known_trunks(manifests: Manifests, accounts: Sequence[str], trunks: frozenset[str]) -> None:
+    """``--trunk`` names must each be a trunk the chosen accounts declare, or one their
+    ledgers still hold (a trunk on its way out); a typo is an error, never "No changes"."""
+    if not trunks or manifests.errors:
+        return
+    chosen = select(manifests, accounts)
+    names = {t.spec.name for t in manifests.trunks if t.spec.account in {a.name for a in chosen}}
+    for account in chosen:
+        path = ledgers.ledger_path(manifests.root, account)
+        with contextlib.suppress(LedgerError):  # the command reads it too, and says why not
+            held = ledgers.read(path, account=account.name, account_sid=account.spec.sid)
+            names |= set(held.trunks)
+    unknown = sorted(trunks - names)
+    if unknown:
+        close = [
+            difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6) for name in unknown
+        ]
+        hints = "".join(f"; did you mean {c[0]!r}?" for c in close if c)
+        listed = ", ".join(a.name for a in chosen)
+        where = (
+            f"account {listed} declares"
+            if len(chosen) == 1 and accounts
+            else (f"accounts {listed} declare" if accounts else "the manifests declare")
+        )
+        declared = ", ".join(sorted(names)) or "none"
+        raise ConfigError(
+            f"--trunk {', '.join(unknown)}: {where} no such trunk{hints} (trunks: {declared})"
+        )
 
 
 @dataclass(frozen=True)

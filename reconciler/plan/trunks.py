@@ -94,6 +94,12 @@ class TrunkPlanner:
             f"a live trunk named {spec.name} is not in the ledger: adopt it "
             "(recorded in the ledger, no API call)"
         )
+        if found.stale is not None:
+            why = (
+                f"the ledger's trunk {found.stale.sid} is gone from Exotel, and a live trunk "
+                f"named {spec.name} ({sid}) is not in the ledger: adopt it in its place "
+                "(recorded in the ledger, no API call)"
+            )
         self.steps.add(
             Step(
                 trunk=spec.name,
