@@ -161,6 +161,17 @@ def test_require_secrets_for_chosen_accounts_only(tmp_path: Path) -> None:
     assert problems == []
 
 
+def test_a_variable_set_but_empty_is_told_apart_from_one_not_set(tmp_path: Path) -> None:
+    manifests = load(write(tmp_path, {"a.yaml": ACCOUNT + TRUNK}))
+    environ = {"EXOTEL_API_KEY": "", "EXOTEL_API_TOKEN": "t"}
+    _, problems = require_secrets(manifests, environ)
+    said = {p.message.split(" (")[0] for p in problems}
+    assert said == {
+        "environment variable EXOTEL_API_KEY is set but empty",
+        "environment variable SIP_PASSWORD_BLR is not set",
+    }
+
+
 def test_merge_keys_and_positions_inside_merges(tmp_path: Path) -> None:
     text = (
         ACCOUNT
@@ -345,3 +356,29 @@ routes:
     assert "header name 'Exotel-Id' is reserved" in said
     assert "give agents either available: true|false or url" in said
     assert "url: " in said.split("give agents either", 1)[1]  # and what is wrong with it
+
+
+def test_a_did_declared_in_two_accounts_is_warned_and_routing_it_twice_refused(
+    tmp_path: Path,
+) -> None:
+    """A number belongs to one Exotel account. Declared in two, trace and serve would
+    answer for whichever they met first: say so, and refuse two routes for it."""
+    second = ACCOUNT.replace("accounts:\n  prod:", "  other:").replace("ameyo5m", "other5m")
+    trunks = "trunks:\n" + "".join(
+        f"  - name: {name}\n    account: {account}\n"
+        f"    phone_numbers: [{{number: '+918040264208', mode: flow}}]\n"
+        for name, account in (("bot", "prod"), ("twin", "other"))
+    )
+    write(tmp_path, {"accounts.yaml": ACCOUNT + second, "trunks.yaml": trunks})
+    manifests = load(tmp_path)
+    [warning] = manifests.warnings
+    assert "DID +918040264208 is also declared in account prod (trunk 'bot'" in warning.message
+    assert manifests.errors == ()
+    routes = "routes:\n" + "".join(
+        f"  - did: '+918040264208'\n    account: {account}\n    default: {{trunk: {trunk}}}\n"
+        for account, trunk in (("prod", "bot"), ("other", "twin"))
+    )
+    write(tmp_path, {"routes.yaml": routes})
+    [error] = load(tmp_path).errors
+    assert "+918040264208 is routed in account prod too" in error.message
+    assert error.file.endswith("routes.yaml")

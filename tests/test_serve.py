@@ -428,3 +428,17 @@ def test_an_empty_checkout_never_replaces_the_routes_served(tmp_path: Path) -> N
     )  # fmt: skip
     assert result.returncode == 1
     assert "declares no routes: nothing to serve" in result.stderr
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "nan"])
+def test_a_reload_interval_that_would_busy_loop_is_a_usage_error(
+    tmp_path: Path, interval: str
+) -> None:
+    command = [sys.executable, "-m", "reconciler", "serve", str(tmp_path), "--port", "0"]
+    result = subprocess.run(
+        [*command, "--reload-interval", interval],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1  # a usage error, as every other one
+    assert "argument --reload-interval: must " in result.stderr
+    assert "serving" not in result.stdout

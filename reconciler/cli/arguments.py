@@ -549,7 +549,7 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--reload-interval",
-        type=float,
+        type=_positive(float),
         default=2.0,
         metavar="S",
         help="how often to look for changed manifests and ledgers (default: %(default)s s)",

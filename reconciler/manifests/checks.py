@@ -19,7 +19,7 @@ Warnings:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -182,6 +182,7 @@ def check_trunks(
                     "remove it, or drop renamed_from",
                 )
             )
+    problems += _across_accounts(dids)
     for trunk in trunks:
         alias = trunk.spec.alias
         if alias is not None and alias not in account_dids.get(trunk.spec.account, set()):
@@ -191,6 +192,29 @@ def check_trunks(
                     WARNING,
                     f"alias {alias} is not one of the DIDs declared in account "
                     f"{trunk.spec.account}; callees would see a number the account may not own",
+                )
+            )
+    return problems
+
+
+def _across_accounts(
+    dids: Mapping[tuple[str, str], tuple[Declared[TrunkSpec], int]],
+) -> list[Problem]:
+    """A DID belongs to one Exotel account: declared in two, one mapping fails at apply,
+    and trace and serve, which look a DID up, would answer for either account."""
+    first: dict[str, tuple[Declared[TrunkSpec], int]] = {}
+    problems = []
+    for (account, number), (trunk, index) in dids.items():  # in the order declared
+        holder, at = first.setdefault(number, (trunk, index))
+        if holder.spec.account != account:
+            problems.append(
+                trunk.origin.problem(
+                    ("phone_numbers", index),
+                    WARNING,
+                    f"DID {number} is also declared in account {holder.spec.account} (trunk "
+                    f"{holder.spec.name!r}, {holder.origin.where(('phone_numbers', at))}); a "
+                    "number belongs to one Exotel account: mapping it fails in the other, and "
+                    "trace and serve answer for one of them only",
                 )
             )
     return problems

@@ -57,6 +57,19 @@ def check_routes(
                 )
             )
         seen.setdefault(key, declared)
+        elsewhere = next(
+            (d for (a, did), d in seen.items() if did == route.did and a != route.account), None
+        )
+        if route.did != CATCH_ALL and elsewhere is not None:
+            problems.append(
+                origin.problem(
+                    ("did",),
+                    ERROR,
+                    f"{route.did} is routed in account {elsewhere.spec.account} too "
+                    f"({elsewhere.origin.where()}); a number belongs to one Exotel account, "
+                    "and serve would answer for either: route it in the account that owns it",
+                )
+            )
         if route.did != CATCH_ALL and key not in mapped and complete:
             problems.append(
                 origin.problem(

@@ -59,11 +59,17 @@ def require_secrets(
         variable = match[1]
         value = environ.get(variable, "")
         if not value:
+            said = (
+                "is set but empty (on GitHub: the secret it is given is missing from the "
+                "job's environment)"
+                if variable in environ
+                else "is not set"
+            )
             problems.append(
                 origin.problem(
                     loc,
                     Severity.ERROR,
-                    f"environment variable {variable} is not set (set it, or give a line "
+                    f"environment variable {variable} {said} (set it, or give a line "
                     f"{variable}=... in {BUNDLE})",
                 )
             )
