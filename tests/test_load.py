@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -382,3 +383,32 @@ def test_a_did_declared_in_two_accounts_is_warned_and_routing_it_twice_refused(
     [error] = load(tmp_path).errors
     assert "+918040264208 is routed in account prod too" in error.message
     assert error.file.endswith("routes.yaml")
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ('destination_uris: [{uri: "sbc.example.com:5061;transport=tls", priority: "1"}]',
+         'priority must be a whole number, and "1" is quoted text: write it without quotes'),
+        ("destination_uris: ['[2001:db8::1]:5061;transport=tls']",
+         "Exotel trunks take IPv4 addresses and host names, not IPv6"),
+        ("destination_uris: ['2001:db8::1;transport=tls']", "not IPv6"),
+        ("destination_uris: ['sbc.example.com.:5061;transport=tls']",
+         "drop the trailing dot of the host name: sbc.example.com"),
+        ("destination_uris: ['sips:sbc.example.com:5061']",
+         "write sip:, not sips: (TLS is chosen with ;transport=tls"),
+        ("phone_numbers: [{number: '+918040264208', mode: FLOW}]", "did you mean 'flow'?"),
+        ("credentials: [{username: bot, password: '${SIP_PASSWORD:-x}'}]",
+         "a reference is ${NAME} only"),
+        ("credentials: [{username: bot, password: '${sip-pw}'}]", "a reference is ${NAME} only"),
+    ],
+)  # fmt: skip
+def test_a_mistake_gets_a_message_that_says_what_would_be_right(
+    tmp_path: Path, field: str, expected: str
+) -> None:
+    trunk = f"trunks:\n  - name: bot\n    account: prod\n    {field}\n"
+    manifests = load(write(tmp_path, {"a.yaml": ACCOUNT + trunk}))
+    messages = [problem.message for problem in manifests.errors]
+    assert any(expected in message for message in messages), messages
+    assert not any("neither an IPv4 address" in message for message in messages)
+    assert not any("never in the manifest" in message for message in messages)

@@ -163,7 +163,17 @@ def is_fqdn(host: str) -> bool:
 def destination(text: str) -> str:
     """``[sip:]host:port;transport=tls|tcp`` -> ``host:port;transport=x`` (lower-case host)."""
     stripped = text.strip()
+    if stripped[:5].lower() == "sips:":
+        raise ValueError(
+            f"{text!r}: write sip:, not sips: (TLS is chosen with ;transport=tls, as in "
+            f"{stripped[5:].split(';')[0]};transport=tls)"
+        )
     body = stripped[4:] if stripped[:4].lower() == "sip:" else stripped
+    if body.startswith("[") or body.split(";")[0].count(":") > 1:
+        raise ValueError(
+            f"{text!r}: Exotel trunks take IPv4 addresses and host names, not IPv6: use the "
+            "SBC's IPv4 address or a host name"
+        )
     match = _DESTINATION.fullmatch(body)
     if match is None:
         raise ValueError(f"{text!r} is not a destination: write host:port;transport=tls")
@@ -173,6 +183,8 @@ def destination(text: str) -> str:
             ipaddress.IPv4Address(host)
         except ValueError:
             raise ValueError(f"{text!r}: {host} is not an IPv4 address") from None
+    elif host.endswith(".") and is_fqdn(host[:-1]):
+        raise ValueError(f"{text!r}: drop the trailing dot of the host name: {host[:-1]}")
     elif not is_fqdn(host):
         raise ValueError(f"{text!r}: {match['host']!r} is neither an IPv4 address nor a host name")
     params = [p for p in match["params"].split(";") if p]

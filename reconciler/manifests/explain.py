@@ -77,7 +77,9 @@ def _kind(value: Any) -> str:
 
 
 def _suggest(word: str, choices: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    options = list(choices)
+    same = [choice for choice in options if choice.lower() == word.lower()]
+    close = same or difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -129,6 +131,12 @@ def explain(error: ErrorDetails, *, root: type[BaseModel], written: str | None) 
     if kind == "string_type":
         return Explained(loc, _expected_text(field, value, written))
     if kind in {"int_type", "int_parsing", "int_from_float"}:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return Explained(
+                loc,
+                f'{field} must be a whole number, and "{value}" is quoted text: write it '
+                f"without quotes, like {value.strip()}",
+            )
         shown = written if written is not None and field not in SECRET_FIELDS else _kind(value)
         return Explained(loc, f"{field} must be a whole number, not {shown}")
     if kind == "bool_type":

@@ -48,6 +48,11 @@ def _secret_reference(example: str) -> Callable[[str], str]:
             return value
         if re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", value):
             raise ValueError(f"write environment references with braces, like ${{{example}}}")
+        if value.startswith("${") and value.endswith("}"):
+            raise ValueError(
+                "a reference is ${NAME} only: letters, digits and _, not starting with a "
+                f"digit, with no default or other shell form (like ${{{example}}})"
+            )
         raise ValueError(
             f"secrets are written only as environment references, like ${{{example}}}; "
             "put the value in that environment variable (a CI secret), never in the manifest"
