@@ -40,6 +40,7 @@ from reconciler.sandbox.envelope import (
     failure,
     internal_error,
     not_found,
+    not_saved,
     render,
     too_large,
     too_many_requests,
@@ -106,26 +107,68 @@ class Sandbox:
         self.faults = Faults(seed=config.seed)
         self.stats = Stats()
         self.shutting_down = asyncio.Event()
+        # With --state: the document last written, which memory always matches.
+        self.saved: dict[str, Any] | None = None
         if config.state_file is not None:
             document = persist.load(config.state_file)
             if document is not None:
                 try:
                     self.store.load(document)
                 except ValueError as exc:
-                    raise persist.StateFileError(f"state file {config.state_file}: {exc}") from exc
-                self.save()  # the restart count, so the next start draws new request ids
+                    raise persist.unusable(config.state_file, str(exc)) from exc
+            # Saved at once, in the same way as every change: proves the path can be
+            # written, and keeps the restart count, so the next start draws new request ids.
+            self.saved = self.store.dump()
+            persist.first_save(config.state_file, self.saved)
 
-    def reset(self) -> None:
-        """As if just started: no data, empty rate-limit windows, no fault rules, no stats."""
+    def reset(self) -> str | None:
+        """As if just started: no data, empty rate-limit windows, no fault rules, no stats.
+
+        None when done; else why the state file could not take it (then nothing is reset).
+        """
+        request_rng = self.store.request_rng
         self.store.reset([a.sid for a in self.config.accounts])
+        problem = self.commit(force=True)
+        if problem is not None:
+            self.store.request_rng = request_rng
+            return problem
         self.admission.reset()
         self.faults.replace([])
         self.stats = Stats()
-        self.save()
+        return None
 
-    def save(self) -> None:
-        if self.config.state_file is not None:
-            persist.save(self.config.state_file, self.store.dump())
+    def commit(self, *, force: bool = False, **context: str) -> str | None:
+        """Save the data if it changed (``--state``); if it cannot be, undo the change.
+
+        None when memory and the file agree on the new data; else why the save failed,
+        after going back to the data last saved (logged once, with ``context``).
+        """
+        path = self.config.state_file
+        if path is None or self.saved is None:
+            return None
+        document = self.store.dump()
+        if document == self.saved and not force:
+            return None
+        try:
+            persist.save(path, document)
+        except persist.NotDurableError as exc:  # in place, so kept; only a power cut could lose it
+            log.warning("state_not_synced", state_file=str(path), reason=persist.reason(path, exc))
+        except OSError as exc:
+            self.store.restore(self.saved)
+            reason = persist.reason(path, exc)
+            log.error(
+                "state_not_saved", state_file=str(path), reason=reason, undone=True, **context
+            )
+            return f"cannot write state file {path}: {reason}"
+        self.saved = document
+        return None
+
+    def _committed(self, exchange: Exchange) -> bool:
+        """Whether a write's change, if any, is saved; if not, it has been undone."""
+        problem = self.commit(
+            method=exchange.method, path=exchange.path, request_id=exchange.request_id
+        )
+        return problem is None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
@@ -174,6 +217,8 @@ class Sandbox:
             if rule is not None and rule.fault != "timeout_after_commit":
                 return await self._inject(request, exchange, rule)
             reply = await self._dispatch(request, exchange, account, found)
+            if exchange.method != "GET" and not self._committed(exchange):
+                return await self._send(exchange, failure(not_saved()))  # nothing held either
             if rule is not None:
                 return await self._hold(request, exchange)
             return await self._send(exchange, reply)
@@ -217,8 +262,6 @@ class Sandbox:
         except Exception:  # a sandbox bug: report it loudly, answer like a server would
             log.exception("handler_failed", method=exchange.method, path=exchange.path)
             return failure(internal_error())
-        if exchange.method != "GET":
-            self.save()
         return reply
 
     async def _body(self, request: web.BaseRequest) -> Any:

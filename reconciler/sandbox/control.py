@@ -6,6 +6,7 @@ authenticated, rate limited, faulted, delayed or counted in the stats; bodies ar
 read as JSON whatever the content type says.
 
     POST /_sandbox/reset    as if just started: data, rate-limit windows, faults, stats
+                            (500 and nothing reset when --state cannot take it)
     GET  /_sandbox/state    every trunk with its children (passwords only as SHA-256)
     GET  /_sandbox/stats    {"requests", "by_route", "by_status"}
     POST /_sandbox/faults   replace the fault rules (a JSON list; [] clears them)
@@ -44,7 +45,9 @@ def _json(document: Any, status: int = 200) -> web.Response:
 async def handle(sandbox: Sandbox, request: web.BaseRequest) -> web.Response:
     endpoint = f"{request.method} {request.path}"
     if endpoint == "POST /_sandbox/reset":
-        sandbox.reset()
+        problem = sandbox.reset()
+        if problem is not None:  # nothing was reset: memory still matches the state file
+            return _json({"ok": False, "error": f"nothing reset: {problem}"}, status=500)
         return _json({"ok": True})
     if endpoint == "GET /_sandbox/state":
         return _json(sandbox.store.dump())

@@ -20,7 +20,7 @@ Error tree (all raised as :class:`ApiError`, caught once by the server)::
       1010 Authorization failed   401
       1011 unsupported content    415
       429  Too Many Requests      429  rate limit, too many in flight, injected fault
-      500  Internal Server Error  500  injected fault only
+      500  Internal Server Error  500  injected fault; a change the state file could not take
 """
 
 from __future__ import annotations
@@ -102,8 +102,13 @@ def too_many_requests(retry_after: int | None, description: str) -> ApiError:
     return ApiError(429, 429, "Too Many Requests", description, headers=headers)
 
 
-def internal_error() -> ApiError:
-    return ApiError(500, 500, "Internal Server Error", "Internal Server Error")
+def internal_error(description: str = "Internal Server Error") -> ApiError:
+    return ApiError(500, 500, "Internal Server Error", description)
+
+
+def not_saved() -> ApiError:
+    """A change ``--state`` could not save: undone, and answered as a server error."""
+    return internal_error("The change could not be saved, so it was not made")
 
 
 def item_ok(data: JSON) -> JSON:

@@ -261,20 +261,33 @@ class Store:
         if document.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported state format_version {document.get('format_version')!r}")
         try:
-            for sid, raw_account in document["accounts"].items():
-                account = self.account(sid)
-                for raw in raw_account["trunks"]:
-                    account.add_trunk(_load_trunk(sid, raw))
-            for sid, value in document["next_id"].items():
-                self.next_id[sid] = max(int(value), self.next_id.get(sid, 1))
-            if "sid_random" in document:
-                self.sid_rng.setstate(_load_random(document["sid_random"]))
+            self._fill(document)
             self.restarts = int(document.get("restarts", 0)) + 1
             self.request_rng = random.Random(
                 None if self.seed is None else f"{self.seed}:requests:{self.restarts}"
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"malformed state document: {exc!r}") from exc
+
+    def restore(self, document: JSON) -> None:
+        """Go back to a :meth:`dump` taken earlier in this run: undo a change not saved.
+
+        Unlike :meth:`load` it is no restart: the request-id source goes on as it was.
+        """
+        self.accounts = {}
+        self.next_id = {}
+        self._fill(document)
+        self.restarts = int(document["restarts"])
+
+    def _fill(self, document: JSON) -> None:
+        for sid, raw_account in document["accounts"].items():
+            account = self.account(sid)
+            for raw in raw_account["trunks"]:
+                account.add_trunk(_load_trunk(sid, raw))
+        for sid, value in document["next_id"].items():
+            self.next_id[sid] = max(int(value), self.next_id.get(sid, 1))
+        if "sid_random" in document:
+            self.sid_rng.setstate(_load_random(document["sid_random"]))
 
 
 def _dump_random(source: random.Random) -> list[Any]:
