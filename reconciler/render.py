@@ -46,7 +46,17 @@ COLOURS = {
     Kind.MANUAL: "\033[1;31m",
 }
 RESET = "\033[0m"
-LOUD = (NoticeKind.RAIL, NoticeKind.REPLACEMENT)
+# One rule for every format (README, "Warnings"): a warning is what a reviewer must act on
+# or would be surprised by; a note is context. Deletes, replacements and manual steps are
+# warnings too, told from the actions themselves.
+LOUD = (
+    NoticeKind.RAIL,
+    NoticeKind.REPLACEMENT,
+    NoticeKind.DID_ELSEWHERE,
+    NoticeKind.UNREADABLE,
+    NoticeKind.NOT_DECLARED,
+)
+WARNED = (Kind.DELETE, Kind.REPLACE, Kind.MANUAL)
 KEYS = frozenset({"number", "ip", "uri", "username"})  # already in the address
 
 
@@ -155,8 +165,8 @@ def no_changes(plan: Plan) -> str:
         return "No changes. Live state matches the manifests."
     read = sum(account.refreshed for account in plan.accounts)
     return (
-        f"No changes in the {read} trunk(s) read. {skipped} trunk(s) were not read (their "
-        "manifests match the last apply): drift on them was not looked for."
+        f"No changes in the {read} trunk(s) read. {skipped} trunk(s) were not read (the notes "
+        "say why): drift on them was not looked for."
     )
 
 
@@ -168,11 +178,28 @@ def text(plan: Plan, *, colour: bool = False) -> str:
         lines.append("")
         width = min(72, max(len(action.address) for action in plan.actions))
         lines += [_line(a, colour=colour, width=width) for a in by_trunk(plan.actions)]
-    if plan.notices:
-        lines += ["", "Warnings:" if any(n.kind in LOUD for n in plan.notices) else "Notes:"]
-        lines += [f"  ! {notice.message}" for notice in plan.notices]
+    loud, quiet = _told(plan)
+    warned = [f"{a.kind} {a.address}: {describe(a)}" for a in plan.actions if a.kind in WARNED]
+    if loud or warned:
+        lines += ["", "Warnings:", *[f"  ! {line}" for line in [*loud, *warned]]]
+    if quiet:
+        lines += ["", "Notes:", *[f"  - {line}" for line in quiet]]
     lines += ["", f"Plan: {summary(plan)}.", f"Checksum: {plan.checksum}"]
     return "\n".join(lines) + "\n"
+
+
+def _told(plan: Plan) -> tuple[list[str], list[str]]:
+    """The notices as lines, warnings then notes, each once; named by account when the
+    plan has more than one."""
+    several = len(plan.accounts) > 1
+    loud: list[str] = []
+    quiet: list[str] = []
+    for notice in plan.notices:
+        line = f"{notice.account}: {notice.message}" if several else notice.message
+        into = loud if notice.kind in LOUD else quiet
+        if line not in into:
+            into.append(line)
+    return loud, quiet
 
 
 def json_text(plan: Plan) -> str:
@@ -185,9 +212,9 @@ def escape(value: str) -> str:
 
 
 def _warnings(plan: Plan) -> list[str]:
-    items = [f"**{n.kind}**: {escape(n.message)}" for n in plan.notices if n.kind in LOUD]
+    items = [escape(line) for line in _told(plan)[0]]
     for action in plan.actions:
-        if action.kind in (Kind.DELETE, Kind.REPLACE, Kind.MANUAL):
+        if action.kind in WARNED:
             items.append(f"**{action.kind}** `{action.address}`: {escape(describe(action))}")
     if not items:
         return []
@@ -213,9 +240,9 @@ def _tables(actions: Iterable[Action]) -> list[str]:
     return lines
 
 
-def _notes(notices: Iterable[Notice]) -> list[str]:
-    quiet = [n for n in notices if n.kind not in LOUD]
-    return ["", "Notes:", *[f"- {escape(n.message)}" for n in quiet]] if quiet else []
+def _notes(plan: Plan) -> list[str]:
+    quiet = _told(plan)[1]
+    return ["", "Notes:", *[f"- {escape(line)}" for line in quiet]] if quiet else []
 
 
 def bounded(
@@ -246,7 +273,7 @@ def markdown(
         "",
     ]
     if not plan.has_changes:
-        body = [no_changes(plan), *_notes(plan.notices)]
+        body = [*_warnings(plan), no_changes(plan), *_notes(plan)]
         return bounded("\n".join(head + body) + "\n", footer=footer, limit=limit)
     warnings = _warnings(plan)
     picture = diagram.fenced(diagram.changes(plan), title=f"What changes ({diagram.LEGEND}):")
@@ -262,7 +289,7 @@ def markdown(
         "```",
         "</details>",
     ]
-    notes = _notes(plan.notices)
+    notes = _notes(plan)
     document = "\n".join(head + warnings + pictured + tables + notes + details) + "\n"
     tail = f"\n{footer}\n" if footer else ""
     if len(document) + len(tail) <= limit:

@@ -54,7 +54,7 @@ def test_unknown_account_and_missing_secrets(tmp_path: Path, sandbox: Sandbox, a
     env = {**environ(sandbox), "EXOTEL_API_TOKEN": ""}  # plans need no SIP passwords
     result = reconciler("plan", env=env, cwd=tmp_path)
     assert result.returncode == 1
-    assert "environment variable EXOTEL_API_TOKEN is not set" in result.stderr
+    assert "environment variable EXOTEL_API_TOKEN is set but empty" in result.stderr
     assert "nothing was sent to Exotel" in result.stderr
 
 

@@ -159,3 +159,76 @@ def test_any_markdown_body_is_bounded_with_its_footer() -> None:
     assert bounded.endswith("FOOT\n")
     assert "see the run" in bounded
     assert render.bounded("short", footer="FOOT") == "short\nFOOT\n"
+
+
+def test_text_and_markdown_tell_warnings_and_notes_by_one_rule() -> None:
+    """Deletes, replacements, manual steps, rails, DIDs held elsewhere, unreadable and
+    kept undeclared trunks are warnings in every format; unmanaged trunks, scope and
+    profile are notes. Each line once."""
+    plan = build()
+    text = render.text(plan)
+    warnings, _, notes = text.partition("Warnings:")[2].partition("Notes:")
+    markdown = render.markdown(plan)
+    block, _, rest = markdown.partition("> [!WARNING]")[2].partition("\n\n")
+    md_notes = rest.partition("Notes:")[2].partition("<details>")[0]
+    delete = next(a for a in plan.actions if a.kind == "delete")
+    assert delete.address in warnings
+    assert delete.address in block
+    held = next(n for n in plan.notices if n.kind == "did_elsewhere")
+    assert held.message in warnings
+    assert render.escape(held.message) in block
+    stranger = next(n for n in plan.notices if n.kind == "unmanaged")
+    assert stranger.message in notes
+    assert render.escape(stranger.message) in md_notes
+    assert stranger.message not in warnings
+    assert render.escape(stranger.message) not in block
+    doubled = replace(plan.accounts[0], notices=plan.accounts[0].notices * 2)
+    assert render.text(Plan((doubled,))).count(stranger.message) == 1
+
+
+def test_trunk_notes_name_their_account_once_and_never_blame_refresh_changed() -> None:
+    from reconciler.pipeline.planning import targeted  # noqa: PLC0415
+    from reconciler.plan.actions import Notice, NoticeKind  # noqa: PLC0415
+
+    first = build().accounts[0]
+    skipped = Notice(
+        NoticeKind.NOT_REFRESHED, "prod", "2 trunk(s) not refreshed (--refresh changed)"
+    )
+    first = replace(first, notices=(*first.notices, skipped))
+    other = replace(
+        first, account="other", notices=tuple(replace(n, account="other") for n in first.notices)
+    )
+    held = frozenset({"bot", "cc", "old", "new_trunk"})
+    plan = Plan(
+        (
+            targeted(first, frozenset({"bot"}), held),
+            targeted(other, frozenset({"bot"}), frozenset({"elsewhere"})),
+        )
+    )
+    text = render.text(plan)
+    assert "prod: --trunk bot: only these were looked at" in text
+    assert "other: --trunk bot: none of them is in this account" in text
+    assert "--refresh changed" not in text
+    assert text.count("--trunk bot: only these") == 1
+
+
+def test_a_stale_plan_refusal_tells_new_removed_and_unreviewed_accounts_apart() -> None:
+    from reconciler.plan import reviewed  # noqa: PLC0415
+
+    plan = build()
+    document = json.loads(render.json_text(plan))
+    delete = next(a for a in document["actions"] if a["operation"] == "delete_trunk")
+    document["actions"].remove(delete)
+    create = next(a for a in document["actions"] if a["operation"] == "create_trunk")
+    document["actions"].append({**create, "address": "prod/gone"})
+    other = replace(
+        plan.accounts[0],
+        account="other",
+        actions=tuple(replace(a, account="other", address="other/x") for a in plan.actions[:1]),
+    )
+    verdict = reviewed.compare([document], Plan((*plan.accounts, other)))
+    assert not verdict.accepted
+    assert f"  - {delete['address']} (new since the plan was made)" in verdict.message
+    assert "  + prod/gone (reviewed, no longer needed)" in verdict.message
+    assert "other/x" not in verdict.message
+    assert "accounts other: not in the reviewed plan (it covers prod)" in verdict.message

@@ -35,19 +35,23 @@ def account_input(chosen: Chosen, account: NamedAccount) -> AccountInput:
     )
 
 
-def targeted(planned: AccountPlan, trunks: frozenset[str]) -> AccountPlan:
-    """``--trunk``: only the named trunks' actions, and a word that nothing else was read."""
-    named = ", ".join(sorted(trunks))
-    note = Notice(
-        NoticeKind.NOT_REFRESHED,
-        planned.account,
-        f"--trunk {named}: only these were looked at; the rest of the account (other "
-        "trunks, routes) was not, and may differ",
-    )
+def targeted(planned: AccountPlan, trunks: frozenset[str], held: frozenset[str]) -> AccountPlan:
+    """``--trunk``: only the named trunks' actions, and one word that nothing else of the
+    account was read (``held``: the account's trunk names, declared or in its ledger). An
+    account that holds none of them says so instead."""
+    named = ", ".join(sorted(trunks & held))
+    if named:
+        said = (
+            f"--trunk {named}: only these were looked at; the rest of the account (other "
+            "trunks, routes) was not, and may differ"
+        )
+    else:
+        said = f"--trunk {', '.join(sorted(trunks))}: none of them is in this account"
+    kept = [n for n in planned.notices if n.kind is not NoticeKind.NOT_REFRESHED]
     return replace(
         planned,
         actions=tuple(a for a in planned.actions if a.trunk in trunks),
-        notices=(*planned.notices, note),
+        notices=(*kept, Notice(NoticeKind.NOT_REFRESHED, planned.account, said)),
     )
 
 
@@ -74,7 +78,8 @@ async def plan_one(
         account_input(chosen, account), ledger, state, max_delete=options.max_delete
     )
     if options.trunks:
-        planned = targeted(planned, options.trunks)
+        held = frozenset(spec.name for spec in chosen.desired(account)) | set(ledger.trunks)
+        planned = targeted(planned, options.trunks, held)
     numbers = new_numbers(planned) if options.lookups else []
     if account.spec.api == "full" and numbers:
         before = client.calls

@@ -20,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.plan.actions import Action, Plan, checksum, saved_canonical
+from reconciler.plan.actions import SYMBOL, Action, Kind, Plan, checksum, saved_canonical
+
+KINDS = {str(kind) for kind in Kind}
 
 WHAT_IT_DOES = ("address", "kind", "operation", "before", "after")
 
@@ -80,24 +82,42 @@ def compare(saved: Sequence[Mapping[str, Any]], plan: Plan) -> Verdict:
             f"{len(fresh)} action(s) left of the {len(chosen)} reviewed in "
             f"{len(saved)} plan(s); the others have landed already",
         )
-    return Verdict(False, _refusal(chosen, plan))
+    covered = {
+        str(account.get("account"))
+        for document in saved
+        for account in document.get("accounts", [])
+        if isinstance(account, dict)
+    }
+    return Verdict(False, _refusal(chosen, plan, covered or accounts))
 
 
-def _refusal(chosen: Sequence[Mapping[str, Any]], plan: Plan) -> str:
+def _refusal(chosen: Sequence[Mapping[str, Any]], plan: Plan, covered: set[str]) -> str:
     reviewed = {str(a.get("address")): a for a in chosen}
     now = {action.address: action for action in plan.actions}
+    outside = sorted({a.account for a in plan.actions} - covered)
     lines = [
-        f"  + {address} (new since the plan was made)" for address in now.keys() - reviewed.keys()
+        f"  {now[address].symbol} {address} (new since the plan was made)"
+        for address in now.keys() - reviewed.keys()
+        if now[address].account in covered
     ]
-    lines += [f"  - {address} (no longer needed)" for address in reviewed.keys() - now.keys()]
+    for address in reviewed.keys() - now.keys():
+        was = reviewed[address]
+        symbol = SYMBOL.get(Kind(was["kind"]), "?") if was.get("kind") in KINDS else "?"
+        lines.append(f"  {symbol} {address} (reviewed, no longer needed)")
     for address in now.keys() & reviewed.keys():
         if _does(reviewed[address]) != _fresh_does(now[address]):
             lines.append(
-                f"  ~ {address} (changed: now {now[address].kind} {now[address].operation})"
+                f"  {now[address].symbol} {address} (changed: now {now[address].kind} "
+                f"{now[address].operation})"
             )
-    detail = "\n".join(sorted(lines))
+    detail = "\n".join(sorted(lines, key=lambda line: line[4:]))
+    if outside:
+        detail += (
+            f"\n  accounts {', '.join(outside)}: not in the reviewed plan (it covers "
+            f"{', '.join(sorted(covered)) or 'none'}); apply --account to leave them out"
+        )
     return (
         f"the saved plan is stale: re-planning now gives checksum {plan.checksum}, which is "
         f"not what was reviewed, and does more than the reviewed plan said. What differs:\n"
-        f"{detail}\nNothing was applied: review a new plan."
+        f"{detail.strip(chr(10))}\nNothing was applied: review a new plan."
     )
