@@ -223,11 +223,16 @@ def test_a_server_that_never_answers_times_out(tmp_path: Path, transport: str, s
             tmp_path,
             f"--resolve=mute.example.test:{port}:127.0.0.1",
             "--timeout=1",
+            "--invite",
             trunks=trunk(f"mute.example.test:{port};transport={transport}"),
         )
         elapsed = time.monotonic() - started
     assert code == 2
     assert f"no answer within 1 s {stage}" in messages(only(document))
+    # --invite asked for a call: say that none was made, and why.
+    assert f"--invite: no INVITE was sent, since the probe stopped {stage}" in messages(
+        only(document)
+    )
     assert elapsed < 30  # a hang would meet the subprocess timeout instead
 
 

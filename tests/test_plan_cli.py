@@ -152,3 +152,14 @@ def test_reads_are_retried_through_faults(
     result = reconciler("plan", "--detailed-exitcode", env=environ(sandbox), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert sandbox.control("GET", "faults")["rules"][0]["count"] == 0
+
+
+def test_profile_full_on_an_account_with_the_minimal_api_suggests_minimal(
+    tmp_path: Path, minimal_sandbox: Sandbox
+) -> None:
+    minimal_sandbox.reset()
+    write(tmp_path / "manifests", BASE, profile="full")
+    result = reconciler("plan", env=environ(minimal_sandbox), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "HTTP 404" in result.stderr
+    assert "set api: minimal on account demo" in result.stderr

@@ -84,6 +84,13 @@ def test_in_ci_a_manifest_base_url_never_receives_credentials(tmp_path: Path) ->
         assert listener.received == b""
         # The workflow's own environment may allow a host: then it is asked (so the
         # listener above would have seen a request, had one been sent).
+        # A malformed list (a scheme) is said to be malformed, not "not listed".
+        schemed = {**env, "RECONCILER_ALLOWED_HOSTS": f"http://127.0.0.1:{listener.port}"}
+        malformed = reconciler("plan", env=schemed, cwd=tmp_path)
+        assert malformed.returncode == 1
+        assert "RECONCILER_ALLOWED_HOSTS entry 'http://127.0.0.1:" in malformed.stderr
+        assert f"with no scheme or path (like 127.0.0.1:{listener.port})" in malformed.stderr
+        assert listener.received == b""
         allowed = {**env, "RECONCILER_ALLOWED_HOSTS": f"127.0.0.1:{listener.port}"}
         assert reconciler("plan", env=allowed, cwd=tmp_path).returncode == 1
         assert b"Authorization: Basic" in listener.received

@@ -76,11 +76,14 @@ async def probe(
                 raise
             await wire.close(writer)
         if call is not None:
+            stage = "calling"
             await invite.call(result, call, settings, verified)
     except TimeoutError:
         result.error(f"no answer within {settings.timeout:g} s {stage}")
     except _EndedError:
         pass
+    if call is not None and stage != "calling":
+        result.note(f"--invite: no INVITE was sent, since the probe stopped {stage}")
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result
 

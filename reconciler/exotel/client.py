@@ -134,7 +134,16 @@ class ExotelClient(Session):
     # -- trunks ----------------------------------------------------------------------
 
     async def list_trunks(self) -> list[ListedTrunk]:
-        return [_listed(item) for item in await self.listing("/trunks")]
+        """Profile full only: an account with the minimal API answers 404 here."""
+        try:
+            return [_listed(item) for item in await self.listing("/trunks")]
+        except NotFound as error:
+            hint = (
+                f"{error.message}; this account may have only the minimal API, which cannot "
+                f"list trunks: set api: minimal on account {self.account} (README, "
+                '"Profiles")'
+            )
+            raise NotFound(hint, error.call) from None
 
     async def create_trunk(self, name: str, nso_code: str, domain_name: str) -> ListedTrunk:
         body = {"trunk_name": name, "nso_code": nso_code, "domain_name": domain_name}

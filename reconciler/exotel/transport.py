@@ -63,11 +63,26 @@ def foreign_host(url: str, allowed: str = "") -> str | None:
     host = found.host
     if found.scheme == "https" and host in OFFICIAL_HOSTS and found.port in (None, 443):
         return None
-    listed = {entry.strip().lower() for entry in allowed.split(",") if entry.strip()}
+    listed = set(allowed_hosts(allowed))
     with_port = f"{host}:{found.port}" if found.port is not None else host
     if host in listed or with_port in listed:
         return None
     return f"{found.scheme}://{with_port}"
+
+
+def allowed_hosts(text: str) -> list[str]:
+    """``RECONCILER_ALLOWED_HOSTS``: comma-separated ``host`` or ``host:port``. A malformed
+    entry is an error of its own, never the same refusal as a host not listed."""
+    entries = [entry.strip().lower() for entry in text.split(",") if entry.strip()]
+    for entry in entries:
+        host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+        if "/" in entry or "@" in entry or not host or (port and not port.isdigit()):
+            bare = entry.split("://", 1)[-1].split("/", 1)[0]
+            raise ConfigError(
+                f"RECONCILER_ALLOWED_HOSTS entry {entry!r} is malformed: list host or "
+                f"host:port, comma-separated, with no scheme or path (like {bare})"
+            )
+    return entries
 
 
 def base_url(region: str, configured: str | None, environ: Mapping[str, str]) -> str:
