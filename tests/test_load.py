@@ -412,3 +412,24 @@ def test_a_mistake_gets_a_message_that_says_what_would_be_right(
     assert any(expected in message for message in messages), messages
     assert not any("neither an IPv4 address" in message for message in messages)
     assert not any("never in the manifest" in message for message in messages)
+
+
+def test_zero_weights_at_one_priority_and_short_indian_numbers(tmp_path: Path) -> None:
+    trunk = (
+        "trunks:\n  - name: bot\n    account: prod\n"
+        "    phone_numbers: ['+91804026420', '+9118001234567', '+14155550100']\n"
+        "    destination_uris:\n"
+        "      - {uri: a.example.com:5061;transport=tls, priority: 1, weight: 0}\n"
+        "      - {uri: b.example.com:5061;transport=tls, priority: 1, weight: 0}\n"
+        "      - {uri: c.example.com:5061;transport=tls, priority: 2, weight: 0}\n"
+    )
+    manifests = load(write(tmp_path, {"a.yaml": ACCOUNT + trunk}))
+    [short] = manifests.errors
+    assert "+91804026420 has 9 digits after +91; an Indian number has 10" in short.message
+    [weights] = manifests.warnings
+    assert "every destination at priority 1 has weight 0" in weights.message
+    from reconciler.pipeline.checking import destinations  # noqa: PLC0415
+
+    fixed = trunk.replace("'+91804026420', ", "")
+    spec = load(write(tmp_path, {"a.yaml": ACCOUNT + fixed})).trunks[0].spec
+    assert [round(d.share, 2) for d in destinations("prod", spec)] == [0.5, 0.5, 1.0]

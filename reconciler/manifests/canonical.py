@@ -63,6 +63,26 @@ def e164(text: str) -> str:
     )
 
 
+TOLL_FREE = ("1800", "1860")  # Indian toll-free and shared-cost numbers: 11 national digits
+
+
+def indian(number: str) -> str:
+    """An E.164 number, checked for India's lengths when it is +91: 10 national digits,
+    or 11 for a toll-free 1800 or 1860 number. Manifests only: what Exotel or a caller
+    sends is read as it comes."""
+    if not number.startswith(INDIA):
+        return number
+    national = number[len(INDIA) :]
+    if len(national) == INDIAN_NATIONAL_DIGITS or (
+        len(national) == INDIAN_NATIONAL_DIGITS + 1 and national.startswith(TOLL_FREE)
+    ):
+        return number
+    raise ValueError(
+        f"{number} has {len(national)} digits after +91; an Indian number has 10 (11 for a "
+        "toll-free 1800 or 1860 number): check for a digit missing or repeated"
+    )
+
+
 # IANA's special-purpose IPv4 ranges (RFC 6890 and successors): none is a public address,
 # and Exotel refuses to whitelist any of them. Kept as integers: this runs for every
 # whitelisted IP of every trunk, and ipaddress's own properties are slow.

@@ -261,6 +261,20 @@ def _within_trunk(trunk: Declared[TrunkSpec]) -> list[Problem]:
                     f"{spec.whitelisted_ips[index]} is already covered by {wider}",
                 )
             )
+    weights: dict[int, list[int]] = {}
+    for index, destination in enumerate(spec.destination_uris):
+        weights.setdefault(destination.priority, []).append(index)
+    for priority, indexes in sorted(weights.items()):
+        if len(indexes) > 1 and all(spec.destination_uris[i].weight == 0 for i in indexes):
+            problems.append(
+                origin.problem(
+                    ("destination_uris", indexes[0], "weight"),
+                    WARNING,
+                    f"every destination at priority {priority} has weight 0, so nothing says "
+                    "how calls are shared among them (as in DNS SRV, the tools read it as "
+                    "evenly): give each a weight of 1 or more",
+                )
+            )
     for index, destination in enumerate(spec.destination_uris):
         address = canonical.destination_ip(destination.uri)
         if address is not None and not any(low <= int(address) <= high for low, high in ranges):

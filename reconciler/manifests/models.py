@@ -124,6 +124,7 @@ SipPassword = Annotated[
 E164 = Annotated[
     StrictStr,
     AfterValidator(canonical.e164),
+    AfterValidator(canonical.indian),
     Field(json_schema_extra={"pattern": r"^\+[1-9][0-9 ().-]{7,}$"}),
 ]
 TrunkName = Annotated[

@@ -93,7 +93,7 @@ def _window(value: str) -> str:
 
 
 def _did(value: str) -> str:
-    return value if value == CATCH_ALL else canonical.e164(value)
+    return value if value == CATCH_ALL else canonical.indian(canonical.e164(value))
 
 
 def _prefix(value: str) -> str:

@@ -95,8 +95,11 @@ def unused_resolves(
 def destinations(account: str, spec: TrunkSpec) -> list[Destination]:
     """A trunk's destination URIs in Exotel's order, each with its share of its priority."""
     totals: dict[int, int] = {}
+    counts: dict[int, int] = {}
     for item in spec.destination_uris:
         totals[item.priority] = totals.get(item.priority, 0) + item.weight
+        counts[item.priority] = counts.get(item.priority, 0) + 1
+    # Weights mirror DNS SRV's: all zero at a priority shares evenly (RFC 2782, "Weight").
     found = [
         Destination(
             account=account,
@@ -104,7 +107,11 @@ def destinations(account: str, spec: TrunkSpec) -> list[Destination]:
             uri=item.uri,
             priority=item.priority,
             weight=item.weight,
-            share=item.weight / totals[item.priority] if totals[item.priority] else 0.0,
+            share=(
+                item.weight / totals[item.priority]
+                if totals[item.priority]
+                else 1 / counts[item.priority]
+            ),
         )
         for item in spec.destination_uris
     ]
