@@ -397,6 +397,12 @@ def drift_parts(plan: Plan) -> tuple[list[Action], list[Action], list[Notice]]:
     return drift, pending, unreadable
 
 
+def unmanaged(plan: Plan) -> list[Notice]:
+    """Live trunks in a managed account that nobody declared and no ledger holds: made
+    outside the reconciler (profile full only, which can list trunks)."""
+    return [n for n in plan.notices if n.kind is NoticeKind.UNMANAGED]
+
+
 def _by_hand(action: Action) -> str:
     """What someone did outside the reconciler, read from what apply would do about it
     (``before`` is live state, ``after`` what the manifests say)."""
@@ -436,15 +442,17 @@ def drift(
     ``earlier``: drift an earlier run found on trunks this run did not check again;
     ``partial``: some trunks were not checked (a budget), so "no drift" covers only some."""
     found, pending, unreadable = drift_parts(plan)
+    strangers = unmanaged(plan)
     accounts = ",".join(account.account for account in plan.accounts)
     if fmt == "json":
         document = {
             "format_version": 1,
-            "drift": bool(found or earlier),
+            "drift": bool(found or earlier or strangers),
             "accounts": [account.account for account in plan.accounts],
             "drifted": [action.document() for action in found],
             "pending": [action.document() for action in pending],
             "unreadable": [notice.document() for notice in unreadable],
+            "unmanaged": [notice.document() for notice in strangers],
             "checksum": plan.checksum,
             "coverage": list(coverage),
             "earlier": list(earlier),
@@ -452,6 +460,8 @@ def drift(
         return json.dumps(document, indent=2) + "\n"
     if found:
         headline = f"Drift: {len(found)} change(s) made outside the reconciler since the last apply"
+    elif strangers:
+        headline = f"Drift: {len(strangers)} trunk(s) made outside the reconciler"
     elif earlier:
         headline = f"Drift: {len(earlier)} change(s) found by an earlier run, not checked again"
     elif partial:
@@ -480,6 +490,13 @@ def drift(
                 thing = escape(what(a))
                 lines.append(f"| `{a.account}/{a.trunk}` | {thing} | {escape(describe(a))} |")
             lines.append("")
+        if strangers:
+            lines += [
+                "Trunks made outside the reconciler, in an account it manages (left alone: "
+                "`reconciler import` brings one under management, or delete it):",
+                *[f"- {n.account}: {escape(n.message)}" for n in strangers],
+                "",
+            ]
         if pending:
             lines += [
                 f"Pending manifest changes not yet applied: {len(pending)} (see the plan).",
@@ -494,6 +511,9 @@ def drift(
     lines = [headline + ".", *[f"  {line}" for line in coverage]]
     if found:
         lines += ["", *[f"  {a.symbol} {drift_line(a)}" for a in found]]
+    if strangers:
+        lines += ["", "Trunks made outside the reconciler (reconciler import, or delete them):"]
+        lines += [f"  ? {n.account}: {n.message}" for n in strangers]
     if pending:
         lines += ["", f"Pending manifest changes, not yet applied ({len(pending)}):"]
         lines += [_line(a) for a in pending]

@@ -276,3 +276,26 @@ def test_a_trunk_name_nobody_declares_is_an_error_not_no_changes(
     )
     leaving = reconciler_in(folder, "plan", str(folder), "--trunk", "t1", env=env)
     assert leaving.returncode == 0, leaving.stderr
+
+
+def test_drift_reports_a_trunk_made_by_hand_in_a_managed_account(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    folder = write(tmp_path, TRUNKS)
+    seed(api, folder)
+    env = environ(sandbox)
+    quiet = reconciler_in(folder, "drift", str(folder), env=env)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    stranger = api.create_trunk("by_hand")
+    text = reconciler_in(folder, "drift", str(folder), env=env)
+    assert text.returncode == 2, text.stdout + text.stderr
+    assert "Drift: 1 trunk(s) made outside the reconciler" in text.stdout
+    assert f"demo: live trunk by_hand ({stranger})" in text.stdout
+    as_json = reconciler_in(folder, "drift", str(folder), "--format", "json", env=env)
+    document = json.loads(as_json.stdout)
+    assert document["drift"] is True
+    [found] = document["unmanaged"]
+    assert stranger in found["message"]
+    markdown = reconciler_in(folder, "drift", str(folder), "--format", "markdown", env=env)
+    assert "Trunks made outside the reconciler" in markdown.stdout
+    assert f"by_hand ({stranger})" in markdown.stdout

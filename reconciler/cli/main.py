@@ -343,7 +343,8 @@ def run_drift(args: argparse.Namespace) -> int:
     report = render.drift(plan, args.format, lines, earlier, partial=partial)
     print(_on_github(report, args) if args.format == "markdown" else report, end="")
     drifted, _, unreadable = render.drift_parts(plan)
-    drift_found = bool(drifted or earlier)  # drift of earlier runs stands until checked again
+    # Drift of earlier runs stands until checked again; a trunk made by hand is drift too.
+    drift_found = bool(drifted or earlier or render.unmanaged(plan))
     if github.enabled(args.github, environment()):
         markdown = render.drift(plan, "markdown", lines, earlier, partial=partial)
         github.summary(_on_github(markdown, args))
