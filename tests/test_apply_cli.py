@@ -226,3 +226,32 @@ def test_state_list_and_show_give_the_sids_connect_applets_dial(
     missing = reconciler("state", "show", "nope", cwd=tmp_path, env={})
     assert missing.returncode == 1
     assert "no trunk named nope" in missing.stderr
+
+
+def test_a_file_where_the_ledger_folder_should_be_is_named_before_any_request(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """``ledger: state/prod.json`` while ``manifests/state`` is a file: apply says which
+    path is in the way and what would be right, like validate and plan, and sends nothing."""
+    folder = write(tmp_path / "manifests", BASE)
+    accounts = folder / "accounts.yaml"
+    accounts.write_text(accounts.read_text() + "    ledger: state/prod.json\n")
+    (folder / "state").write_text("not a folder\n")
+    env = environ(sandbox)
+    for args in (["apply", "--auto-approve"], ["apply", "--auto-approve", "--format", "json"]):
+        result = reconciler(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert (
+            "account demo: cannot create folder manifests/state for ledger "
+            "manifests/state/prod.json: manifests/state is a file, not a folder; move or "
+            "rename that file, or set the account's ledger: (manifests/accounts.yaml:8) to a "
+            "path whose folders are free; nothing was sent to Exotel"
+        ) in result.stderr
+    document = json.loads(result.stdout)
+    assert (document["outcome"], document["converged"]) == ("failed", False)
+    assert sandbox.stats()["requests"] == 0
+    assert (folder / "state").read_text() == "not a folder\n"  # left as it was
+    planned = reconciler("plan", env=env, cwd=tmp_path)  # plan says the same thing
+    assert planned.returncode == 1
+    assert "manifests/state is a file, not a folder" in planned.stderr

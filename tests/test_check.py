@@ -366,3 +366,28 @@ def test_the_scheduled_health_job_reports_what_is_down(
         assert report.startswith("<!-- reconciler-check -->\n### reconciler check: ")
     assert "connection refused" in report
     assert "| DOWN |" in report
+
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "check-locally"
+
+
+def test_the_check_locally_example_is_the_tested_callee_and_works(tmp_path: Path) -> None:
+    """examples/check-locally: its SIPp scenario is the one these tests run (apart from
+    its comment), and its manifests, pointed at SIPp with --resolve, check up with a call."""
+    uncommented = [
+        (path.read_text().split("-->", 1)[1])
+        for path in (EXAMPLE / "callee.xml", Path(__file__).parent / "sip" / "answer_pcma.xml")
+    ]
+    assert uncommented[0] == uncommented[1]
+    need("sipp", "sip-tester")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    with sipp_uas(tmp_path / "sipp", "answer_pcma") as uas:
+        text = (EXAMPLE / "manifests" / "trunk.yaml").read_text()
+        (manifests / "trunk.yaml").write_text(text.replace(":5070;", f":{uas.port};"))
+        result = reconciler(
+            "check", "--resolve", f"sbc.example.test:{uas.port}:127.0.0.1", "--invite",
+            env={}, cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "INVITE to +918040264208: 200 OK, codec PCMA; hung up" in result.stdout

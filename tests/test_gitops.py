@@ -427,8 +427,16 @@ def test_import_force_never_declares_a_trunk_twice(
         "import", "--account", "demo", "--trunk-sid", sid, "--force",
         env=environ(sandbox), cwd=tmp_path,
     )  # fmt: skip
-    assert result.returncode == 1
-    assert "trunk keep is declared in" in result.stderr
+    # Declared already and not in the ledger: recorded there, never declared a second time.
+    assert result.returncode == 0, result.stderr
+    assert f"recorded trunk keep ({sid}), declared in" in result.stdout
+    assert not (folder / "keep.yaml").exists()
+    again = reconciler(
+        "import", "--account", "demo", "--trunk-sid", sid, "--force",
+        env=environ(sandbox), cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert "trunk keep is declared in" in again.stderr
     assert not (folder / "keep.yaml").exists()
 
 

@@ -106,4 +106,4 @@ def test_plan_and_drift_need_no_sip_passwords(tmp_path: Path, sandbox: Sandbox, 
     assert reconciler("drift", env=env, cwd=tmp_path).returncode == 0
     refused = reconciler("apply", "--auto-approve", env=env, cwd=tmp_path)
     assert refused.returncode == 1
-    assert "environment variable SIP_PASSWORD is not set" in refused.stderr
+    assert "environment variable SIP_PASSWORD is set but empty" in refused.stderr

@@ -8,6 +8,10 @@ independent actions go on. All new destination URIs of a trunk go in one request
 What each operation does is ``handlers``'; every step is journaled as it happens (one
 JSON line per start, success, failure or skip), and the trunk's fingerprint is recorded
 last, once all its actions succeeded.
+
+Once the ledger or the journal cannot be written (``Halt``), no action starts, in any
+account: a change Exotel makes that the ledger cannot record must not be followed by
+more. The actions already sent are answered; the rest are skipped.
 """
 
 from __future__ import annotations
@@ -22,13 +26,32 @@ from reconciler.apply.handlers import BATCHED, HANDLERS, Handlers, Password
 from reconciler.apply.journal import Journal
 from reconciler.errors import ApiError, Duplicate, ServerError, TransportError
 from reconciler.exotel.client import ExotelClient, NewDestination, answered_destination
-from reconciler.live.ledger import Recorder
+from reconciler.live.ledger import Recorder, StateWriteError
 from reconciler.live.state import fingerprint
 from reconciler.manifests.models import TrunkSpec
 from reconciler.plan.actions import AccountPlan, Action, Kind, Operation, Outcome, Status
 from reconciler.plan.diff import parts
 
 log = structlog.get_logger("reconciler.apply")
+NOT_RECORDED = "sent, but not recorded"  # an action Exotel carried out, the ledger missed
+
+
+class Halt:
+    """The state files that could not be written during an apply, first failure first.
+
+    Shared by every account's executor and journal: once one is here, no action starts
+    anywhere (the accounts' state files are usually on one disk)."""
+
+    def __init__(self) -> None:
+        self.failures: list[StateWriteError] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.failures)
+
+    def fail(self, error: StateWriteError) -> None:
+        if all(seen.path != error.path for seen in self.failures):
+            log.error("apply.halted", file=str(error.path), reason=error.reason)
+            self.failures.append(error)
 
 
 class Executor(Handlers):
@@ -43,6 +66,7 @@ class Executor(Handlers):
         password: Password,
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
         stopping: asyncio.Event | None = None,
+        halt: Halt | None = None,
     ) -> None:
         super().__init__(
             plan=plan, client=client, recorder=recorder, desired=desired, password=password
@@ -50,6 +74,8 @@ class Executor(Handlers):
         self.journal = journal
         self.on_outcome = on_outcome
         self.stopping = stopping  # once set, no action starts (the apply was interrupted)
+        self.halt = halt if halt is not None else Halt()  # once failed, no action starts
+        self._noted = False
         self.outcomes: dict[str, Outcome] = {}
         self.finished = {action.address: asyncio.Event() for action in plan.actions}
 
@@ -61,6 +87,12 @@ class Executor(Handlers):
         return [self.outcomes[action.address] for action in self.plan.actions]
 
     async def _trunk(self, trunk: str, actions: Sequence[Action]) -> None:
+        try:
+            await self._actions(trunk, actions)
+        except StateWriteError as error:  # recording the fingerprint, after every action
+            self._halted(error)
+
+    async def _actions(self, trunk: str, actions: Sequence[Action]) -> None:
         batched: set[str] = set()
         for action in actions:
             if action.address in batched:
@@ -69,8 +101,8 @@ class Executor(Handlers):
             if blocked:
                 self._finish(action, Status.SKIPPED, f"skipped: {blocked} did not succeed")
                 continue
-            if self.stopping is not None and self.stopping.is_set():
-                self._finish(action, Status.SKIPPED, "skipped: the apply was interrupted")
+            if self._stopped():
+                self._finish(action, Status.SKIPPED, self._why_not())
                 continue
             if action.kind is not Kind.MANUAL and action.operation in BATCHED:
                 group = [a for a in actions if a.operation is action.operation]
@@ -80,6 +112,26 @@ class Executor(Handlers):
                 continue
             await self._one(action)
         await self._settle_fingerprint(trunk, actions)
+
+    def _stopped(self) -> bool:
+        return bool(self.halt) or (self.stopping is not None and self.stopping.is_set())
+
+    def _why_not(self) -> str:
+        if self.halt:
+            failed = self.halt.failures[0]
+            return f"skipped: the {failed.what} {failed.path} could not be written"
+        return "skipped: the apply was interrupted"
+
+    def _halted(self, error: StateWriteError) -> None:
+        self.halt.fail(error)
+        if not self._noted:  # the journal says once why nothing more was sent
+            self._noted = True
+            self.journal.note(
+                "apply.halted",
+                account=self.plan.account,
+                file=str(error.path),
+                reason=error.reason,
+            )
 
     async def _blocked_by(self, action: Action) -> str:
         for needed in action.depends_on:
@@ -101,11 +153,17 @@ class Executor(Handlers):
             self._finish(action, Status.MANUAL, action.reason)
             return
         self.journal.started(action)
+        if self._stopped():  # the journal could not say so: the request is not sent
+            self._finish(action, Status.SKIPPED, self._why_not())
+            return
         try:
             await HANDLERS[action.operation](self, action)
         except ApiError as error:
             log.warning("apply.failed", address=action.address, error=str(error))
             self._finish(action, Status.FAILED, str(error))
+        except StateWriteError as error:
+            self._halted(error)
+            self._finish(action, Status.FAILED, f"{NOT_RECORDED}: {error}")
         else:
             self._finish(action, Status.DONE)
 
@@ -128,6 +186,10 @@ class Executor(Handlers):
         """Every new destination of a trunk in one request; per-item answers settle each."""
         for action in actions:
             self.journal.started(action)
+        if self._stopped():
+            for action in actions:
+                self._finish(action, Status.SKIPPED, self._why_not())
+            return
         sid = self.sid(actions[0])
         try:
             results = await self.client.add_destinations(sid, [_new(a) for a in actions])
@@ -139,7 +201,10 @@ class Executor(Handlers):
             # The answer was lost, or a 5xx may or may not have landed: settle each
             # against what is there.
             for action in actions:
-                await self._one_destination(action)
+                if self._stopped():
+                    self._finish(action, Status.SKIPPED, self._why_not())
+                else:
+                    await self._one_destination(action)
             return
         except ApiError as error:
             for action in actions:
@@ -180,4 +245,4 @@ def _new(action: Action) -> NewDestination:
     )
 
 
-__all__ = ["HANDLERS", "Executor", "Operation"]
+__all__ = ["HANDLERS", "NOT_RECORDED", "Executor", "Halt", "Operation"]

@@ -2,8 +2,9 @@
 
 The base of ``Executor``, which schedules them. ``HANDLERS`` maps every operation apply
 performs to its handler; a test checks that every ``Operation`` that is not manual-only
-has one. Handlers raise ``ApiError`` on failure (the executor records it) and make each
-write safe to repeat:
+has one. Handlers raise ``ApiError`` on failure (the executor records it), let the
+ledger's ``StateWriteError`` through (the executor then starts no other action), and make
+each write safe to repeat:
 
 * the ledger is saved as soon as a trunk is created, deleted, replaced or renamed, and
   whenever a value only the ledger holds changes (the alias, password versions);
@@ -102,7 +103,8 @@ class Handlers:
                 raise TransportError(
                     f"the answer to creating trunk {spec.name} was lost and profile minimal "
                     "cannot list trunks to check: find its SID in the Exotel dashboard and run "
-                    f"reconciler import --account {self.plan.account} --trunk-sid SID",
+                    f"reconciler import --account {self.plan.account} --trunk-sid "
+                    f"SID={spec.name}",
                     error.call,
                     maybe_committed=True,
                 ) from error

@@ -376,7 +376,10 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"Nothing to import: every live trunk of account {args.account} is managed.")
         return EXIT_OK
     for trunk in imported:
-        print(f"imported trunk {trunk.name} ({trunk.sid}) -> {trunk.file}")
+        if trunk.recorded_only:
+            print(f"recorded trunk {trunk.name} ({trunk.sid}), declared in {trunk.file}")
+        else:
+            print(f"imported trunk {trunk.name} ({trunk.sid}) -> {trunk.file}")
     passwords = [variable for trunk in imported for variable in trunk.passwords]
     print(f"\nThe ledger records {plural(len(imported), 'imported trunk')} by SID.")
     if passwords:

@@ -26,6 +26,8 @@ here are reported as unmanaged and never touched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import os
 import socket
@@ -48,9 +50,11 @@ __all__ = [
     "Lock",
     "Locked",
     "Recorder",
+    "StateWriteError",
     "TrunkEntry",
     "fingerprint",
     "ledger_path",
+    "make_folder",
     "read",
     "write",
 ]
@@ -70,6 +74,50 @@ def ledger_path(root: str | Path, account: NamedAccount) -> Path:
     if not path.resolve().is_relative_to(base.resolve()):  # a link out of the folder
         raise LedgerError(f"ledger {path} of account {account.name} is outside {base}")
     return path
+
+
+class StateWriteError(LedgerError):
+    """A state file (the ledger, or apply's journal) could not be written: a full disk, a
+    quota, an I/O error, a read-only filesystem, or any other failure of a write, an
+    fsync or a rename. Apply sends no new request once one is raised."""
+
+    def __init__(self, what: str, path: Path, error: OSError) -> None:
+        self.what = what  # "ledger" or "journal"
+        self.path = path
+        self.errno = error.errno
+        code = errno.errorcode.get(error.errno, "") if error.errno is not None else ""
+        self.reason = (error.strerror or str(error)) + (f" ({code})" if code else "")
+        super().__init__(f"cannot write {what} {path}: {self.reason}")
+
+
+def in_the_way(folder: Path) -> Path | None:
+    """The file (or dangling link) standing where ``folder`` or one of its parents
+    should be a folder, if there is one."""
+    for candidate in (folder, *folder.parents):
+        if (candidate.exists() or candidate.is_symlink()) and not candidate.is_dir():
+            return candidate
+    return None
+
+
+def make_folder(path: Path, account: NamedAccount | None = None) -> None:
+    """Create the folder a ledger (and its lock and journal) goes in, or raise a
+    LedgerError that says what is in the way and what would be right."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        whose = f"account {account.name}: " if account else ""
+        said = f"{whose}cannot create folder {folder} for ledger {path}"
+        blocking = in_the_way(folder)
+        if blocking is None:
+            raise LedgerError(f"{said}: {error.strerror or error}") from None
+        setting = "the account's ledger:"
+        if account is not None:
+            setting += f" ({account.origin.where(('ledger',) if account.spec.ledger else ())})"
+        raise LedgerError(
+            f"{said}: {blocking} is a file, not a folder; move or rename that file, or set "
+            f"{setting} to a path whose folders are free"
+        ) from None
 
 
 def _entry(name: str, raw: Any, path: Path) -> TrunkEntry:
@@ -111,6 +159,12 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
     except FileNotFoundError:
         return Ledger(account, account_sid)
     except OSError as exc:
+        blocking = in_the_way(path.parent) if isinstance(exc, NotADirectoryError) else None
+        if blocking is not None:
+            raise LedgerError(
+                f"cannot read ledger {path}: {blocking} is a file, not a folder; move or "
+                "rename that file, or set the account's ledger: to a path whose folders are free"
+            ) from None
         raise LedgerError(f"cannot read ledger {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise LedgerError(f"ledger {path} is not UTF-8 text; {RESTORE}") from exc
@@ -152,26 +206,33 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
 
 def write(path: Path, ledger: Ledger) -> None:
     """Replace the ledger file atomically: a temporary file beside it, fsync, rename,
-    fsync the folder. A crash leaves the old ledger or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fsync the folder. A crash leaves the old ledger or the new one, never half of one;
+    so does a failure (a full disk, an I/O error), which removes the temporary file and
+    raises StateWriteError."""
     text = json.dumps(ledger.document(), indent=2, sort_keys=False) + "\n"
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
+    temporary: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
+        temporary = None
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError as error:
+        raise StateWriteError("ledger", path, error) from error
     finally:
-        os.close(folder)
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
 
 @dataclass(frozen=True)
@@ -192,7 +253,7 @@ class Lock:
     def acquire(self, *, break_stale: bool = False, wait: float = 0.0) -> None:
         """Take the lock; with ``wait``, wait up to that many seconds for its holder to
         finish (saying so once), then fail naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.with_suffix(""))  # the ledger's folder, or what is in the way
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
         deadline = time.monotonic() + wait
         said = False
@@ -215,9 +276,22 @@ class Lock:
                     said = True
                 time.sleep(min(LOCK_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
                 continue
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(holder, handle)
+            except OSError as error:  # read-only, no inode left, no permission
+                raise self._failed(error) from None
+            try:
+                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                    json.dump(holder, handle)
+            except OSError as error:  # a full disk: no half-written lock is left behind
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                raise self._failed(error) from None
             return
+
+    def _failed(self, error: OSError) -> LedgerError:
+        return LedgerError(
+            f"cannot take the lock {self.path}: {error.strerror or error}; nothing was sent "
+            "to Exotel: free space there (or fix the cause) and run again"
+        )
 
     def release(self) -> None:
         found = self._holder()
@@ -267,13 +341,16 @@ class Recorder:
 
     Every change that must survive a crash (a new SID, a deleted trunk, a password
     version) is followed by ``await save()``, which returns once a write containing that
-    change is on disk. Concurrent savers share one write (a thread does the file work,
-    so the event loop keeps the other trunks' requests moving): as durable as a write per
-    change, at a fraction of the cost when hundreds of trunks are created at once."""
+    change is on disk, or raises StateWriteError when that write failed (the file on disk is
+    then still the last one written, ``durable``). Concurrent savers share one write (a
+    thread does the file work, so the event loop keeps the other trunks' requests
+    moving): as durable as a write per change, at a fraction of the cost when hundreds of
+    trunks are created at once."""
 
     def __init__(self, path: Path, ledger: Ledger) -> None:
         self.path = path
         self.ledger = ledger
+        self.durable = ledger  # what the file on disk holds
         self._version = 0
         self._written = 0
         self._writing: asyncio.Task[None] | None = None
@@ -292,4 +369,5 @@ class Recorder:
     async def _write(self) -> None:
         version, snapshot = self._version, self.ledger
         await asyncio.to_thread(write, self.path, snapshot)
-        self._written = max(self._written, version)
+        if version > self._written:
+            self._written, self.durable = version, snapshot

@@ -3,12 +3,16 @@ verify.
 
 Called by the CLI (``apply``). Sequencing only: planning is ``planning``'s, executing
 ``apply.executor``'s. Apply exits 0 (``ApplyResult.converged``) only when every action
-succeeded and a re-plan of what it touched finds nothing left to do.
+succeeded and a re-plan of what it touched finds nothing left to do. When a ledger or a
+journal cannot be written (a full disk), no new request is sent, and it raises a
+LedgerError that says which file, why, what Exotel may now hold that the ledger does not,
+and what to do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,9 +21,9 @@ from typing import Any
 
 import structlog
 
-from reconciler.apply.executor import Executor
+from reconciler.apply.executor import NOT_RECORDED, Executor, Halt
 from reconciler.apply.journal import Journal
-from reconciler.errors import Interrupted, Refused
+from reconciler.errors import Interrupted, LedgerError, Refused
 from reconciler.exotel.client import ExotelClient
 from reconciler.live import ledger as ledgers
 from reconciler.live import read as live
@@ -70,6 +74,8 @@ async def apply(
     locks: list[ledgers.Lock] = []
     seen: list[Outcome] = []
     planned: list[Plan] = []
+    halt = Halt()
+    recorders: dict[str, ledgers.Recorder] = {}
 
     def counted(outcome: Outcome) -> None:
         seen.append(outcome)
@@ -81,6 +87,10 @@ async def apply(
 
     try:
         for account in sorted(chosen.accounts, key=lambda a: str(chosen.ledger_path(a))):
+            try:
+                ledgers.make_folder(chosen.ledger_path(account), account)
+            except LedgerError as error:
+                raise LedgerError(f"{error}; nothing was sent to Exotel") from None
             lock = ledgers.Lock.beside(chosen.ledger_path(account))
             lock.acquire(break_stale=apply_options.break_lock, wait=apply_options.lock_timeout)
             locks.append(lock)
@@ -94,8 +104,12 @@ async def apply(
                 confirm=confirm,
                 on_outcome=counted,
                 on_plan=shown,
+                halt=halt,
+                recorders=recorders,
             )
         except asyncio.CancelledError:
+            if halt:
+                raise LedgerError(halted(halt, chosen, recorders, seen)) from None
             total = len(planned[0].actions) if planned else 0
             raise Interrupted(
                 f"interrupted after {len(seen)} of {total} action(s): no new request was "
@@ -119,6 +133,8 @@ async def _apply_locked(
     confirm: Callable[[Plan], bool],
     on_outcome: Callable[[Outcome], None],
     on_plan: Callable[[Plan], None],
+    halt: Halt,
+    recorders: dict[str, ledgers.Recorder],
 ) -> ApplyResult:
     read = {a.name: chosen.ledger(a) for a in chosen.accounts}
     # Scoped reviews: re-read their scopes and whatever else changed in the manifests since
@@ -148,12 +164,39 @@ async def _apply_locked(
     if stopping is not None and stopping.is_set():
         raise Interrupted("interrupted before any change was sent: nothing was applied")
 
+    return await _execute(
+        chosen,
+        plan,
+        read=read,
+        clients=clients,
+        on_outcome=on_outcome,
+        stopping=stopping,
+        halt=halt,
+        recorders=recorders,
+    )
+
+
+async def _execute(
+    chosen: Chosen,
+    plan: Plan,
+    *,
+    read: Mapping[str, ledgers.Ledger],
+    clients: Mapping[str, ExotelClient],
+    on_outcome: Callable[[Outcome], None],
+    stopping: asyncio.Event | None,
+    halt: Halt,
+    recorders: dict[str, ledgers.Recorder],
+) -> ApplyResult:
+    """Every account's plan at once, each with its ledger's recorder and its journal."""
+    journals = _open_journals(chosen, halt)
+
     async def one(
         account: NamedAccount, account_plan: AccountPlan
     ) -> tuple[list[Outcome], AccountPlan]:
-        path = chosen.ledger_path(account)
-        recorder = ledgers.Recorder(path, read[account.name])
-        journal = Journal(journal_path(path), run=uuid.uuid4().hex[:12])
+        recorder = recorders[account.name] = ledgers.Recorder(
+            chosen.ledger_path(account), read[account.name]
+        )
+        journal = journals[account.name]
         try:
             journal.note("apply.started", account=account.name, checksum=plan.checksum)
             executor = Executor(
@@ -165,6 +208,7 @@ async def _apply_locked(
                 password=chosen.password(account),
                 on_outcome=on_outcome,
                 stopping=stopping,
+                halt=halt,
             )
             try:
                 outcomes = await executor.run()
@@ -175,9 +219,11 @@ async def _apply_locked(
                     finished=len(executor.outcomes),
                     actions=len(account_plan.actions),
                 )
-                await recorder.save()
+                await _save(recorder, halt)
                 raise
-            await recorder.save()
+            await _save(recorder, halt)
+            if halt:  # no verification: it would send requests
+                return outcomes, account_plan
             if stopping is not None and stopping.is_set():
                 journal.note(
                     "apply.interrupted",
@@ -195,6 +241,8 @@ async def _apply_locked(
     pairs = zip(chosen.accounts, plan.accounts, strict=True)
     results = await asyncio.gather(*(one(account, planned) for account, planned in pairs))
     outcomes = tuple(outcome for account_outcomes, _ in results for outcome in account_outcomes)
+    if halt:
+        raise LedgerError(halted(halt, chosen, recorders, outcomes))
     if stopping is not None and stopping.is_set():
         answered = sum(o.status in (Status.DONE, Status.FAILED) for o in outcomes)
         raise Interrupted(
@@ -203,6 +251,132 @@ async def _apply_locked(
             "released; run apply again to finish"
         )
     return ApplyResult(plan, outcomes, Plan(tuple(remaining for _, remaining in results)))
+
+
+def _open_journals(chosen: Chosen, halt: Halt) -> dict[str, Journal]:
+    """Every account's journal, before any request: one that cannot be opened stops the
+    apply with nothing sent."""
+    journals: dict[str, Journal] = {}
+    try:
+        for account in chosen.accounts:
+            path = journal_path(chosen.ledger_path(account))
+            run = uuid.uuid4().hex[:12]
+            journals[account.name] = Journal(path, run=run, on_failure=halt.fail)
+    except ledgers.StateWriteError as error:
+        for journal in journals.values():
+            journal.close()
+        raise LedgerError(
+            f"{error}; nothing was sent to Exotel: free space there (or fix the cause) and "
+            "run apply again"
+        ) from None
+    return journals
+
+
+async def _save(recorder: ledgers.Recorder, halt: Halt) -> None:
+    """Save what is not on disk yet; a failure halts (once halted, this is one more try)."""
+    try:
+        await recorder.save()
+    except ledgers.StateWriteError as error:
+        halt.fail(error)
+
+
+SHOWN = 10  # trunks named in a message when apply can adopt them by itself
+
+
+def halted(
+    halt: Halt,
+    chosen: Chosen,
+    recorders: Mapping[str, ledgers.Recorder],
+    outcomes: Sequence[Outcome],
+) -> str:
+    """What a user must know after a state file could not be written: which file and
+    why, that nothing more was sent, what Exotel holds that the ledger does not, and what
+    to do about it."""
+    first = halt.failures[0]
+    unsaved = sum(o.detail.startswith(NOT_RECORDED) for o in outcomes)
+    failed = sum(o.status is Status.FAILED for o in outcomes) - unsaved
+    lines = [
+        f"{first}.",
+        *(f"Also: {other}." for other in halt.failures[1:]),
+        "Apply stopped there: no new request was sent to Exotel after it "
+        f"({sum(o.status is Status.DONE for o in outcomes)} action(s) done, {unsaved} done "
+        f"but not recorded, {failed} failed, "
+        f"{sum(o.status is Status.SKIPPED for o in outcomes)} not started).",
+    ]
+    imports: list[str] = []
+    unrecorded = False
+    for account in chosen.accounts:
+        recorder = recorders.get(account.name)
+        if recorder is None:
+            continue
+        created, pending = unrecorded_trunks(recorder)
+        unrecorded = unrecorded or bool(created or pending)
+        if created:
+            named = ", ".join(f"{name} ({sid})" for name, sid in created[:SHOWN])
+            more = f" and {len(created) - SHOWN} more" if len(created) > SHOWN else ""
+            lines.append(
+                f"Exotel now holds trunks the ledger does not: account {account.name}: "
+                f"{len(created)} created but not in {recorder.path}: {named}{more}."
+            )
+        if pending:
+            lines.append(
+                f"Account {account.name}: the create of trunk(s) {', '.join(pending)} got no "
+                "answer and could not be recorded as pending: each may exist on Exotel."
+            )
+        if account.spec.api != "full" and (created or pending):
+            imports += [
+                f"  reconciler import --account {account.name} --trunk-sid {sid}={name}"
+                for name, sid in created
+            ] + [
+                f"  reconciler import --account {account.name} --trunk-sid SID={name}"
+                "   (SID: find it in the Exotel dashboard, Trunks)"
+                for name in pending
+            ]
+    if any(failure.what == "ledger" for failure in halt.failures):
+        if not unrecorded:
+            lines.append(
+                "Exotel may now hold changes the ledger does not record (no trunk is missing "
+                "from it: the next plan reads back or redoes the rest)."
+            )
+        lines.append("The ledger on disk is the last one written whole (no half-written file).")
+    else:
+        lines.append("The ledger holds every change that landed; the journal lacks the last.")
+    where = first.path.parent
+    if first.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"Free space on the disk of {where}"
+    else:
+        fix = f"Fix what makes writing to {where} fail"
+    if imports:
+        lines += [
+            f"{fix}; then, as profile minimal cannot list trunks to find these by name (an "
+            "apply now would fail on each name, error 1008, and create none twice), record "
+            "each in the ledger:",
+            *imports,
+            "and run apply again (README: Recovering from a failed or interrupted apply).",
+        ]
+    elif unrecorded:
+        lines.append(
+            f"{fix}, then run apply again: profile full finds the trunks created but not "
+            "recorded by name and adopts them, so none is created twice."
+        )
+    else:
+        lines.append(f"{fix}, then run apply again to finish.")
+    return "\n".join(lines)
+
+
+def unrecorded_trunks(
+    recorder: ledgers.Recorder,
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Trunks Exotel has that the ledger on disk does not: (name, SID) of each created
+    (or replaced) trunk whose SID is not in the file, and the creates recorded as pending
+    in memory only."""
+    on_disk, now = recorder.durable, recorder.ledger
+    known = on_disk.by_sid()
+    created = [
+        (name, entry.sid) for name, entry in sorted(now.trunks.items()) if entry.sid not in known
+    ]
+    pending = sorted(set(now.pending) - set(on_disk.pending))
+    return created, pending
 
 
 async def _verify(

@@ -9,7 +9,10 @@ credentials: the API never returns passwords, so each gets a ``${ENV}`` placehol
 
 Profile ``minimal`` cannot read a trunk's name: give it as ``--trunk-sid SID=NAME``.
 Existing manifest files, declared trunks and ledger entries are never overwritten
-unless ``--force`` says so.
+unless ``--force`` says so. A trunk the manifests already declare but the ledger does not
+hold (a create whose answer was lost, or not recorded when the disk was full) is only
+recorded in the ledger: its manifest stays as written, and the next plan shows what
+differs.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Imported:
     sid: str
     file: Path
     passwords: tuple[str, ...]  # environment variables to set before the next apply
+    recorded_only: bool = False  # declared already: only the ledger learnt its SID
 
 
 def password_variable(trunk: str, username: str) -> str:
@@ -184,6 +188,11 @@ async def _import(
             raise ConfigError(f"account {account} has no trunk {sid}") from None
         name = given or str(trunk.name)
         file = folder / f"{name}.yaml"
+        if name in declared_in and name not in ledger.trunks and sid not in ledger.by_sid():
+            # Declared already: record which live trunk it is, write no manifest.
+            recorded = Imported(name, sid, declared_in[name], (), recorded_only=True)
+            ready.append((recorded, "", TrunkEntry(sid)))
+            continue
         _check_target(name, sid, file, declared_in, ledger, force=force)
         if any(item.file == file for item, _, _ in ready):
             raise ConfigError(f"two trunks would be written to {file}: import them one by one")
@@ -211,8 +220,9 @@ async def _import(
         content = (SCHEMA_LINE.format(path=schema) if schema else "") + text
         ready.append((Imported(name, sid, file, passwords), content, entry))
     for item, content, entry in ready:
-        item.file.parent.mkdir(parents=True, exist_ok=True)
-        item.file.write_text(content, encoding="utf-8")
+        if not item.recorded_only:
+            item.file.parent.mkdir(parents=True, exist_ok=True)
+            item.file.write_text(content, encoding="utf-8")
         ledger = ledger.with_trunk(item.name, entry)
     if ready:
         ledgers.write(ledger_file, ledger)

@@ -91,7 +91,8 @@ MANUAL_HOW: dict[Operation, str] = {
     Operation.DELETE_DESTINATION: "remove this destination from the trunk in the Exotel dashboard",
     Operation.DELETE_ALIAS: "clear the trunk's caller ID alias in the Exotel dashboard",
     Operation.IMPORT_PENDING: "find its SID in the Exotel dashboard (Trunks) and run "
-    "reconciler import --account ACCOUNT --trunk-sid SID, so it is not created twice",
+    "reconciler import --account ACCOUNT --trunk-sid SID=NAME (NAME: this trunk's), so it is "
+    "recorded and not created twice",
     Operation.CHANGE_DOMAIN: "the API cannot change a trunk's domain_name: recreate the trunk, "
     "or set allow_replace: true to let the reconciler replace it",
 }
