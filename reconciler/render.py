@@ -55,6 +55,7 @@ LOUD = (
     NoticeKind.DID_ELSEWHERE,
     NoticeKind.UNREADABLE,
     NoticeKind.NOT_DECLARED,
+    NoticeKind.PASSWORD,
 )
 WARNED = (Kind.DELETE, Kind.REPLACE, Kind.MANUAL)
 KEYS = frozenset({"number", "ip", "uri", "username"})  # already in the address

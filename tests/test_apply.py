@@ -409,3 +409,53 @@ def test_retiring_a_protected_trunk(tmp_path: Path, sandbox: Sandbox, api: Api) 
     result = apply(folder, sandbox)
     assert "delete_trunk" in [a.operation for a in result.plan.actions]
     assert [t["trunk_name"] for t in live_trunks(sandbox)] == ["keep"]
+
+
+def test_a_password_changed_without_its_version_is_warned_never_stored(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """The ledger keeps a salted scrypt check of the password it set, never the password;
+    a plan or apply that has the variable warns when the value is not that one while
+    password_version is unchanged (apply would not send it)."""
+    import asyncio  # noqa: PLC0415
+
+    from reconciler.manifests.load import load  # noqa: PLC0415
+    from reconciler.pipeline import Options, make_plan  # noqa: PLC0415
+    from reconciler.plan.actions import NoticeKind  # noqa: PLC0415
+
+    del api
+    folder = write(tmp_path, BASE)
+    assert apply(folder, sandbox).converged
+    text = (folder / "state" / "demo.json").read_text()
+    assert PASSWORD not in text
+    stored = json.loads(text)["trunks"]["bot"]["credentials"]["bot_user"]
+    assert stored["password_version"] == 1
+    assert stored["password_check"].startswith("scrypt$16384$8$1$")
+
+    def planned(**extra: str) -> list[str]:
+        found = asyncio.run(
+            make_plan(
+                load(folder), accounts=[], environ=environ(sandbox, **extra), options=Options()
+            )
+        )
+        return [n.message for n in found.notices if n.kind is NoticeKind.PASSWORD]
+
+    assert planned() == []  # the value last set: nothing to say
+    [warning] = planned(SIP_PASSWORD="Another_pw_2")
+    assert (
+        "SIP_PASSWORD is not the password last set on credential bot_user of trunk bot" in warning
+    )
+    assert "password_version is still 1" in warning
+    assert "Another_pw_2" not in warning
+    assert planned(SIP_PASSWORD="") == []  # a plan without passwords cannot tell, says nothing
+    # Bumping the version rotates it, and the check follows the new value.
+    write(
+        folder,
+        BASE.replace(
+            "friendly_name: bot_label", "friendly_name: bot_label\n      password_version: 2"
+        ),
+    )
+    rotated = apply(folder, sandbox, env=environ(sandbox, SIP_PASSWORD="Another_pw_2"))
+    assert rotated.converged
+    assert planned(SIP_PASSWORD="Another_pw_2") == []
+    assert planned() != []  # the old value is now the one that differs

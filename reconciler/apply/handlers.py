@@ -18,6 +18,7 @@ Never logs a secret: passwords go from ``password`` straight into the request bo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -26,6 +27,7 @@ from typing import TypeVar
 from reconciler.errors import ApiError, Duplicate, NotFound, ServerError, TransportError
 from reconciler.exotel.client import ExotelClient, answered_alias
 from reconciler.exotel.records import LiveNumber
+from reconciler.live import password_check
 from reconciler.live.ledger import Recorder
 from reconciler.live.state import TrunkEntry
 from reconciler.manifests.models import TrunkSpec
@@ -271,13 +273,20 @@ class Handlers:
     # -- credentials ---------------------------------------------------------------------
 
     async def _remember_version(self, action: Action) -> None:
+        """The version set, and a check of the value (never the value: password_check)."""
+        check = None
+        if action.after is not None:  # slow on purpose: off the event loop, before reading
+            secret = self.password(action.trunk, action.key)
+            check = await asyncio.to_thread(password_check.make, secret)
         entry = self.entry(action.trunk)
-        versions = {**entry.credentials}
-        if action.after is None:
+        versions, checks = {**entry.credentials}, {**entry.checks}
+        if action.after is None or check is None:
             versions.pop(action.key, None)
+            checks.pop(action.key, None)
         else:
             versions[action.key] = int(action.after["password_version"])
-        await self.record(action.trunk, replace(entry, credentials=versions))
+            checks[action.key] = check
+        await self.record(action.trunk, replace(entry, credentials=versions, checks=checks))
 
     def _friendly(self, action: Action) -> str | None:
         name = (action.after or {}).get("friendly_name")

@@ -12,7 +12,8 @@ beside the manifests and committed with them; never a secret in it:
           "sid": "trmum1...",
           "protect": true,                     # remembered: the manifest may be gone
           "alias": "+918040264208",            # last applied (settings unreadable in minimal)
-          "credentials": {"voice_ai_user": {"password_version": 1}},
+          "credentials": {"voice_ai_user": {"password_version": 1,
+                                            "password_check": "scrypt$16384$8$1$..."}},
           "fingerprint": "sha256:...",         # of the trunk's last applied desired state
           "parts": {"whitelisted_ip:13.126.40.0/24": "9f2c..."}  # each child's, for drift
         }
@@ -127,6 +128,7 @@ def _entry(name: str, raw: Any, path: Path) -> TrunkEntry:
     if not isinstance(credentials, dict):
         raise LedgerError(f"ledger {path}: trunk {name!r}: credentials must be an object")
     versions: dict[str, int] = {}
+    checks: dict[str, str] = {}
     for username, value in credentials.items():
         version = value.get("password_version") if isinstance(value, dict) else None
         if not isinstance(version, int):
@@ -134,6 +136,9 @@ def _entry(name: str, raw: Any, path: Path) -> TrunkEntry:
                 f"ledger {path}: trunk {name!r}: credential {username!r} has no password_version"
             )
         versions[username] = version
+        check = value.get("password_check")
+        if isinstance(check, str):
+            checks[username] = check
     return TrunkEntry(
         sid=raw["sid"],
         protect=bool(raw.get("protect", False)),
@@ -141,6 +146,7 @@ def _entry(name: str, raw: Any, path: Path) -> TrunkEntry:
         credentials=versions,
         fingerprint=raw.get("fingerprint") if isinstance(raw.get("fingerprint"), str) else None,
         parts=_parts(raw.get("parts"), name, path),
+        checks=checks,
     )
 
 

@@ -46,6 +46,8 @@ class TrunkEntry:
     # "resource:key" -> digest of that child as last applied: drift is told apart from a
     # manifest edit per child, so an edit elsewhere on the trunk hides no hand change.
     parts: Mapping[str, str] = field(default_factory=dict)
+    # username -> a check of the password last set (live.password_check), never the password
+    checks: Mapping[str, str] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
         document = {
@@ -53,7 +55,10 @@ class TrunkEntry:
             "protect": self.protect,
             "alias": self.alias,
             "credentials": {
-                name: {"password_version": version}
+                name: {
+                    "password_version": version,
+                    **({"password_check": self.checks[name]} if name in self.checks else {}),
+                }
                 for name, version in sorted(self.credentials.items())
             },
             "fingerprint": self.fingerprint,

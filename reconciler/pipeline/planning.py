@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from reconciler.exotel.client import ExotelClient
+from reconciler.live import password_check
 from reconciler.live import read as live
 from reconciler.live.ledger import Ledger
 from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.load import Manifests
+from reconciler.manifests.models import SECRET_REFERENCE
 from reconciler.pipeline.accounts import Chosen, Options, choose
 from reconciler.plan.actions import AccountPlan, Notice, NoticeKind, Plan
 from reconciler.plan.build import AccountInput, plan_account
@@ -55,6 +57,47 @@ def targeted(planned: AccountPlan, trunks: frozenset[str], held: frozenset[str])
     )
 
 
+async def password_notices(chosen: Chosen, account: NamedAccount, ledger: Ledger) -> list[Notice]:
+    """A warning for each credential whose password variable, where this run has it, is
+    not the value last set while its password_version is unchanged: apply would not send
+    it (live.password_check). Plans in CI have no passwords, so this speaks in apply and
+    wherever someone plans with them."""
+    pending: list[tuple[str, str, str, str]] = []  # trunk, username, variable, check
+    for spec in chosen.desired(account):
+        entry = ledger.trunks.get(spec.name) or ledger.trunks.get(spec.renamed_from or "")
+        if entry is None:
+            continue
+        for credential in spec.credentials:
+            check = entry.checks.get(credential.username)
+            same = entry.credentials.get(credential.username) == credential.password_version
+            found = SECRET_REFERENCE.fullmatch(credential.password)
+            if check and same and found and chosen.environ.get(found[1]):
+                pending.append((spec.name, credential.username, found[1], check))
+
+    def differing() -> list[tuple[str, str, str]]:
+        return [
+            (trunk, user, variable)
+            for trunk, user, variable, check in pending
+            if password_check.matches(chosen.environ[variable], check) is False
+        ]
+
+    versions = {
+        s.name: {c.username: c.password_version for c in s.credentials}
+        for s in chosen.desired(account)
+    }
+    return [
+        Notice(
+            NoticeKind.PASSWORD,
+            account.name,
+            f"{variable} is not the password last set on credential {user} of trunk {trunk}, "
+            f"and its password_version is still {versions[trunk][user]}: apply does not send "
+            "it; bump password_version to rotate the password, or set the variable back",
+            f"{account.name}/{trunk}/credential/{user}",
+        )
+        for trunk, user, variable in (await asyncio.to_thread(differing) if pending else [])
+    ]
+
+
 async def plan_one(
     chosen: Chosen,
     account: NamedAccount,
@@ -76,6 +119,9 @@ async def plan_one(
     )
     planned = plan_account(
         account_input(chosen, account), ledger, state, max_delete=options.max_delete
+    )
+    planned = replace(
+        planned, notices=(*planned.notices, *await password_notices(chosen, account, ledger))
     )
     if options.trunks:
         held = frozenset(spec.name for spec in chosen.desired(account)) | set(ledger.trunks)

@@ -155,6 +155,7 @@ class NoticeKind(StrEnum):
     NOT_REFRESHED = "not_refreshed"
     UNREADABLE = "unreadable"
     PROFILE = "profile"
+    PASSWORD = "password"  # noqa: S105 (a kind of notice: a value changed, its version did not)
 
 
 @dataclass(frozen=True)
