@@ -163,3 +163,35 @@ def test_profile_full_on_an_account_with_the_minimal_api_suggests_minimal(
     assert result.returncode == 1
     assert "HTTP 404" in result.stderr
     assert "set api: minimal on account demo" in result.stderr
+
+
+def test_an_https_sandbox_is_trusted_through_ssl_cert_file(tmp_path: Path) -> None:
+    """What the README says for --certfile: clients trust the sandbox's CA with
+    SSL_CERT_FILE; without it, the certificate is refused (never accepted blindly)."""
+    import ssl  # noqa: PLC0415
+
+    import trustme  # noqa: PLC0415
+
+    from tests.sandboxes import running  # noqa: PLC0415
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    certificate.cert_chain_pems[0].write_to_path(certfile)
+    certificate.private_key_pem.write_to_path(keyfile)
+    authority.cert_pem.write_to_path(ca)
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    write(tmp_path / "manifests", BASE)
+    with running(
+        "--certfile", str(certfile), "--keyfile", str(keyfile),
+        log_path=tmp_path / "sandbox.log", verify=context,
+    ) as sandbox:  # fmt: skip
+        assert sandbox.url.startswith("https://")
+        untrusted = reconciler("plan", env=environ(sandbox), cwd=tmp_path)
+        assert untrusted.returncode == 1
+        assert "certificate" in untrusted.stderr.lower()
+        trusted = reconciler(
+            "plan", env={**environ(sandbox), "SSL_CERT_FILE": str(ca)}, cwd=tmp_path
+        )
+        assert trusted.returncode == 0, trusted.stderr

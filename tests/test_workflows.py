@@ -509,3 +509,13 @@ def test_actionlint_runs_shellcheck_over_run_scripts(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "SC2086" in result.stdout
     assert "-shellcheck=$(BIN)/shellcheck" in (Path(__file__).parents[1] / "Makefile").read_text()
+
+
+def test_the_project_metadata_uses_current_forms() -> None:
+    """The license is an SPDX expression (PEP 639), not the table setuptools deprecates
+    and warns about on every install."""
+    import tomllib  # noqa: PLC0415
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert isinstance(project["project"]["license"], str)
+    assert not any(c.startswith("License ::") for c in project["project"].get("classifiers", []))
