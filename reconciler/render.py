@@ -461,6 +461,8 @@ def drift(
         return json.dumps(document, indent=2) + "\n"
     if found:
         headline = f"Drift: {len(found)} change(s) made outside the reconciler since the last apply"
+        if strangers:
+            headline += f", and {len(strangers)} trunk(s) made outside it"
     elif strangers:
         headline = f"Drift: {len(strangers)} trunk(s) made outside the reconciler"
     elif earlier:
@@ -493,8 +495,8 @@ def drift(
             lines.append("")
         if strangers:
             lines += [
-                "Trunks made outside the reconciler, in an account it manages (left alone: "
-                "`reconciler import` brings one under management, or delete it):",
+                "Trunks made outside the reconciler, in an account it manages (left alone; "
+                "or delete one):",
                 *[f"- {n.account}: {escape(n.message)}" for n in strangers],
                 "",
             ]
@@ -513,7 +515,7 @@ def drift(
     if found:
         lines += ["", *[f"  {a.symbol} {drift_line(a)}" for a in found]]
     if strangers:
-        lines += ["", "Trunks made outside the reconciler (reconciler import, or delete them):"]
+        lines += ["", "Trunks made outside the reconciler (left alone; or delete one):"]
         lines += [f"  ? {n.account}: {n.message}" for n in strangers]
     if pending:
         lines += ["", f"Pending manifest changes, not yet applied ({len(pending)}):"]

@@ -107,7 +107,7 @@ def test_manifests_in_upper_case_files_are_read_and_skips_are_named(
     out = capsys.readouterr().out
     assert f"{tmp_path / '.drafts'}/: skipped: hidden folder" in out
     assert f"{tmp_path / 'README.md'}: skipped: not .yaml or .yml" in out
-    assert "3 files, 1 account, 2 trunks (2 files not read): valid" in out
+    assert "3 files, 1 account, 2 trunks (2 files skipped): valid" in out
 
 
 def test_a_model_with_broken_items_is_still_checked_across_trunks(tmp_path: Path) -> None:

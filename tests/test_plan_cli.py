@@ -50,7 +50,7 @@ def test_unknown_account_and_missing_secrets(tmp_path: Path, sandbox: Sandbox, a
     write(tmp_path / "manifests", BASE)
     result = reconciler("plan", "--account", "prod", env=environ(sandbox), cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr == "reconciler: no account named prod (declared: demo)\n"
+    assert result.stderr == "reconciler: no account named prod (declared: demo)\n"  # no near name
     env = {**environ(sandbox), "EXOTEL_API_TOKEN": ""}  # plans need no SIP passwords
     result = reconciler("plan", env=env, cwd=tmp_path)
     assert result.returncode == 1
@@ -195,3 +195,37 @@ def test_an_https_sandbox_is_trusted_through_ssl_cert_file(tmp_path: Path) -> No
             "plan", env={**environ(sandbox), "SSL_CERT_FILE": str(ca)}, cwd=tmp_path
         )
         assert trusted.returncode == 0, trusted.stderr
+
+
+def test_misspelt_names_get_a_did_you_mean_everywhere(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    del api
+    folder = write(tmp_path / "manifests", BASE)
+    env = environ(sandbox)
+    account = reconciler("plan", "--account", "dmeo", env=env, cwd=tmp_path)
+    assert "no account named dmeo; did you mean 'demo'?" in account.stderr
+    check = reconciler("check", "--trunk", "bto", env={}, cwd=tmp_path)
+    assert "no trunk named bto; did you mean 'bot'?" in check.stderr
+    (folder / "routes.yaml").write_text(
+        "routes:\n  - did: '+918040264208'\n    account: demo\n    default: {trunk: bto}\n"
+    )
+    route = reconciler("validate", env={}, cwd=tmp_path)
+    assert "trunk 'bto' is not declared in account demo; did you mean 'bot'?" in route.stdout
+    (folder / "routes.yaml").unlink()
+    shown = reconciler("state", "show", "bto", env={}, cwd=tmp_path)
+    assert "did you mean 'bot'?" in shown.stderr
+
+
+def test_a_set_password_exotel_would_refuse_stops_a_plan_too(
+    tmp_path: Path, sandbox: Sandbox, api: Api
+) -> None:
+    """Plans need no SIP passwords, but one that is set and that Exotel would refuse is an
+    error before any call: the plan must not show a rotation that cannot happen."""
+    del api
+    write(tmp_path / "manifests", BASE)
+    bad = reconciler("plan", env=environ(sandbox, SIP_PASSWORD="bad-pw!x"), cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "must be 1 to 64 letters, digits or underscores" in bad.stderr
+    assert "bad-pw!x" not in bad.stderr
+    assert sandbox.stats()["requests"] == 0

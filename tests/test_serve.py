@@ -430,7 +430,7 @@ def test_an_empty_checkout_never_replaces_the_routes_served(tmp_path: Path) -> N
     assert "declares no routes: nothing to serve" in result.stderr
 
 
-@pytest.mark.parametrize("interval", ["0", "-1", "nan"])
+@pytest.mark.parametrize("interval", ["0", "-1", "nan", "inf", "0.0001"])
 def test_a_reload_interval_that_would_busy_loop_is_a_usage_error(
     tmp_path: Path, interval: str
 ) -> None:

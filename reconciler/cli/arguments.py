@@ -53,7 +53,9 @@ def _path(parser: argparse.ArgumentParser, what: str = "manifest file or directo
 def _common(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str, ...]) -> None:
     """PATH, --format, --account, --rate-limit and --github, as every API command has them."""
     _path(parser)
-    parser.add_argument("--format", choices=formats, default=formats[0])
+    parser.add_argument(
+        "--format", choices=formats, default=formats[0], help="the output (default: %(default)s)"
+    )
     parser.add_argument("--account", action="append", metavar="NAME", help=account)
     parser.add_argument(
         "--trunk",
@@ -68,7 +70,7 @@ def _common(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str
         default=None,
         metavar="N",
         help="API requests per minute per account (default: the account's rate_limit, "
-        f"{DEFAULT_PER_MINUTE} unless set; 0: no limit, for a sandbox)",
+        f"{DEFAULT_PER_MINUTE} unless set; 0: no limit, for a sandbox started with --rate-limit 0)",
     )
     _github(parser)
 
@@ -103,7 +105,9 @@ def _validate(
         help="a manifest folder, or manifest files, checked with the folder whose accounts "
         f"they name (default: {DEFAULT_PATH})",
     )
-    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument(
+        "--format", choices=("text", "json"), default="text", help="the output (default: text)"
+    )
     _github(validate)
     return validate
 
@@ -294,7 +298,9 @@ def _state(commands: Commands, runs: Mapping[str, Run]) -> None:
             action.add_argument("trunk", metavar="TRUNK", help="the trunk's name")
         _path(action)
         if name in ("list", "show"):
-            action.add_argument("--format", choices=("text", "json"), default="text")
+            action.add_argument(
+                "--format", choices=("text", "json"), default="text", help="the output"
+            )
             action.add_argument(
                 "--account", action="append", metavar="NAME", help="only this account"
             )
@@ -361,11 +367,26 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
     def positive(text: str) -> int | float:
         value = parse(text)
+        if math.isinf(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if not math.isfinite(value) or value == 0:
             raise argparse.ArgumentTypeError(f"must be a number greater than zero, got {text}")
         return value
 
     return positive
+
+
+MIN_RELOAD_INTERVAL = 0.1  # seconds: any shorter only spends a core looking at files
+
+
+def _reload_interval(text: str) -> float:
+    value = float(_positive(float)(text))
+    if value < MIN_RELOAD_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_RELOAD_INTERVAL} s (looking more often only spends a "
+            f"core), got {text}"
+        )
+    return value
 
 
 def _probing(parser: argparse.ArgumentParser) -> None:
@@ -415,7 +436,12 @@ def _check(commands: Commands) -> argparse.ArgumentParser:
         ),
     )
     _path(check)
-    check.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    check.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="the output; markdown is the health issue's body (default: text)",
+    )
     check.add_argument(
         "--account", action="append", metavar="NAME", help="only this account (repeatable)"
     )
@@ -447,7 +473,9 @@ def _trace(commands: Commands) -> argparse.ArgumentParser:
     )
     trace.add_argument("did", metavar="DID", help="the number called, like +918040264208")
     _path(trace)
-    trace.add_argument("--format", choices=("text", "json"), default="text")
+    trace.add_argument(
+        "--format", choices=("text", "json"), default="text", help="the output (default: text)"
+    )
     trace.add_argument("--from", dest="caller", metavar="CALLER", help="the caller's number")
     trace.add_argument(
         "--at",
@@ -549,7 +577,7 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--reload-interval",
-        type=_positive(float),
+        type=_reload_interval,
         default=2.0,
         metavar="S",
         help="how often to look for changed manifests and ledgers (default: %(default)s s)",
@@ -563,7 +591,12 @@ def build_parser(runs: Mapping[str, Run]) -> argparse.ArgumentParser:
             "schema/manifest.schema.json), or with --format markdown the field reference."
         ),
     )
-    schema.add_argument("--format", choices=("json", "markdown"), default="json")
+    schema.add_argument(
+        "--format",
+        choices=("json", "markdown"),
+        default="json",
+        help="json: the JSON Schema; markdown: the field reference (default: json)",
+    )
     schema.set_defaults(run=runs["schema"])
     sandbox_parser = commands.add_parser(
         "sandbox",

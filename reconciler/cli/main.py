@@ -106,8 +106,9 @@ def _summary(manifests: Manifests) -> str:
     )
     ledgers = sum(item.reason == "ledger" for item in manifests.skipped)
     others = len(manifests.skipped) - ledgers
-    left = [plural(n, word) for n, word in ((others, "file"), (ledgers, "ledger file")) if n]
-    scope += f" ({', '.join(left)} not read)" if left else ""
+    left = [f"{plural(others, 'file')} skipped"] if others else []
+    left += [f"{plural(ledgers, 'ledger file')} (for plan and apply)"] if ledgers else []
+    scope += f" ({', '.join(left)})" if left else ""
     verdict = "invalid" if errors else "valid"
     counts = [plural(n, word) for n, word in ((errors, "error"), (warnings, "warning")) if n]
     return f"{manifests.root}: {scope}: {verdict}" + (f" ({', '.join(counts)})" if counts else "")

@@ -10,7 +10,6 @@ repeated, whatever the error.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pydantic_core import ErrorDetails
 
 from reconciler.manifests.canonical import e164_hint
 from reconciler.manifests.models import SECRET_FIELDS, Shorthand
+from reconciler.manifests.problems import did_you_mean
 
 Loc = tuple[str | int, ...]
 
@@ -77,10 +77,7 @@ def _kind(value: Any) -> str:
 
 
 def _suggest(word: str, choices: typing.Iterable[str]) -> str:
-    options = list(choices)
-    same = [choice for choice in options if choice.lower() == word.lower()]
-    close = same or difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(word, choices)
 
 
 PHONE_FIELDS = frozenset({"number", "alias"})

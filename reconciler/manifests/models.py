@@ -203,7 +203,7 @@ class AccountSpec(Spec):
         le=100_000,
         description="API requests per minute the reconciler may spend on this account "
         "(Exotel allows 200 unless raised; set less to leave room for your own calls; "
-        "0: no limit, for a sandbox)",
+        "0: no limit, for a sandbox started with --rate-limit 0)",
     )
 
 

@@ -12,6 +12,7 @@ Two severities, distinct on purpose:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -54,6 +55,14 @@ def format_path(parts: Iterable[str | int]) -> str:
 
 def plural(number: int, word: str) -> str:
     return f"{number} {word}{'' if number == 1 else 's'}"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the closest choice (any case), or nothing."""
+    options = sorted(choices)
+    same = [choice for choice in options if choice.lower() == word.lower()]
+    close = same or difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 Loc = tuple[str | int, ...]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from reconciler.manifests.checks import Declared
 from reconciler.manifests.models import TrunkSpec
-from reconciler.manifests.problems import Problem, Severity
+from reconciler.manifests.problems import Problem, Severity, did_you_mean
 from reconciler.manifests.routes import CATCH_ALL, Conditions, RouteSpec
 from reconciler.manifests.windows import week_minutes
 
@@ -94,7 +94,8 @@ def check_routes(
                     origin.problem(
                         (*where, "trunk"),
                         ERROR,
-                        f"trunk {target.trunk!r} is not declared in account {route.account}",
+                        f"trunk {target.trunk!r} is not declared in account {route.account}"
+                        + did_you_mean(target.trunk, [n for a, n in names if a == route.account]),
                     )
                 )
         problems += _reachability(declared)

@@ -8,7 +8,6 @@ Called by ``planning``, ``applying`` and ``importing``. Raises ``ManifestError``
 from __future__ import annotations
 
 import contextlib
-import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from reconciler.live import ledger as ledgers
 from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import TrunkSpec
+from reconciler.manifests.problems import did_you_mean
 from reconciler.manifests.routes import RouteSpec
 from reconciler.manifests.secrets import Secrets, require_secrets
 
@@ -65,7 +65,8 @@ def select(manifests: Manifests, names: Sequence[str]) -> list[NamedAccount]:
     unknown = [name for name in names if name not in manifests.accounts]
     if unknown:
         declared = ", ".join(sorted(manifests.accounts)) or "none"
-        raise ConfigError(f"no account named {', '.join(unknown)} (declared: {declared})")
+        hint = did_you_mean(unknown[0], manifests.accounts)
+        raise ConfigError(f"no account named {', '.join(unknown)}{hint} (declared: {declared})")
     return [manifests.accounts[name] for name in dict.fromkeys(names)]
 
 
@@ -83,10 +84,7 @@ def known_trunks(manifests: Manifests, accounts: Sequence[str], trunks: frozense
             names |= set(held.trunks)
     unknown = sorted(trunks - names)
     if unknown:
-        close = [
-            difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6) for name in unknown
-        ]
-        hints = "".join(f"; did you mean {c[0]!r}?" for c in close if c)
+        hints = "".join(did_you_mean(name, names) for name in unknown)
         listed = ", ".join(a.name for a in chosen)
         where = (
             f"account {listed} declares"

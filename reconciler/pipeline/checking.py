@@ -24,6 +24,7 @@ from reconciler.errors import ConfigError, ManifestError
 from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import TrunkSpec
+from reconciler.manifests.problems import did_you_mean
 from reconciler.pipeline.accounts import select
 from reconciler.routing import decide
 from reconciler.routing.snapshot import build
@@ -131,8 +132,10 @@ def _chosen(
     ]
     unknown = sorted(trunks - {spec.name for _, spec in chosen})
     if unknown:
-        declared = ", ".join(sorted(t.spec.name for t in manifests.trunks)) or "none"
-        raise ConfigError(f"no trunk named {', '.join(unknown)} (declared: {declared})")
+        trunk_names = sorted(t.spec.name for t in manifests.trunks)
+        hint = did_you_mean(unknown[0], trunk_names)
+        declared = ", ".join(trunk_names) or "none"
+        raise ConfigError(f"no trunk named {', '.join(unknown)}{hint} (declared: {declared})")
     return sorted(chosen, key=lambda pair: (pair[0].name, pair[1].name))
 
 

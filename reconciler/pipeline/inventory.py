@@ -21,6 +21,7 @@ from reconciler.live import ledger as ledgers
 from reconciler.live.pairing import Match, pair
 from reconciler.live.state import fingerprint
 from reconciler.manifests.load import Manifests
+from reconciler.manifests.problems import did_you_mean
 from reconciler.pipeline.accounts import select
 from reconciler.routing.snapshot import build
 
@@ -72,9 +73,11 @@ def rows(manifests: Manifests, *, accounts: Sequence[str]) -> list[Row]:
 
 
 def show(manifests: Manifests, trunk: str, *, accounts: Sequence[str]) -> dict[str, Any]:
-    matches = [row for row in rows(manifests, accounts=accounts) if row.trunk == trunk]
+    every = rows(manifests, accounts=accounts)
+    matches = [row for row in every if row.trunk == trunk]
     if not matches:
-        raise ConfigError(f"no trunk named {trunk} in the manifests or the ledgers")
+        hint = did_you_mean(trunk, {row.trunk for row in every})
+        raise ConfigError(f"no trunk named {trunk} in the manifests or the ledgers{hint}")
     if len(matches) > 1:
         raise ConfigError(f"trunk {trunk} is in several accounts: name one with --account")
     [row] = matches

@@ -114,7 +114,7 @@ def _remedy(path: Path) -> str:
         return f"{_TAKES_A_FILE}, such as {path / 'sandbox.json'}"
     blocker = _file_in_the_way(path)
     if blocker is not None:
-        return f"{_TAKES_A_FILE} in a folder: move {blocker} away or choose another path"
+        return f"{_TAKES_A_FILE} in a folder, and {blocker} is not one: choose another path"
     return _WRITABLE
 
 
