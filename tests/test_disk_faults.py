@@ -338,3 +338,35 @@ def test_a_really_full_disk_from_the_command_line(
     assert {name: entry.sid for name, entry in recorded.trunks.items()} == {
         t["trunk_name"]: t["trunk_sid"] for t in live_trunks(sandbox)
     }
+
+
+@pytest.mark.parametrize("writer", ["drift record", "state pull"])
+def test_every_state_file_is_written_by_the_one_atomic_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    """Drift's record and the ledgers a state pull copies in go through the same write as
+    the ledger: on a full disk the old file stays whole, no temporary file is left, and
+    the error names the file."""
+    from reconciler.live.files import StateWriteError  # noqa: PLC0415
+    from reconciler.pipeline import drifting, state_branch  # noqa: PLC0415
+
+    target = tmp_path / "state" / "demo.json.checked.json"
+    target.parent.mkdir()
+    target.write_text('{"checked": {}, "drifted": {}}\n')
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def write() -> None:
+        if writer == "drift record":
+            drifting._write_checked(target, drifting.Record({"t": "now"}, {}))
+        else:
+            state_branch.write_atomically(target, "new", what="ledger")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StateWriteError) as raised:
+        write()
+    assert str(target) in str(raised.value)
+    assert "No space left on device (ENOSPC)" in str(raised.value)
+    assert target.read_text() == '{"checked": {}, "drifted": {}}\n'
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]

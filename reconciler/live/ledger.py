@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import os
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +40,7 @@ from typing import Any
 import structlog
 
 from reconciler.errors import LedgerError, Locked
+from reconciler.live.files import StateWriteError, write_atomically
 from reconciler.live.state import FORMAT_VERSION, Ledger, TrunkEntry, fingerprint
 from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.checks import ledger_path as relative_ledger_path
@@ -75,20 +74,6 @@ def ledger_path(root: str | Path, account: NamedAccount) -> Path:
     if not path.resolve().is_relative_to(base.resolve()):  # a link out of the folder
         raise LedgerError(f"ledger {path} of account {account.name} is outside {base}")
     return path
-
-
-class StateWriteError(LedgerError):
-    """A state file (the ledger, or apply's journal) could not be written: a full disk, a
-    quota, an I/O error, a read-only filesystem, or any other failure of a write, an
-    fsync or a rename. Apply sends no new request once one is raised."""
-
-    def __init__(self, what: str, path: Path, error: OSError) -> None:
-        self.what = what  # "ledger" or "journal"
-        self.path = path
-        self.errno = error.errno
-        code = errno.errorcode.get(error.errno, "") if error.errno is not None else ""
-        self.reason = (error.strerror or str(error)) + (f" ({code})" if code else "")
-        super().__init__(f"cannot write {what} {path}: {self.reason}")
 
 
 def in_the_way(folder: Path) -> Path | None:
@@ -211,34 +196,10 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
 
 
 def write(path: Path, ledger: Ledger) -> None:
-    """Replace the ledger file atomically: a temporary file beside it, fsync, rename,
-    fsync the folder. A crash leaves the old ledger or the new one, never half of one;
-    so does a failure (a full disk, an I/O error), which removes the temporary file and
-    raises StateWriteError."""
+    """Replace the ledger file atomically (``files.write_atomically``): a crash or a
+    failure leaves the old ledger or the new one, never half of one."""
     text = json.dumps(ledger.document(), indent=2, sort_keys=False) + "\n"
-    temporary: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-        )
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        temporary = None
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    except OSError as error:
-        raise StateWriteError("ledger", path, error) from error
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+    write_atomically(path, text, what="ledger")
 
 
 @dataclass(frozen=True)

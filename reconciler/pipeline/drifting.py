@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from pathlib import Path
 
 from reconciler import render
 from reconciler.errors import ConfigError, LedgerError
+from reconciler.live.files import write_atomically
 from reconciler.live.pairing import pair
 from reconciler.live.state import Ledger
 from reconciler.manifests.checks import NamedAccount
@@ -96,16 +95,12 @@ def read_checked(path: Path) -> Record:
 
 
 def _write_checked(path: Path, record: Record) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "checked": dict(sorted(record.checked.items())),
         "drifted": dict(sorted(record.drifted.items())),
     }
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
-    os.replace(temporary, path)
+    text = json.dumps(document, indent=2) + "\n"
+    write_atomically(path, text, what="drift's record of checked trunks")
 
 
 def affordable(budget: int, *, trunks: int, profile: str) -> int:

@@ -20,7 +20,6 @@ working tree, the real index and the checked-out branch are never touched.
 from __future__ import annotations
 
 import base64
-import os
 import random
 import subprocess
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from reconciler.errors import ConfigError, LedgerError, ManifestError
 from reconciler.live import ledger as ledgers
+from reconciler.live.files import write_atomically
 from reconciler.manifests.checks import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline import state_signing as signing
@@ -214,11 +214,13 @@ def pull(
         target = git.root / relative
         _check_ledger(shown.stdout, account, f"{branch}:{relative.as_posix()}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(target, shown.stdout)
+        write_atomically(target, shown.stdout, what="ledger")
         for companion in (APPLIED, CHECKED):
             kept = git("show", f"{tip}:{relative.as_posix()}{companion}", check=False)
             if kept.returncode == 0:
-                _write_atomically(target.with_name(target.name + companion), kept.stdout)
+                write_atomically(
+                    target.with_name(target.name + companion), kept.stdout, what="ledger companion"
+                )
         moved.append(Moved(account.name, str(relative), f"taken from {branch} at {tip[:12]}"))
     return moved
 
@@ -237,13 +239,6 @@ def _check_ledger(text: str, account: NamedAccount, where: str) -> None:
             said = str(error).replace(f"ledger {probe} ", "").replace(str(probe), where)
             said = said.replace(ledgers.RESTORE, "restore it from an earlier commit")
             raise LedgerError(f"{where}: {said}") from None
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, target)
 
 
 def push(
