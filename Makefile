@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PIP_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: test demo lint types imports workflows pytest newman bench clean
+.PHONY: test check demo lint types imports workflows pytest newman bench clean
 
 $(PIP_STAMP): pyproject.toml constraints.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(NPM_STAMP): package.json package-lock.json
 	touch $@
 
 test: lint types imports workflows pytest newman
+
+# The fast loop: lint, types, import contracts and the fast tests (tests/tiers.py).
+check: lint types imports
+	$(BIN)/pytest -q -m "not slow and not newman"
 
 lint: $(PIP_STAMP)
 	$(BIN)/ruff check .
