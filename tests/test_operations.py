@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from reconciler.apply.handlers import BATCHED, HANDLERS
 from reconciler.plan.actions import Operation, Status
+from reconciler.plan.diff import CHILDREN, Op, Resource
 from reconciler.plan.operations import (
     MANUAL_HOW,
     MANUAL_ONLY,
@@ -32,8 +33,19 @@ def test_every_operation_that_can_be_manual_says_how() -> None:
     assert by_hand <= set(MANUAL_HOW)
 
 
+# (child kind, change) pairs that deliberately have no operation: a whitelisted IP is its
+# address and mask, so changing one is a remove and an add, never a modify.
+NO_OPERATION = frozenset({(Resource.WHITELISTED_IP, Op.MODIFY)})
+
+
 def test_every_child_change_maps_to_an_operation() -> None:
-    assert set(OPERATIONS.values()) <= set(Operation)
+    """Every (child kind, change) the diff can produce has an operation, or is listed as
+    deliberately absent; a new kind without its operations fails here."""
+    for resource in CHILDREN:
+        for change in Op:
+            pair = (resource, change)
+            assert (pair in OPERATIONS) != (pair in NO_OPERATION), pair
+    assert set(OPERATIONS) <= {(r, c) for r in CHILDREN for c in Op}
 
 
 def test_values_are_the_strings_saved_plans_and_journals_carry() -> None:
