@@ -210,7 +210,7 @@ def test_in_minimal_the_message_gives_each_unrecorded_sid_to_import(
     """Profile minimal cannot list trunks: apply cannot find a trunk it created but did
     not record, so the message gives each SID and the import that records it."""
     folder = write(tmp_path, many(8), profile="minimal")
-    failing_fsync(monkeypatch, after=1, code=errno.ENOSPC)
+    failing_fsync(monkeypatch, after=0, code=errno.ENOSPC)  # the first trunk recorded
     with pytest.raises(LedgerError) as raised:
         apply(folder, minimal_sandbox, per_minute=0)
     message = str(raised.value)

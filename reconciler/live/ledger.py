@@ -32,6 +32,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,6 +254,22 @@ class Lock:
                     self.path.unlink()
                 raise self._failed(error) from None
             return
+
+    @contextlib.contextmanager
+    def held(self, *, break_stale: bool = False, wait: float = 0.0) -> Iterator[Lock]:
+        """The lock for the length of a ``with`` block, released however it ends."""
+        self.acquire(break_stale=break_stale, wait=wait)
+        try:
+            yield self
+        finally:
+            self.release()
+
+    def __enter__(self) -> Lock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def _failed(self, error: OSError) -> LedgerError:
         return LedgerError(

@@ -12,6 +12,7 @@ and what to do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -71,7 +72,6 @@ async def apply(
     """Lock, re-plan, check, show (``on_plan``), confirm, execute, verify. Raises Refused
     (exit 3) before any write when the plan is stale, a rail holds or nobody approved it."""
     chosen = choose(manifests, accounts, environ)
-    locks: list[ledgers.Lock] = []
     seen: list[Outcome] = []
     planned: list[Plan] = []
     halt = Halt()
@@ -85,15 +85,16 @@ async def apply(
         planned.append(plan)
         on_plan(plan)
 
-    try:
+    with contextlib.ExitStack() as held:  # every account's lock, released however it ends
         for account in sorted(chosen.accounts, key=lambda a: str(chosen.ledger_path(a))):
             try:
                 ledgers.make_folder(chosen.ledger_path(account), account)
             except LedgerError as error:
                 raise LedgerError(f"{error}; nothing was sent to Exotel") from None
             lock = ledgers.Lock.beside(chosen.ledger_path(account))
-            lock.acquire(break_stale=apply_options.break_lock, wait=apply_options.lock_timeout)
-            locks.append(lock)
+            held.enter_context(
+                lock.held(break_stale=apply_options.break_lock, wait=apply_options.lock_timeout)
+            )
         clients = {account.name: chosen.client(account, options) for account in chosen.accounts}
         try:
             return await _apply_locked(
@@ -119,9 +120,6 @@ async def apply(
         finally:
             for client in clients.values():
                 await client.http.aclose()
-    finally:
-        for lock in locks:
-            lock.release()
 
 
 async def _apply_locked(

@@ -127,9 +127,7 @@ async def import_trunks(
     chosen = choose(manifests, [account], environ, passwords=False)
     [named] = chosen.accounts
     path = chosen.ledger_path(named)
-    lock = ledgers.Lock.beside(path)
-    lock.acquire()
-    try:
+    with ledgers.Lock.beside(path):
         client = chosen.client(named, options)
         async with client.http:
             return await _import(
@@ -142,8 +140,6 @@ async def import_trunks(
                 ledger_file=path,
                 force=force,
             )
-    finally:
-        lock.release()
 
 
 async def _import(
