@@ -54,7 +54,11 @@ class Halt:
             self.failures.append(error)
 
 
-class Executor(Handlers):
+class Executor:
+    """Runs one account's plan: each trunk's actions in order, trunks at once, a step
+    skipped when what it needs did not succeed or the apply stopped. It holds the
+    handlers (one per operation, ``apply.handlers``) rather than being them."""
+
     def __init__(
         self,
         *,
@@ -68,9 +72,11 @@ class Executor(Handlers):
         stopping: asyncio.Event | None = None,
         halt: Halt | None = None,
     ) -> None:
-        super().__init__(
+        self.handlers = Handlers(
             plan=plan, client=client, recorder=recorder, desired=desired, password=password
         )
+        self.plan = plan
+        self.client = client
         self.journal = journal
         self.on_outcome = on_outcome
         self.stopping = stopping  # once set, no action starts (the apply was interrupted)
@@ -157,7 +163,7 @@ class Executor(Handlers):
             self._finish(action, Status.SKIPPED, self._why_not())
             return
         try:
-            await HANDLERS[action.operation](self, action)
+            await HANDLERS[action.operation](self.handlers, action)
         except ApiError as error:
             log.warning("apply.failed", address=action.address, error=str(error))
             self._finish(action, Status.FAILED, str(error))
@@ -168,12 +174,12 @@ class Executor(Handlers):
             self._finish(action, Status.DONE)
 
     async def _settle_fingerprint(self, trunk: str, actions: Sequence[Action]) -> None:
-        spec = self.desired.get(trunk)
-        entry = self.recorder.ledger.trunks.get(trunk)
+        spec = self.handlers.desired.get(trunk)
+        entry = self.handlers.recorder.ledger.trunks.get(trunk)
         if spec is None or entry is None:
             return
         if all(self.outcomes[a.address].status is Status.DONE for a in actions):
-            await self.record(
+            await self.handlers.record(
                 trunk,
                 replace(
                     entry, fingerprint=fingerprint(spec), parts=parts(spec), protect=spec.protect
@@ -190,7 +196,7 @@ class Executor(Handlers):
             for action in actions:
                 self._finish(action, Status.SKIPPED, self._why_not())
             return
-        sid = self.sid(actions[0])
+        sid = self.handlers.sid(actions[0])
         try:
             results = await self.client.add_destinations(sid, [_new(a) for a in actions])
         except (TransportError, ServerError) as error:
@@ -226,7 +232,7 @@ class Executor(Handlers):
                 self._finish(action, Status.FAILED, str(result.error))
 
     async def _one_destination(self, action: Action) -> None:
-        sid = self.sid(action)
+        sid = self.handlers.sid(action)
         try:
             if action.key not in await self.client.destinations(sid):
                 [result] = await self.client.add_destinations(sid, [_new(action)])
