@@ -1,1 +1,42 @@
-"""One module per command: its parser, its run, its outcome and exit code."""
+"""One module per command: its parser, its run, its outcome and exit code.
+
+Each module's ``register(commands)`` adds its parser to the top-level subcommands and
+binds its run (``set_defaults(run=...)``). ``COMMANDS`` is the one list of them, in the
+order ``reconciler --help`` shows them.
+"""
+
+from __future__ import annotations
+
+from reconciler.cli.commands import (
+    apply,
+    check,
+    ci,
+    drift,
+    graph,
+    importing,
+    plan,
+    sandbox,
+    schema,
+    serve,
+    state,
+    trace,
+    validate,
+)
+
+COMMANDS = (
+    validate,
+    plan,
+    apply,
+    drift,
+    importing,
+    state,
+    ci,
+    check,
+    graph,
+    trace,
+    serve,
+    schema,
+    sandbox,
+)
+
+__all__ = ["COMMANDS"]

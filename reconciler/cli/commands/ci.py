@@ -14,9 +14,10 @@ import json
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.cli import github, options
+from reconciler.cli.common import EXIT_ERROR, EXIT_OK, read_text
 from reconciler.errors import ConfigError, LedgerError, Refused
 from reconciler.github import comments, plans, reports
 from reconciler.github import merge as merging
@@ -26,14 +27,8 @@ from reconciler.manifests.secrets import environment
 from reconciler.pipeline import state_branch, state_signing
 from reconciler.pipeline.state_branch import APPLIED, Git
 
-EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 3
-
-
-def _text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+if TYPE_CHECKING:
+    from reconciler.cli.options import Commands
 
 
 def _json_list(text: str, option: str) -> list[Any]:
@@ -97,7 +92,7 @@ def run_comment(args: argparse.Namespace) -> int:
         body = NOTES[args.note].format(head=args.head[:12] or "this commit")
         github.summary(body, environment())
     elif args.body:
-        body = _text(args.body)
+        body = read_text(args.body)
     else:
         raise ConfigError("give the comment: --body FILE, or --note none|fork")
     with from_environment(environment()) as client:
@@ -108,7 +103,7 @@ def run_comment(args: argparse.Namespace) -> int:
 
 def run_stale(args: argparse.Namespace) -> int:
     env = environment()
-    error = _text(args.error) if args.error and Path(args.error).exists() else ""
+    error = read_text(args.error) if args.error and Path(args.error).exists() else ""
     with from_environment(env) as client:
         posted = comments.mark_stale(
             client,
@@ -128,7 +123,7 @@ def run_issue(args: argparse.Namespace) -> int:
     if args.status == 1:
         print(f"the {args.label} run failed (exit 1): the issue is left as it is")
         return EXIT_OK
-    body = _text(args.body)
+    body = read_text(args.body)
     marker = body.split("\n", 1)[0]
     if not marker.startswith("<!--"):
         raise ConfigError(f"{args.body} does not start with its HTML marker (<!-- ... -->)")
@@ -312,7 +307,7 @@ def run_approved(args: argparse.Namespace) -> int:
     )
 
 
-def register(commands: Any) -> None:
+def register(commands: Commands) -> None:
     """Add ``ci`` and its actions to the top-level subcommands."""
     ci = commands.add_parser(
         "ci",
@@ -325,15 +320,11 @@ def register(commands: Any) -> None:
     )
     actions = ci.add_subparsers(dest="ci_command", metavar="ACTION", required=True)
 
-    def action(name: str, words: str, run: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = actions.add_parser(
-            name, help=words, description=words[0].upper() + words[1:] + "."
-        )
-        parser.set_defaults(run=run)
-        return parser
+    def action(name: str, words: str, run: options.Run) -> argparse.ArgumentParser:
+        return options.action(actions, name, words, run, ending=".")
 
-    _comment_actions(action)
-    _apply_actions(action)
+    for actions_of in (_comment_actions, _apply_actions, _state_actions, _report_actions):
+        actions_of(action)
 
 
 def _author(parser: argparse.ArgumentParser) -> None:
@@ -350,7 +341,7 @@ def _sha(text: str) -> str:
     return text
 
 
-Action = Callable[[str, str, Any], argparse.ArgumentParser]
+Action = Callable[[str, str, options.Run], argparse.ArgumentParser]
 
 
 def _comment_actions(action: Action) -> None:
@@ -411,6 +402,8 @@ def _apply_actions(action: Action) -> None:
         help="apply even if this commit was applied already (a manual run undoing drift)",
     )
 
+
+def _state_actions(action: Action) -> None:
     save = action("save", "push each account's ledger from its newest apply attempt", run_save)
     save.add_argument("path", nargs="?", default="manifests")
     save.add_argument("--accounts", required=True, help="a JSON list of account names")
@@ -437,6 +430,8 @@ def _apply_actions(action: Action) -> None:
         "--host", help="the host (HOST or HOST:PORT; default: GITHUB_SERVER_URL's host)"
     )
 
+
+def _report_actions(action: Action) -> None:
     report = action("report", "comment how the apply ended on each merged pull request", run_report)
     report.add_argument("--accounts", required=True, help="a JSON list of account names")
     report.add_argument("--prs", default="[]", help="find-plans' JSON list")
