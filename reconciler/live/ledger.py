@@ -43,8 +43,8 @@ import structlog
 from reconciler.errors import LedgerError, Locked
 from reconciler.live.files import StateWriteError, write_atomically
 from reconciler.live.state import FORMAT_VERSION, Ledger, TrunkEntry, fingerprint
-from reconciler.manifests.checks import NamedAccount
-from reconciler.manifests.checks import ledger_path as relative_ledger_path
+from reconciler.manifests.declared import NamedAccount
+from reconciler.manifests.declared import ledger_path as relative_ledger_path
 
 __all__ = [
     "Ledger",

@@ -28,8 +28,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from reconciler.manifests import canonical, checks, route_checks, yamlsource
-from reconciler.manifests.checks import Declared, NamedAccount
+from reconciler.manifests import canonical, consistency, declared, route_consistency, yamlsource
+from reconciler.manifests.declared import Declared, NamedAccount
 from reconciler.manifests.document import ManifestFile
 from reconciler.manifests.explain import explain
 from reconciler.manifests.models import ACCOUNT_NAME, AccountSpec, TrunkSpec
@@ -316,17 +316,17 @@ def _load(root: Path) -> Manifests:
         for document in documents:
             collector.document(shown, document)
     complete = not broken
-    collector.problems += checks.check_accounts(collector.accounts)
-    collector.problems += checks.check_trunks(
+    collector.problems += consistency.check_accounts(collector.accounts)
+    collector.problems += consistency.check_trunks(
         collector.trunks, collector.account_names, complete=complete
     )
-    collector.problems += route_checks.check_routes(
+    collector.problems += route_consistency.check_routes(
         collector.routes, collector.trunks, collector.account_names, complete=complete
     )
     accounts = {}
     for account in collector.accounts:
         if account.name not in accounts:
-            ledger = checks.ledger_path(account)
+            ledger = declared.ledger_path(account)
             accounts[account.name] = NamedAccount(
                 account.name, account.spec.model_copy(update={"ledger": ledger}), account.origin
             )

@@ -23,7 +23,7 @@ from reconciler.exotel.transport import (
     http_client,
 )
 from reconciler.live import ledger as ledgers
-from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.problems import did_you_mean

@@ -28,7 +28,7 @@ from reconciler.errors import Interrupted, LedgerError, Refused
 from reconciler.exotel.client import ExotelClient
 from reconciler.live import ledger as ledgers
 from reconciler.live import read as live
-from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline.accounts import Chosen, Options, choose
 from reconciler.pipeline.planning import account_input, plan_one

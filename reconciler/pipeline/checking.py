@@ -21,7 +21,7 @@ from reconciler.checking.report import TrunkReport, exotel_order
 from reconciler.checking.results import Call, Destination, Result, Settings
 from reconciler.checking.wire import context
 from reconciler.errors import ConfigError, ManifestError
-from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.problems import did_you_mean

@@ -23,7 +23,7 @@ from reconciler.errors import ConfigError, LedgerError
 from reconciler.live.files import write_atomically
 from reconciler.live.pairing import pair
 from reconciler.live.state import Ledger
-from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline.accounts import Chosen, Options, choose
 from reconciler.pipeline.planning import plan_one

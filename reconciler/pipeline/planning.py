@@ -16,7 +16,7 @@ from reconciler.exotel.client import ExotelClient
 from reconciler.live import password_check
 from reconciler.live import read as live
 from reconciler.live.ledger import Ledger
-from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import SECRET_REFERENCE
 from reconciler.pipeline.accounts import Chosen, Options, choose

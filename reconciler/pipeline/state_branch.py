@@ -31,7 +31,7 @@ from pathlib import Path
 from reconciler.errors import ConfigError, LedgerError, ManifestError
 from reconciler.live import ledger as ledgers
 from reconciler.live.files import write_atomically
-from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline import state_signing as signing
 from reconciler.pipeline.accounts import select

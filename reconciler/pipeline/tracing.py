@@ -18,7 +18,7 @@ from typing import Any
 
 from reconciler.checking.results import Result
 from reconciler.errors import ApiError, ConfigError, ManifestError
-from reconciler.manifests.checks import NamedAccount
+from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.routes import RouteSpec

@@ -8,8 +8,8 @@ duplicates keyed on ip + mask.
 from __future__ import annotations
 
 from reconciler.sandbox import rules
-from reconciler.sandbox.call import Call, newest_first, paginate
 from reconciler.sandbox.envelope import Reply, duplicate, missing, single
+from reconciler.sandbox.request import ApiRequest, newest_first, paginate
 from reconciler.sandbox.store import Trunk, WhitelistedIp
 
 
@@ -19,7 +19,7 @@ def _check_free(trunk: Trunk, ip: str, mask: int, *, ignore: str | None = None) 
             raise duplicate(f"Unable to Whitelist-ip with ip {ip}")
 
 
-def add_ip(call: Call) -> Reply:
+def add_ip(call: ApiRequest) -> Reply:
     body = rules.body_object(call.body)
     raw_ip = rules.opt_str(body, "ip")
     trunk = call.trunk()
@@ -32,11 +32,11 @@ def add_ip(call: Call) -> Reply:
     return single(entry.api())
 
 
-def list_ips(call: Call) -> Reply:
+def list_ips(call: ApiRequest) -> Reply:
     return paginate(call, newest_first(call.trunk().whitelisted_ips), WhitelistedIp.api)
 
 
-def update_ip(call: Call) -> Reply:
+def update_ip(call: ApiRequest) -> Reply:
     body = rules.body_object(call.body)
     raw_ip = rules.opt_str(body, "ip")
     trunk = call.trunk()
@@ -50,6 +50,6 @@ def update_ip(call: Call) -> Reply:
     return single(entry.api())
 
 
-def remove_ip(call: Call) -> Reply:
+def remove_ip(call: ApiRequest) -> Reply:
     # An IP still used by an IP destination may go: clients order deletes themselves.
     return single(call.remove_child(call.trunk().whitelisted_ips).api())

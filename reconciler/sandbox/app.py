@@ -30,8 +30,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from reconciler.sandbox import control, persist, routes
-from reconciler.sandbox.call import Call
+from reconciler.sandbox import control, endpoints, persist
 from reconciler.sandbox.config import Config
 from reconciler.sandbox.envelope import (
     ApiError,
@@ -49,6 +48,7 @@ from reconciler.sandbox.envelope import (
 )
 from reconciler.sandbox.faults import Faults, Rule
 from reconciler.sandbox.limits import Admission, Refusal
+from reconciler.sandbox.request import ApiRequest
 from reconciler.sandbox.store import Store
 
 log = structlog.get_logger("sandbox")
@@ -176,7 +176,7 @@ class Sandbox:
             return await control.handle(self, request)
         started = time.perf_counter()
         stats = self.stats  # a request that outlives a reset counts in the old stats
-        found = routes.match(request.method, path)
+        found = endpoints.match(request.method, path)
         exchange = Exchange(
             method=request.method,
             path=path,
@@ -202,7 +202,7 @@ class Sandbox:
         self,
         request: web.BaseRequest,
         exchange: Exchange,
-        found: tuple[routes.Route, dict[str, str]] | None,
+        found: tuple[endpoints.Route, dict[str, str]] | None,
     ) -> web.StreamResponse:
         account = self._authenticate(request, exchange.path)
         if account is None:
@@ -241,14 +241,14 @@ class Sandbox:
         request: web.BaseRequest,
         exchange: Exchange,
         account: str,
-        found: tuple[routes.Route, dict[str, str]] | None,
+        found: tuple[endpoints.Route, dict[str, str]] | None,
     ) -> Reply:
         if found is None or (self.config.profile == "minimal" and not found[0].minimal):
             return failure(not_found(f"No route for {exchange.method} {exchange.path}"))
         route, params = found
         try:
             body = await self._body(request) if exchange.method in {"POST", "PUT"} else None
-            call = Call(
+            call = ApiRequest(
                 store=self.store,
                 account=self.store.account(account),
                 path=exchange.path,
@@ -295,7 +295,7 @@ class Sandbox:
         except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
             return None
         account = self.credentials.get((key, token))
-        named = routes.path_account(path)
+        named = endpoints.path_account(path)
         if account is None or (named is not None and named != account):
             return None
         return account

@@ -9,8 +9,8 @@ write-only: answers never carry it and the store keeps only its SHA-256.
 from __future__ import annotations
 
 from reconciler.sandbox import rules
-from reconciler.sandbox.call import Call, newest_first, paginate
 from reconciler.sandbox.envelope import Reply, duplicate, missing, single
+from reconciler.sandbox.request import ApiRequest, newest_first, paginate
 from reconciler.sandbox.store import Credential, Trunk, password_fingerprint
 
 USER_NAME_MAX, PASSWORD_MAX, FRIENDLY_NAME_MAX = 32, 64, 32
@@ -28,7 +28,7 @@ def _friendly(value: str | None) -> str | None:
     return rules.check_word(value, "friendly_name", max_length=FRIENDLY_NAME_MAX)
 
 
-def add_credential(call: Call) -> Reply:
+def add_credential(call: ApiRequest) -> Reply:
     body = rules.body_object(call.body)
     raw = {key: rules.opt_str(body, key) for key in ("user_name", "password", "friendly_name")}
     trunk = call.trunk()
@@ -54,11 +54,11 @@ def add_credential(call: Call) -> Reply:
     return single(credential.api())
 
 
-def list_credentials(call: Call) -> Reply:
+def list_credentials(call: ApiRequest) -> Reply:
     return paginate(call, newest_first(call.trunk().credentials), Credential.api)
 
 
-def update_credential(call: Call) -> Reply:
+def update_credential(call: ApiRequest) -> Reply:
     body = rules.body_object(call.body)
     raw = {key: rules.opt_str(body, key) for key in ("user_name", "password", "friendly_name")}
     trunk = call.trunk()
@@ -83,5 +83,5 @@ def update_credential(call: Call) -> Reply:
     return single(credential.api())
 
 
-def remove_credential(call: Call) -> Reply:
+def remove_credential(call: ApiRequest) -> Reply:
     return single(call.remove_child(call.trunk().credentials).api())

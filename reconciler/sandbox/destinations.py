@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.sandbox import rules
-from reconciler.sandbox.call import Call, newest_first, paginate
 from reconciler.sandbox.envelope import (
     JSON,
     Reply,
@@ -24,6 +23,7 @@ from reconciler.sandbox.envelope import (
     per_item,
     single,
 )
+from reconciler.sandbox.request import ApiRequest, newest_first, paginate
 from reconciler.sandbox.store import Destination, Trunk
 
 
@@ -52,7 +52,11 @@ def _typed_items(body: Mapping[str, Any]) -> list[tuple[str | None, int | None, 
 
 
 def _add_one(
-    call: Call, trunk: Trunk, destination: str | None, priority: int | None, weight: int | None
+    call: ApiRequest,
+    trunk: Trunk,
+    destination: str | None,
+    priority: int | None,
+    weight: int | None,
 ) -> JSON:
     destination = rules.required(destination, "destination")
     host, port, transport, address = rules.parse_destination(destination)
@@ -70,7 +74,7 @@ def _add_one(
     return entry.api()
 
 
-def add_destinations(call: Call) -> Reply:
+def add_destinations(call: ApiRequest) -> Reply:
     items = _typed_items(rules.body_object(call.body))
     trunk = call.trunk()
     if not items:
@@ -78,11 +82,11 @@ def add_destinations(call: Call) -> Reply:
     return batch(per_item(items, lambda item: _add_one(call, trunk, *item)))
 
 
-def list_destinations(call: Call) -> Reply:
+def list_destinations(call: ApiRequest) -> Reply:
     return paginate(call, newest_first(call.trunk().destination_uris), Destination.api)
 
 
-def update_destination(call: Call) -> Reply:
+def update_destination(call: ApiRequest) -> Reply:
     body = rules.body_object(call.body)
     priority = rules.opt_int(body, "priority")
     weight = rules.opt_int(body, "weight")
@@ -99,5 +103,5 @@ def update_destination(call: Call) -> Reply:
     return single(entry.api())
 
 
-def remove_destination(call: Call) -> Reply:
+def remove_destination(call: ApiRequest) -> Reply:
     return single(call.remove_child(call.trunk().destination_uris).api())

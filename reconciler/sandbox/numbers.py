@@ -7,12 +7,12 @@ only: mapping it anywhere again is a duplicate (1008), as measured live.
 from __future__ import annotations
 
 from reconciler.sandbox import rules
-from reconciler.sandbox.call import Call, newest_first, paginate
 from reconciler.sandbox.envelope import Reply, duplicate, invalid, missing, not_found, single
+from reconciler.sandbox.request import ApiRequest, newest_first, paginate
 from reconciler.sandbox.store import PhoneNumber
 
 
-def map_number(call: Call) -> Reply:
+def map_number(call: ApiRequest) -> Reply:
     body = rules.body_object(call.body)
     raw_number = rules.opt_str(body, "phone_number")
     raw_mode = rules.opt_str(body, "mode")
@@ -28,11 +28,11 @@ def map_number(call: Call) -> Reply:
     return single(mapping.api())
 
 
-def list_numbers(call: Call) -> Reply:
+def list_numbers(call: ApiRequest) -> Reply:
     return paginate(call, newest_first(call.trunk().phone_numbers), PhoneNumber.api)
 
 
-def update_number(call: Call) -> Reply:
+def update_number(call: ApiRequest) -> Reply:
     body = rules.body_object(call.body)
     raw_number = rules.opt_str(body, "phone_number")
     raw_mode = rules.opt_str(body, "mode")
@@ -48,13 +48,13 @@ def update_number(call: Call) -> Reply:
     return single(mapping.api())
 
 
-def unmap_number(call: Call) -> Reply:
+def unmap_number(call: ApiRequest) -> Reply:
     mapping = call.remove_child(call.trunk().phone_numbers)
     del call.account.dids[mapping.phone_number]
     return single(mapping.api())
 
 
-def trunk_map(call: Call) -> Reply:
+def trunk_map(call: ApiRequest) -> Reply:
     exophone = call.query.get("exophone")
     wanted_trunk = call.query.get("trunk_sid")
     if wanted_trunk is not None:

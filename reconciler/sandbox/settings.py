@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.sandbox import rules
-from reconciler.sandbox.call import Call, newest_first, paginate
 from reconciler.sandbox.envelope import (
     JSON,
     Reply,
@@ -21,10 +20,11 @@ from reconciler.sandbox.envelope import (
     per_item,
     single,
 )
+from reconciler.sandbox.request import ApiRequest, newest_first, paginate
 from reconciler.sandbox.store import Setting, Trunk
 
 
-def _upsert(call: Call, trunk: Trunk, name: str | None, value: str | None) -> JSON:
+def _upsert(call: ApiRequest, trunk: Trunk, name: str | None, value: str | None) -> JSON:
     name = rules.required(name, "name")
     if name not in rules.SETTING_NAMES:
         raise invalid(f"Unknown setting {name}")
@@ -44,7 +44,7 @@ def _typed_items(body: Mapping[str, Any]) -> list[tuple[str | None, str | None]]
     return [(rules.opt_str(item, "name"), rules.opt_str(item, "value")) for item in items or []]
 
 
-def set_settings(call: Call) -> Reply:
+def set_settings(call: ApiRequest) -> Reply:
     items = _typed_items(rules.body_object(call.body))
     trunk = call.trunk()
     if not items:
@@ -54,9 +54,9 @@ def set_settings(call: Call) -> Reply:
     return batch(results, always_report_failed=False)
 
 
-def list_settings(call: Call) -> Reply:
+def list_settings(call: ApiRequest) -> Reply:
     return paginate(call, newest_first(call.trunk().settings), Setting.api)
 
 
-def remove_setting(call: Call) -> Reply:
+def remove_setting(call: ApiRequest) -> Reply:
     return single(call.remove_child(call.trunk().settings, "name").api())

@@ -8,12 +8,12 @@ body types (1007), the trunk exists (404/1000), field rules (1001/1002), duplica
 from __future__ import annotations
 
 from reconciler.sandbox import rules
-from reconciler.sandbox.call import Call, newest_first, paginate
 from reconciler.sandbox.envelope import Reply, duplicate, missing, single
+from reconciler.sandbox.request import ApiRequest, newest_first, paginate
 from reconciler.sandbox.store import Trunk
 
 
-def create_trunk(call: Call) -> Reply:
+def create_trunk(call: ApiRequest) -> Reply:
     body = rules.body_object(call.body)
     raw = {key: rules.opt_str(body, key) for key in ("trunk_name", "nso_code", "domain_name")}
     name = rules.check_trunk_name(rules.required(raw["trunk_name"], "trunk_name"))
@@ -37,7 +37,7 @@ def create_trunk(call: Call) -> Reply:
     return single(trunk.api())
 
 
-def list_trunks(call: Call) -> Reply:
+def list_trunks(call: ApiRequest) -> Reply:
     wanted = call.query.get("trunk_sid")
     trunks = newest_first(call.account.trunks)
     if wanted is not None:
@@ -45,7 +45,7 @@ def list_trunks(call: Call) -> Reply:
     return paginate(call, trunks, Trunk.api)
 
 
-def update_trunk(call: Call) -> Reply:
+def update_trunk(call: ApiRequest) -> Reply:
     body = rules.body_object(call.body)
     name = rules.opt_str(body, "trunk_name")
     nso_code = rules.opt_str(body, "nso_code")
@@ -71,7 +71,7 @@ def update_trunk(call: Call) -> Reply:
     return single(trunk.api())
 
 
-def delete_trunk(call: Call) -> Reply:
+def delete_trunk(call: ApiRequest) -> Reply:
     # DELETE takes the SID in the query, not the path (docs/exotel-api.md section 3).
     trunk_sid = call.query.get("trunk_sid")
     if not trunk_sid:

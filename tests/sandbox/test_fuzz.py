@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.sandbox.routes import ROUTES
+from reconciler.sandbox.endpoints import ROUTES
 from tests.sandboxes import Api, Sandbox
 
 FIELDS = [

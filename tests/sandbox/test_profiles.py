@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.sandbox.routes import ROUTES
+from reconciler.sandbox.endpoints import ROUTES
 from tests.sandboxes import Api, error, ok
 
 DID = "+918040264208"

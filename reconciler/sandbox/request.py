@@ -1,6 +1,7 @@
-"""One API call as the handlers see it, and the pagination every list shares.
+"""One HTTP request to the API as the handlers see it (not a phone call), and the
+pagination every list shares.
 
-Called by the server (which builds a :class:`Call` per request) and by the handlers.
+Called by the server (which builds a :class:`ApiRequest` per request) and by the handlers.
 Pure: no I/O. Pagination follows docs/exotel-api.md section 6a: ``offset``/``page_size``,
 root-relative page URIs that keep the other query parameters, and no ``metadata`` at
 all when the whole collection is empty.
@@ -21,7 +22,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Call:
+class ApiRequest:
     store: Store
     account: Account
     path: str
@@ -53,7 +54,7 @@ class Call:
         return self.store.new_id(self.account.sid)
 
 
-def paginate(call: Call, newest_first: Sequence[T], render: Callable[[T], JSON]) -> Reply:
+def paginate(call: ApiRequest, newest_first: Sequence[T], render: Callable[[T], JSON]) -> Reply:
     offset, page_size = rules.page_params(call.query)
     if not newest_first:
         return listing([], None)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.sandbox import acl, credentials, destinations, numbers, settings, trunks
-from reconciler.sandbox.call import Call
 from reconciler.sandbox.envelope import Reply
+from reconciler.sandbox.request import ApiRequest
 
-Handler = Callable[[Call], Reply]
+Handler = Callable[[ApiRequest], Reply]
 ACCOUNT = "/v2/accounts/{sid}"
 TRUNK = ACCOUNT + "/trunks/{trunk_sid}"
 

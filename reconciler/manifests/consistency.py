@@ -20,30 +20,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from reconciler.manifests import canonical
-from reconciler.manifests.models import AccountSpec, TrunkSpec
+from reconciler.manifests.declared import Declared, NamedAccount, ledger_path
+from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.problems import Origin, Problem, Severity
 
 T = TypeVar("T")
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
-
-
-@dataclass(frozen=True)
-class Declared(Generic[T]):
-    """A validated model and where it was written."""
-
-    spec: T
-    origin: Origin
-
-
-@dataclass(frozen=True)
-class NamedAccount:
-    name: str
-    spec: AccountSpec
-    origin: Origin
 
 
 def _duplicates(
@@ -105,10 +90,6 @@ def check_accounts(accounts: Sequence[NamedAccount]) -> list[Problem]:
             )
         by_ledger.setdefault(ledger, account)
     return problems
-
-
-def ledger_path(account: NamedAccount) -> str:
-    return account.spec.ledger or f"state/{account.name}.json"
 
 
 def check_trunks(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.manifests.checks import Declared
+from reconciler.manifests.declared import Declared
 from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.problems import Problem, Severity, did_you_mean
 from reconciler.manifests.routes import CATCH_ALL, Conditions, RouteSpec
