@@ -22,26 +22,22 @@ from typing import Any
 
 import structlog
 
-from reconciler.apply.executor import NOT_RECORDED, Executor, Halt
+from reconciler.apply import account as one_account
+from reconciler.apply.executor import NOT_RECORDED, Halt
 from reconciler.apply.journal import Journal
 from reconciler.errors import Interrupted, LedgerError, Refused
 from reconciler.exotel.client import ExotelClient
 from reconciler.live import ledger as ledgers
-from reconciler.live import read as live
-from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline.accounts import Chosen, Options, choose
 from reconciler.pipeline.planning import account_input, plan_one
 from reconciler.plan import reviewed
 from reconciler.plan.actions import (
-    AccountPlan,
     ApplyResult,
-    NoticeKind,
     Outcome,
     Plan,
     Status,
 )
-from reconciler.plan.build import plan_account
 
 log = structlog.get_logger("reconciler.apply")
 
@@ -185,60 +181,28 @@ async def _execute(
     halt: Halt,
     recorders: dict[str, ledgers.Recorder],
 ) -> ApplyResult:
-    """Every account's plan at once, each with its ledger's recorder and its journal."""
+    """Every account's plan at once: each account's inputs resolved here, once, then run
+    by ``apply.account``."""
     journals = _open_journals(chosen, halt)
-
-    async def one(
-        account: NamedAccount, account_plan: AccountPlan
-    ) -> tuple[list[Outcome], AccountPlan]:
-        recorder = recorders[account.name] = ledgers.Recorder(
-            chosen.ledger_path(account), read[account.name]
-        )
-        journal = journals[account.name]
-        try:
-            journal.note("apply.started", account=account.name, checksum=plan.checksum)
-            executor = Executor(
+    inputs = []
+    for account, account_plan in zip(chosen.accounts, plan.accounts, strict=True):
+        path = chosen.ledger_path(account)
+        recorders[account.name] = ledgers.Recorder(path, read[account.name])
+        inputs.append(
+            one_account.Inputs(
+                account=account_input(chosen, account),
                 plan=account_plan,
+                checksum=plan.checksum,
                 client=clients[account.name],
-                recorder=recorder,
-                journal=journal,
-                desired={spec.name: spec for spec in chosen.desired(account)},
+                recorder=recorders[account.name],
+                journal=journals[account.name],
                 password=chosen.password(account),
-                on_outcome=on_outcome,
-                stopping=stopping,
-                halt=halt,
             )
-            try:
-                outcomes = await executor.run()
-            except asyncio.CancelledError:
-                journal.note(
-                    "apply.interrupted",
-                    account=account.name,
-                    finished=len(executor.outcomes),
-                    actions=len(account_plan.actions),
-                )
-                await _save(recorder, halt)
-                raise
-            await _save(recorder, halt)
-            if halt:  # no verification: it would send requests
-                return outcomes, account_plan
-            if stopping is not None and stopping.is_set():
-                journal.note(
-                    "apply.interrupted",
-                    account=account.name,
-                    finished=sum(o.status is not Status.SKIPPED for o in outcomes),
-                    actions=len(account_plan.actions),
-                )
-                return outcomes, account_plan
-            remaining = await _verify(chosen, account, outcomes, clients[account.name], recorder)
-            journal.note("apply.finished", account=account.name, remaining=len(remaining.actions))
-        finally:
-            journal.close()
-        return outcomes, remaining
-
-    pairs = zip(chosen.accounts, plan.accounts, strict=True)
-    results = await asyncio.gather(*(one(account, planned) for account, planned in pairs))
-    outcomes = tuple(outcome for account_outcomes, _ in results for outcome in account_outcomes)
+        )
+    runs = await asyncio.gather(
+        *(one_account.run(i, on_outcome=on_outcome, stopping=stopping, halt=halt) for i in inputs)
+    )
+    outcomes = tuple(outcome for ran in runs for outcome in ran.outcomes)
     if halt:
         raise LedgerError(halted(halt, chosen, recorders, outcomes))
     if stopping is not None and stopping.is_set():
@@ -248,7 +212,7 @@ async def _execute(
             "sent after the signal, the answers in flight are in the ledger and the lock is "
             "released; run apply again to finish"
         )
-    return ApplyResult(plan, outcomes, Plan(tuple(remaining for _, remaining in results)))
+    return ApplyResult(plan, outcomes, Plan(tuple(ran.remaining for ran in runs)))
 
 
 def _open_journals(chosen: Chosen, halt: Halt) -> dict[str, Journal]:
@@ -268,14 +232,6 @@ def _open_journals(chosen: Chosen, halt: Halt) -> dict[str, Journal]:
             "run apply again"
         ) from None
     return journals
-
-
-async def _save(recorder: ledgers.Recorder, halt: Halt) -> None:
-    """Save what is not on disk yet; a failure halts (once halted, this is one more try)."""
-    try:
-        await recorder.save()
-    except ledgers.StateWriteError as error:
-        halt.fail(error)
 
 
 SHOWN = 10  # trunks named in a message when apply can adopt them by itself
@@ -375,33 +331,6 @@ def unrecorded_trunks(
     ]
     pending = sorted(set(now.pending) - set(on_disk.pending))
     return created, pending
-
-
-async def _verify(
-    chosen: Chosen,
-    account: NamedAccount,
-    outcomes: Sequence[Outcome],
-    client: ExotelClient,
-    recorder: ledgers.Recorder,
-) -> AccountPlan:
-    """What is left to do. Every write's answer was compared with what was asked (the
-    handlers refuse a mismatch), so a trunk whose actions all succeeded is known to be as
-    planned: only trunks where something failed, was skipped or is manual are read again
-    and planned anew (as kopf patches and checks the answer rather than re-reading)."""
-    unsettled = frozenset(o.action.trunk for o in outcomes if o.status is not Status.DONE)
-    state = await live.read(
-        client,
-        ledger=recorder.ledger,
-        desired=chosen.desired(account),
-        profile=account.spec.api,
-        only=unsettled,
-    )
-    remaining = plan_account(account_input(chosen, account), recorder.ledger, state)
-    return replace(
-        remaining,
-        notices=tuple(n for n in remaining.notices if n.kind is NoticeKind.RAIL),
-        scope=None,
-    )
 
 
 def journal_path(ledger_file: Path) -> Path:
