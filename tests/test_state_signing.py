@@ -247,3 +247,20 @@ def test_apply_workflow_reads_refuse_a_forged_marker(tmp_path: Path, verdict: st
     pulled = run(first, "state", "pull", "--force", "--require-signed")
     assert pulled.returncode == 1
     assert "not trusted" in pulled.stderr
+
+
+def test_signing_adds_to_the_git_configuration_already_there(tmp_path: Path) -> None:
+    """The state key's settings come after the token's header for HTTPS remotes
+    (GIT_CONFIG_*), never in place of it."""
+    from reconciler.pipeline import state_signing  # noqa: PLC0415
+
+    key, _ = sshd.keypair(tmp_path, "state")
+    trust = state_signing.Trust(signers=None, key=key.read_text())
+    token = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.https://github.com/.extraheader"}
+    with state_signing.signing(trust, None, token) as signed:
+        assert signed["GIT_CONFIG_COUNT"] == "3"
+        assert {signed["GIT_CONFIG_KEY_1"], signed["GIT_CONFIG_KEY_2"]} == {
+            "gpg.format",
+            "user.signingkey",
+        }
+        assert "GIT_CONFIG_KEY_0" not in signed  # the token's entry stays as it was

@@ -302,7 +302,7 @@ def push(
         f"The ledger is safe {where} ({', '.join(str(r) for r in relatives)}); "
         f"push it with: reconciler state push {again}"
     )
-    with signing.signing(trust, guard.known_hosts) as signed:
+    with signing.signing(trust, guard.known_hosts, git.environ) as signed:
         for attempt in range(1, attempts + 1):
             try:
                 tip = _fetch(git, remote, branch, signed)
@@ -385,7 +385,7 @@ def sign(
     if trust.key is None:
         raise ConfigError(f"set {signing.KEY_VARIABLE} to the state key to sign the branch")
     identity = {key: value for key, value in IDENTITY.items() if key not in environ}
-    with signing.signing(trust, guard.known_hosts) as signed:
+    with signing.signing(trust, guard.known_hosts, git.environ) as signed:
         found = _fetch(git, remote, branch, signed)
         if found is None:
             raise ConfigError(f"{remote} has no branch {branch}: nothing to sign (a push signs)")

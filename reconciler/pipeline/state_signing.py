@@ -173,7 +173,9 @@ def verified(run: GitRunner, commit: str, trust: Trust, where: str) -> None:
 
 
 @contextlib.contextmanager
-def signing(trust: Trust, known_hosts: Path | None) -> Iterator[dict[str, str]]:
+def signing(
+    trust: Trust, known_hosts: Path | None, environ: Mapping[str, str]
+) -> Iterator[dict[str, str]]:
     """The environment that makes git sign commits with the state key and push with it
     over SSH, checking the server against ``known_hosts`` only. Empty without a key. The
     key lives in a private temporary file for the length of the block."""
@@ -203,7 +205,8 @@ def signing(trust: Trust, known_hosts: Path | None) -> Iterator[dict[str, str]]:
             ssh += ["-o", f"UserKnownHostsFile={known_hosts.resolve()}"]
             ssh += ["-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"]
         pairs = {"gpg.format": "ssh", "user.signingkey": str(path)}
-        yield {"GIT_SSH_COMMAND": shlex.join(ssh), **config({}, pairs)}
+        # After the configuration git already has (the token's header for HTTPS remotes).
+        yield {"GIT_SSH_COMMAND": shlex.join(ssh), **config(environ, pairs)}
 
 
 def _public_key(path: Path) -> str:
