@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PIP_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: test check demo lint types imports workflows pytest newman bench clean
+.PHONY: test check demo lint types imports workflows docs pytest newman bench clean
 
 $(PIP_STAMP): pyproject.toml constraints.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: lint types imports workflows pytest newman
+test: lint types imports workflows docs pytest newman
 
 # The fast loop: lint, types, import contracts and the fast tests (tests/tiers.py).
 check: lint types imports
@@ -43,6 +43,10 @@ workflows: $(PIP_STAMP)
 	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck .github/workflows/*.yml examples/config-repo/.github/workflows/*.yml
 	$(BIN)/python scripts/lock.py --check
 	$(BIN)/zizmor --offline --min-severity medium .github/workflows examples/config-repo/.github/workflows
+
+# The documentation site (mkdocs.yml, docs/); --strict fails on a broken link or anchor.
+docs: $(PIP_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 pytest: $(PIP_STAMP) $(NPM_STAMP)
 	$(BIN)/pytest -m "not newman"

@@ -111,10 +111,12 @@ def test_schema_is_the_committed_one() -> None:
 
 def test_readme_field_reference_is_generated_from_the_models() -> None:
     result = reconciler("schema", "--format", "markdown")
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "manifests.md").read_text()
     start, end = "<!-- field-reference:start -->\n", "<!-- field-reference:end -->"
-    block = readme[readme.index(start) + len(start) : readme.index(end)]
-    assert block == result.stdout, "run: reconciler schema --format markdown, paste into README"
+    block = page[page.index(start) + len(start) : page.index(end)]
+    assert block == result.stdout, (
+        "run: reconciler schema --format markdown, paste into docs/manifests.md"
+    )
 
 
 def test_the_field_reference_reads_as_words_not_python() -> None:

@@ -140,8 +140,8 @@ class ExotelClient(Session):
         except NotFound as error:
             hint = (
                 f"{error.message}; this account may have only the minimal API, which cannot "
-                f"list trunks: set api: minimal on account {self.account} (README, "
-                '"Profiles")'
+                f"list trunks: set api: minimal on account {self.account} "
+                '(docs/plans.md, "Profiles")'
             )
             raise NotFound(hint, error.call) from None
 

@@ -1,7 +1,7 @@
 """The manifest language as pydantic models: what users write about accounts and trunks.
 
 Called by ``load`` (validating each account and trunk a file declares) and by
-``schema`` (the JSON Schema and the README's field reference are generated from the
+``schema`` (the JSON Schema and the field reference in docs/manifests.md are generated from the
 ``description`` of every field here). Pure: no I/O.
 
 Every model is frozen and forbids unknown keys. Values reach their canonical form here,

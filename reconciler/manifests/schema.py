@@ -1,7 +1,7 @@
 """The manifest language described for machines and people, from the models themselves.
 
 Called by ``reconciler schema``: the JSON Schema (committed as
-``schema/manifest.schema.json`` for editors) and the field reference in the README are
+``schema/manifest.schema.json`` for editors) and the field reference in docs/manifests.md are
 both generated here from ``models``, and tests check that the committed copies are
 current, so neither can drift from what ``validate`` enforces. Pure.
 """

@@ -306,7 +306,7 @@ def halted(
             "apply now would fail on each name, error 1008, and create none twice), record "
             "each in the ledger:",
             *imports,
-            "and run apply again (README: Recovering from a failed or interrupted apply).",
+            "and run apply again (docs/apply.md, 'Recovering from a failed or interrupted apply').",
         ]
     elif unrecorded:
         lines.append(

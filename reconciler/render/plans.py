@@ -42,7 +42,7 @@ COLOURS = {
     Kind.MANUAL: "\033[1;31m",
 }
 RESET = "\033[0m"
-# One rule for every format (README, "Warnings"): a warning is what a reviewer must act on
+# One rule for every format (docs/plans.md, "Warnings"): a warning is what a reviewer must act on
 # or would be surprised by; a note is context. Deletes, replacements and manual steps are
 # warnings too, told from the actions themselves.
 LOUD = (
