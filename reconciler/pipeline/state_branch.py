@@ -271,9 +271,61 @@ def push(
     guard = guard or Guard()
     trust = guard.settle(git.root, environ)
     relatives = _ledgers(git, manifests, chosen)
-    blobs = []
     if checked:
         relatives = [r.with_name(r.name + CHECKED) for r in relatives]
+    blobs, files, applied = _content(
+        git, chosen, relatives, source=source, checked=checked, applied=applied
+    )
+    again = " ".join(f"--account {a.name}" for a in chosen)
+    again += f" --from {source}" if source else ""
+    again += f" --applied {applied}" if applied else ""
+    again += " --checked" if checked else ""
+    again += f" --branch {branch}" if branch != DEFAULT_BRANCH else ""
+    again += f" --remote {remote}" if remote != DEFAULT_REMOTE else ""
+    where = f"in {source}" if source else "in the working tree"
+    recovery = (
+        f"The ledger is safe {where} ({', '.join(str(r) for r in relatives)}); "
+        f"push it with: reconciler state push {again}"
+    )
+    identity = {key: value for key, value in IDENTITY.items() if key not in environ}
+    with signing.signing(trust, guard.known_hosts, git.environ) as signed:
+        for attempt in range(1, attempts + 1):
+            try:
+                tip = _fetch(git, remote, branch, signed)
+            except GitError as error:
+                said = str(error).rstrip(". ")
+                raise LedgerError(f"cannot reach {remote}: {said}. {recovery}") from None
+            if tip is not None:
+                signing.verified(git, tip, trust, f"{remote}/{branch}")
+            tree = _tree(git, tip, blobs, files)
+            if tip is not None and tree == git("rev-parse", f"{tip}^{{tree}}").stdout.strip():
+                return _said(chosen, relatives, f"unchanged on {branch}")
+            commit = _commit(
+                git, tree, tip=tip, message=message, extra={**identity, **signed}, trust=trust
+            )
+            pushed = _push(git, remote, commit, branch, signed)
+            if pushed.returncode == 0:
+                return _said(chosen, relatives, f"pushed to {branch} as {commit[:12]}")
+            if attempt < attempts:  # another run moved the branch: build on its tip instead
+                time.sleep(random.uniform(0.2, 1.0) * attempt)
+    raise LedgerError(
+        f"could not push the ledger to {remote}/{branch} after {attempts} attempts "
+        f"({pushed.stderr.strip()}). {recovery}"
+    )
+
+
+def _content(
+    git: Git,
+    chosen: Sequence[NamedAccount],
+    relatives: Sequence[Path],
+    *,
+    source: Path | None,
+    checked: bool,
+    applied: str | None,
+) -> tuple[list[str], list[str], str | None]:
+    """The blobs to write and their paths on the branch, each ledger checked first; with
+    ``applied``, its marker too (the commit resolved to its full SHA, also returned)."""
+    blobs = []
     for account, relative in zip(chosen, relatives, strict=True):
         path = (source or git.root) / relative
         if not path.exists():
@@ -290,45 +342,7 @@ def push(
         marker = git("hash-object", "-w", "--stdin", input_text=applied + "\n").stdout.strip()
         blobs += [marker] * len(relatives)
         files += [f"{relative.as_posix()}{APPLIED}" for relative in relatives]
-    identity = {key: value for key, value in IDENTITY.items() if key not in environ}
-    names = " ".join(f"--account {a.name}" for a in chosen)
-    where = f"in {source}" if source else "in the working tree"
-    again = names + (f" --from {source}" if source else "")
-    again += f" --applied {applied}" if applied else ""
-    again += " --checked" if checked else ""
-    again += f" --branch {branch}" if branch != DEFAULT_BRANCH else ""
-    again += f" --remote {remote}" if remote != DEFAULT_REMOTE else ""
-    recovery = (
-        f"The ledger is safe {where} ({', '.join(str(r) for r in relatives)}); "
-        f"push it with: reconciler state push {again}"
-    )
-    with signing.signing(trust, guard.known_hosts, git.environ) as signed:
-        for attempt in range(1, attempts + 1):
-            try:
-                tip = _fetch(git, remote, branch, signed)
-            except GitError as error:
-                said = str(error).rstrip(". ")
-                raise LedgerError(f"cannot reach {remote}: {said}. {recovery}") from None
-            if tip is not None:
-                signing.verified(git, tip, trust, f"{remote}/{branch}")
-            tree = _tree(git, tip, blobs, files)
-            if tip is not None and tree == git("rev-parse", f"{tip}^{{tree}}").stdout.strip():
-                return [
-                    Moved(a.name, str(r), f"unchanged on {branch}")
-                    for a, r in zip(chosen, relatives, strict=True)
-                ]
-            commit = _commit(
-                git, tree, tip=tip, message=message, extra={**identity, **signed}, trust=trust
-            )
-            pushed = _push(git, remote, commit, branch, signed)
-            if pushed.returncode == 0:
-                return _said(chosen, relatives, f"pushed to {branch} as {commit[:12]}")
-            if attempt < attempts:  # another run moved the branch: build on its tip instead
-                time.sleep(random.uniform(0.2, 1.0) * attempt)
-    raise LedgerError(
-        f"could not push the ledger to {remote}/{branch} after {attempts} attempts "
-        f"({pushed.stderr.strip()}). {recovery}"
-    )
+    return blobs, files, applied
 
 
 def _tree(git: Git, tip: str | None, blobs: Sequence[str], files: Sequence[str]) -> str:
