@@ -31,7 +31,7 @@ GIT_ENV = {
 }
 
 
-def reconciler(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def reconciler(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
         cwd=cwd,
@@ -39,7 +39,7 @@ def reconciler(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
         timeout=120,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **env},
     )
 
 

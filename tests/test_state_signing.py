@@ -7,16 +7,23 @@ real sshd on loopback (tests/sshd.py) whose host key the GitHub double's ``/meta
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import sshd
 from tests.github_double import serving as github
-from tests.test_state_branch import BRANCH, GIT_ENV, clone, git, on_branch, origin, write_ledger
+from tests.test_state_branch import (
+    BRANCH,
+    GIT_ENV,
+    clone,
+    git,
+    on_branch,
+    origin,
+    reconciler,
+    write_ledger,
+)
 
 SIGNERS = ".github/reconciler-state.signers"
 
@@ -24,16 +31,9 @@ SIGNERS = ".github/reconciler-state.signers"
 def run(
     cwd: Path, *args: str, key: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """The CLI, with the state key's text in RECONCILER_STATE_KEY when ``key`` is given."""
     extra = {"RECONCILER_STATE_KEY": key.read_text()} if key else {}
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **extra, **env},
-    )
+    return reconciler(cwd, *args, **extra, **env)
 
 
 def signed_origin(tmp_path: Path, *publics: str) -> Path:
