@@ -19,8 +19,7 @@ from typing import Any, Literal
 
 from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.routes import RouteSpec
-from reconciler.plan.actions import Action, Kind, Plan
-from reconciler.plan.diff import Resource
+from reconciler.plan.actions import Action, Kind, Plan, Resource
 
 State = Literal["same", "added", "removed", "changed"]
 STATE_OF_KIND: Mapping[Kind, State] = {

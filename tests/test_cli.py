@@ -20,8 +20,7 @@ from reconciler.cli import progress
 from reconciler.cli.main import build_parser
 from reconciler.manifests.document import ManifestFile
 from reconciler.manifests.schema import REFERENCE_SECTIONS
-from reconciler.plan.actions import Action, Kind, Operation, Origin, Outcome, Status
-from reconciler.plan.diff import Resource
+from reconciler.plan.actions import Action, Kind, Operation, Origin, Outcome, Resource, Status
 
 ROOT = Path(__file__).parents[1]
 SCENARIOS = ROOT / "tests" / "scenarios"

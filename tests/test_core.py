@@ -15,9 +15,8 @@ from reconciler.live.state import AccountState, Ledger, TrunkEntry
 from reconciler.manifests.models import TrunkSpec
 from reconciler.plan import order as ordering
 from reconciler.plan import rails
-from reconciler.plan.actions import Action, Kind, NoticeKind, Operation, Origin
+from reconciler.plan.actions import Action, Kind, NoticeKind, Operation, Origin, Resource
 from reconciler.plan.build import AccountInput, plan_account
-from reconciler.plan.diff import Resource
 from reconciler.plan.steps import address
 
 SID = "trmum1bot0000000000000000000"

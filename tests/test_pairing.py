@@ -18,9 +18,9 @@ from reconciler.plan.actions import (
     Origin,
     Outcome,
     Plan,
+    Resource,
     Status,
 )
-from reconciler.plan.diff import Resource
 from tests.estate import apply, environ, live_trunks, plan, write
 from tests.sandboxes import Api, Sandbox, ok
 from tests.test_plan_cli import reconciler

@@ -36,6 +36,7 @@ from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import TrunkSpec
 from reconciler.pipeline.accounts import Options, choose
 from reconciler.plan.diff import parts
+from reconciler.plan.kinds import KINDS
 
 SCHEMA_LINE = "# yaml-language-server: $schema={path}\n"
 
@@ -65,37 +66,14 @@ def manifest_for(
     document: dict[str, Any] = {"name": name, "account": account}
     if trunk.domain_name and trunk.domain_name != canonical.default_domain_name(account_sid):
         document["domain_name"] = trunk.domain_name
-    numbers = [
-        number if found.mode == "pstn" else {"number": number, "mode": found.mode}
-        for number, found in sorted(trunk.numbers.items())
-    ]
-    if numbers:
-        document["phone_numbers"] = numbers
-    if trunk.ips:
-        document["whitelisted_ips"] = [ip.removesuffix("/32") for ip in sorted(trunk.ips)]
-    destinations = [
-        uri
-        if (found.priority, found.weight) == (0, 1)
-        else {"uri": uri, "priority": found.priority, "weight": found.weight}
-        for uri, found in sorted(trunk.destinations.items())
-    ]
-    if destinations:
-        document["destination_uris"] = destinations
-    if trunk.alias:
-        document["alias"] = trunk.alias
-    credentials = []
-    for username, found in sorted(trunk.credentials.items()):
-        variable = (variables or {}).get(username) or password_variable(name, username)
-        credential: dict[str, Any] = {
-            "username": username,
-            "password": f"${{{variable}}}",
-            "password_version": 1,
-        }
-        if found.friendly_name:
-            credential["friendly_name"] = found.friendly_name
-        credentials.append(credential)
-    if credentials:
-        document["credentials"] = credentials
+    passwords = {
+        username: (variables or {}).get(username) or password_variable(name, username)
+        for username in trunk.credentials
+    }
+    for kind in KINDS:
+        value = kind.written(trunk, passwords)
+        if value:
+            document[kind.manifest_field] = value
     return document
 
 

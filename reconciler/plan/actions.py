@@ -1,5 +1,5 @@
-"""Plans as data: the vocabulary (kinds, operations, statuses), actions, notices, and the
-per-account and whole plan, with their checksum.
+"""Plans as data: the vocabulary (resources, kinds, operations, statuses), actions,
+notices, and the per-account and whole plan, with their checksum.
 
 Built by ``plan.build``; rendered by ``render``; executed by ``apply``. Pure, frozen records
 with an enum kind, an address, before/after and a reason (as octoDNS's ``Change`` and
@@ -15,9 +15,20 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.live.state import sha256_of
-from reconciler.plan.diff import Resource
 
 FORMAT_VERSION = 1
+
+
+class Resource(StrEnum):
+    """What an action is about: a trunk, one of its children (``plan.kinds``), or a route."""
+
+    TRUNK = "trunk"
+    PHONE_NUMBER = "phone_number"
+    WHITELISTED_IP = "whitelisted_ip"
+    DESTINATION_URI = "destination_uri"
+    ALIAS = "alias"
+    CREDENTIAL = "credential"
+    ROUTE = "route"  # served by reconciler serve; recorded, never sent to Exotel
 
 
 class Kind(StrEnum):

@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from reconciler.live.pairing import pair
 from reconciler.live.state import AccountState, Ledger, TrunkEntry
 from reconciler.plan import rails
-from reconciler.plan.actions import AccountPlan, Kind, NoticeKind, Operation
-from reconciler.plan.diff import Resource
+from reconciler.plan.actions import AccountPlan, Kind, NoticeKind, Operation, Resource
 from reconciler.plan.order import dependencies, order
 from reconciler.plan.routes import route_actions
 from reconciler.plan.steps import AccountInput, Step, Steps, address

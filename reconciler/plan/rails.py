@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from reconciler.exotel.records import LiveTrunk
 from reconciler.live.state import AccountState
-from reconciler.plan.actions import Action, Kind, Notice, NoticeKind
-from reconciler.plan.diff import Resource
+from reconciler.plan.actions import Action, Kind, Notice, NoticeKind, Resource
+from reconciler.plan.kinds import KINDS
 
 DELETE_SHARE = 0.3  # default --max-delete: 30% of managed objects...
 DELETE_FLOOR = 10  # ...when there are at least this many
@@ -30,19 +30,12 @@ def delete_limit(managed: int) -> int | None:
 
 def size(trunk: LiveTrunk) -> int:
     """The trunk and everything on it, as objects under management."""
-    children = len(trunk.numbers) + len(trunk.ips) + len(trunk.destinations)
-    return 1 + children + len(trunk.credentials) + (1 if trunk.alias else 0)
+    return 1 + sum(len(kind.observed(trunk, None)) for kind in KINDS)
 
 
 def contents(trunk: LiveTrunk) -> list[str]:
     """Everything on a trunk, as a plan names it: what deleting the trunk takes with it."""
-    return [
-        *(f"phone_number {number}" for number in sorted(trunk.numbers)),
-        *(f"whitelisted_ip {ip}" for ip in sorted(trunk.ips)),
-        *(f"destination_uri {uri}" for uri in sorted(trunk.destinations)),
-        *(f"credential {name}" for name in sorted(trunk.credentials)),
-        *(["alias"] if trunk.alias else []),
-    ]
+    return [kind.label(key) for kind in KINDS for key in sorted(kind.observed(trunk, None))]
 
 
 def managed(state: AccountState) -> int:

@@ -12,8 +12,7 @@ from typing import Any
 
 from reconciler.live.state import sha256_of
 from reconciler.manifests.routes import RouteSpec
-from reconciler.plan.actions import Action, Kind, Operation, Origin
-from reconciler.plan.diff import Resource
+from reconciler.plan.actions import Action, Kind, Operation, Origin, Resource
 from reconciler.plan.steps import address
 
 ROUTES_TRUNK = "(routes)"  # the pseudo-trunk route actions are grouped under

@@ -13,8 +13,7 @@ from typing import Any
 
 from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.routes import RouteSpec
-from reconciler.plan.actions import Action, Kind, Notice, NoticeKind, Operation, Origin
-from reconciler.plan.diff import Resource
+from reconciler.plan.actions import Action, Kind, Notice, NoticeKind, Operation, Origin, Resource
 from reconciler.plan.operations import MANUAL_HOW, NOT_IN_MINIMAL
 
 Fields = Mapping[str, Any] | None

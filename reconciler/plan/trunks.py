@@ -26,8 +26,9 @@ from reconciler.exotel.records import LiveTrunk
 from reconciler.live.pairing import Match, Pair
 from reconciler.live.state import AccountState, Ledger, TrunkEntry, fingerprint
 from reconciler.manifests.models import TrunkSpec
-from reconciler.plan.actions import Kind, NoticeKind, Operation, Origin
-from reconciler.plan.diff import Change, Op, Resource, children, parts, trunk_fields
+from reconciler.plan.actions import Kind, NoticeKind, Operation, Origin, Resource
+from reconciler.plan.diff import Change, children, parts, trunk_fields
+from reconciler.plan.kinds import Op
 from reconciler.plan.operations import KIND, MINIMAL_SUBSTITUTES, NOT_IN_MINIMAL, OPERATIONS
 from reconciler.plan.steps import Step, Steps
 

@@ -18,8 +18,8 @@ from reconciler.plan.actions import (
     Operation,
     Origin,
     Plan,
+    Resource,
 )
-from reconciler.plan.diff import Resource
 from reconciler.render.plans import KEYS, _line, describe, escape, what
 
 DRIFT_MARKER = "<!-- reconciler-drift:{accounts} -->"

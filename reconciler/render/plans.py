@@ -28,8 +28,8 @@ from reconciler.plan.actions import (
     Operation,
     Origin,
     Plan,
+    Resource,
 )
-from reconciler.plan.diff import Resource
 
 TAKES_SHOWN = 12  # children named under a trunk delete before "and N more"
 MARKDOWN_LIMIT = 65_000  # GitHub refuses comments over 65,536 characters
