@@ -14,7 +14,7 @@ from reconciler.cli import main
 from reconciler.manifests.load import load
 from reconciler.manifests.problems import Severity
 from reconciler.manifests.secrets import require_secrets
-from reconciler.pipeline.accounts import Options, choose
+from reconciler.pipeline.accounts import Options, choose, client_for
 
 ACCOUNT = """accounts:
   prod:
@@ -291,11 +291,13 @@ def test_any_yaml_structure_gets_messages_never_a_traceback(
 
 def test_an_accounts_rate_limit_is_its_clients_unless_the_command_says(tmp_path: Path) -> None:
     manifests = load(write(tmp_path, {"a.yaml": ACCOUNT + "    rate_limit: 30\n"}))
-    environ = {"EXOTEL_API_KEY": "k", "EXOTEL_API_TOKEN": "t"}
-    chosen = choose(manifests, [], environ)
-    [account] = chosen.accounts
-    assert chosen.client(account, Options()).gate.per_minute == 30
-    assert chosen.client(account, Options(per_minute=5)).gate.per_minute == 5
+    environ = {"EXOTEL_API_KEY": "key3141", "EXOTEL_API_TOKEN": "token2718"}
+    [account] = choose(manifests, [], environ)
+    assert client_for(account, Options()).gate.per_minute == 30
+    assert client_for(account, Options(per_minute=5)).gate.per_minute == 5
+    said = repr(account)  # a resolved account never prints its secrets
+    assert "key3141" not in said
+    assert "token2718" not in said
     default = load(write(tmp_path / "b", {"a.yaml": ACCOUNT}))
     [plain] = default.accounts.values()
     assert plain.spec.rate_limit == 200

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from reconciler.apply.executor import Executor, Halt
-from reconciler.apply.handlers import Password
+from reconciler.apply.handlers import Passwords
 from reconciler.apply.journal import Journal
 from reconciler.exotel.client import ExotelClient
 from reconciler.live import read as live
@@ -35,7 +35,7 @@ class Inputs:
     client: ExotelClient
     recorder: Recorder
     journal: Journal
-    password: Password
+    passwords: Passwords = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ async def run(
             recorder=recorder,
             journal=journal,
             desired={spec.name: spec for spec in inputs.account.desired},
-            password=inputs.password,
+            passwords=inputs.passwords,
             on_outcome=on_outcome,
             stopping=stopping,
             halt=halt,

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import structlog
 
-from reconciler.apply.handlers import BATCHED, HANDLERS, Handlers, Password
+from reconciler.apply.handlers import BATCHED, HANDLERS, Handlers, Passwords
 from reconciler.apply.journal import Journal
 from reconciler.errors import ApiError, Duplicate, ServerError, TransportError
 from reconciler.exotel.client import ExotelClient, NewDestination, answered_destination
@@ -67,13 +67,13 @@ class Executor:
         recorder: Recorder,
         journal: Journal,
         desired: Mapping[str, TrunkSpec],
-        password: Password,
+        passwords: Passwords,
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
         stopping: asyncio.Event | None = None,
         halt: Halt | None = None,
     ) -> None:
         self.handlers = Handlers(
-            plan=plan, client=client, recorder=recorder, desired=desired, password=password
+            plan=plan, client=client, recorder=recorder, desired=desired, passwords=passwords
         )
         self.plan = plan
         self.client = client

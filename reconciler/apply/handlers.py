@@ -13,7 +13,7 @@ each write safe to repeat:
   it is retried (a trunk by name in profile ``full``; in ``minimal`` it is recorded as a
   pending create, with instructions to import it, never created twice).
 
-Never logs a secret: passwords go from ``password`` straight into the request body.
+Never logs a secret: passwords go from ``passwords`` straight into the request body.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from reconciler.manifests.models import TrunkSpec
 from reconciler.plan.actions import AccountPlan, Action, Operation
 
 CREATE_ATTEMPTS = 3  # a create is sent again after a read-back found nothing, this often
-Password = Callable[[str, str], str]  # (trunk, username) -> the password to set
+Passwords = Mapping[tuple[str, str], str]  # (trunk, username) -> the password to set
 T = TypeVar("T")
 
 
@@ -53,13 +53,13 @@ class Handlers:
         client: ExotelClient,
         recorder: Recorder,
         desired: Mapping[str, TrunkSpec],
-        password: Password,
+        passwords: Passwords,
     ) -> None:
         self.plan = plan
         self.client = client
         self.recorder = recorder
         self.desired = desired
-        self.password = password
+        self.passwords = passwords
         self.full = plan.profile == "full"
         self.sids = {name: entry.sid for name, entry in recorder.ledger.trunks.items()}
 
@@ -276,7 +276,7 @@ class Handlers:
         """The version set, and a check of the value (never the value: password_check)."""
         check = None
         if action.after is not None:  # slow on purpose: off the event loop, before reading
-            secret = self.password(action.trunk, action.key)
+            secret = self.passwords[(action.trunk, action.key)]
             check = await asyncio.to_thread(password_check.make, secret)
         entry = self.entry(action.trunk)
         versions, checks = {**entry.credentials}, {**entry.checks}
@@ -295,7 +295,7 @@ class Handlers:
     async def _add_credential(self, action: Action) -> str:
         """The credential's id, created now or found already there."""
         sid, username = self.sid(action), action.key
-        secret, friendly = self.password(action.trunk, username), self._friendly(action)
+        secret, friendly = self.passwords[(action.trunk, username)], self._friendly(action)
 
         async def find() -> str | None:
             found = (await self.client.credentials(sid)).get(username)
@@ -315,7 +315,7 @@ class Handlers:
     async def _set_password(self, action: Action, credential_id: str) -> None:
         """In place with profile full; by deleting and re-creating with minimal."""
         sid, username = self.sid(action), action.key
-        secret, friendly = self.password(action.trunk, username), self._friendly(action)
+        secret, friendly = self.passwords[(action.trunk, username)], self._friendly(action)
         if self.full:
             await self.client.update_credential(sid, credential_id, secret, friendly)
         else:
@@ -327,7 +327,7 @@ class Handlers:
         await self._remember_version(action)
 
     async def update_credential(self, action: Action) -> None:
-        secret = self.password(action.trunk, action.key)
+        secret = self.passwords[(action.trunk, action.key)]
         await self.client.update_credential(
             self.sid(action), action.target["id"], secret, self._friendly(action)
         )

@@ -1,5 +1,6 @@
-"""What every command that calls the API does first: choose the accounts, resolve their
-secrets, open one client per account.
+"""What every command that calls the API does first: choose the accounts and resolve
+each once (what it declares, its ledger's path, its API's URL, its secrets) into an
+immutable :class:`Account`; open one client per account.
 
 Called by ``planning``, ``applying`` and ``importing``. Raises ``ManifestError`` or
 ``ConfigError`` before any API call, so a broken checkout never reaches Exotel.
@@ -8,7 +9,7 @@ Called by ``planning``, ``applying`` and ``importing``. Raises ``ManifestError``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,10 @@ from reconciler.exotel.transport import (
 from reconciler.live import ledger as ledgers
 from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
-from reconciler.manifests.models import TrunkSpec
+from reconciler.manifests.models import SECRET_REFERENCE, AccountSpec
 from reconciler.manifests.problems import did_you_mean
-from reconciler.manifests.routes import RouteSpec
 from reconciler.manifests.secrets import Secrets, require_secrets
+from reconciler.plan.steps import AccountInput
 
 
 @dataclass(frozen=True)
@@ -98,62 +99,89 @@ def known_trunks(manifests: Manifests, accounts: Sequence[str], trunks: frozense
 
 
 @dataclass(frozen=True)
-class Chosen:
-    """The accounts a command works on, with what it needs to reach them."""
+class Account:
+    """One chosen account, resolved once before any call: what it declares, where its
+    ledger and its API are, and its secrets (left out of its repr, so never printed).
+    Immutable: the stages below get it, or the parts they need, as data."""
 
-    manifests: Manifests
-    accounts: tuple[NamedAccount, ...]
-    secrets: Secrets
-    environ: Mapping[str, str]
+    named: NamedAccount
+    declared: AccountInput  # name, sid, profile, prune, its trunks and routes
+    ledger_path: Path
+    url: str  # the API's base URL
+    api_key: str = field(repr=False)
+    api_token: str = field(repr=False)
+    # (trunk, username) -> password: all of them for apply; for other commands, those
+    # whose variable this run has (plans compare them with the ledger's checks).
+    passwords: Mapping[tuple[str, str], str] = field(repr=False)
 
-    def ledger_path(self, account: NamedAccount) -> Path:
-        return ledgers.ledger_path(self.manifests.root, account)
+    @property
+    def name(self) -> str:
+        return self.named.name
 
-    def ledger(self, account: NamedAccount) -> ledgers.Ledger:
-        return ledgers.read(
-            self.ledger_path(account), account=account.name, account_sid=account.spec.sid
-        )
+    @property
+    def spec(self) -> AccountSpec:
+        return self.named.spec
 
-    def desired(self, account: NamedAccount) -> tuple[TrunkSpec, ...]:
-        return tuple(t.spec for t in self.manifests.trunks if t.spec.account == account.name)
 
-    def routes(self, account: NamedAccount) -> tuple[RouteSpec, ...]:
-        return tuple(r.spec for r in self.manifests.routes if r.spec.account == account.name)
+def ledger_of(account: Account) -> ledgers.Ledger:
+    return ledgers.read(account.ledger_path, account=account.name, account_sid=account.spec.sid)
 
-    def password(self, account: NamedAccount) -> Callable[[str, str], str]:
-        """(trunk, username) -> the credential's password, for apply."""
-        trunks = {spec.name: spec for spec in self.desired(account)}
 
-        def password(trunk: str, username: str) -> str:
-            credential = next(c for c in trunks[trunk].credentials if c.username == username)
-            return self.secrets.get(credential.password)
+def client_for(account: Account, options: Options) -> ExotelClient:
+    """The account's API client, with its own connection pool and rate gate."""
+    spec = account.spec
+    http = http_client(
+        account.url,
+        account.api_key,
+        account.api_token,
+        concurrency=options.concurrency,
+        timeout=options.timeout,
+        transport=options.transport,
+    )
+    per_minute = spec.rate_limit if options.per_minute is None else options.per_minute
+    gate = Gate(per_minute=per_minute, concurrency=options.concurrency, account=account.name)
+    return ExotelClient(account=account.name, sid=spec.sid, http=http, gate=gate)
 
-        return password
 
-    def client(self, account: NamedAccount, options: Options) -> ExotelClient:
-        spec = account.spec
-        url = base_url(spec.region, spec.base_url, self.environ)
-        if in_ci(self.environ):
-            foreign = foreign_host(url, self.environ.get(ALLOWED_HOSTS, ""))
-            if foreign is not None:
-                raise ConfigError(
-                    f"account {account.name}: refusing to send its API credentials to "
-                    f"{foreign}: in CI they go only to Exotel's API hosts over HTTPS "
-                    f"({', '.join(sorted(OFFICIAL_HOSTS))}). A workflow that means to use "
-                    f"another (a sandbox) lists it in its own environment: {ALLOWED_HOSTS}="
-                    "host:port. Nothing was sent."
-                )
-        http = http_client(
-            url,
-            self.secrets.get(spec.api_key),
-            self.secrets.get(spec.api_token),
-            concurrency=options.concurrency,
-            timeout=options.timeout,
-            transport=options.transport,
-        )
-        per_minute = spec.rate_limit if options.per_minute is None else options.per_minute
-        gate = Gate(per_minute=per_minute, concurrency=options.concurrency, account=account.name)
-        return ExotelClient(account=account.name, sid=spec.sid, http=http, gate=gate)
+def _resolve(
+    manifests: Manifests, named: NamedAccount, secrets: Secrets, environ: Mapping[str, str]
+) -> Account:
+    spec = named.spec
+    url = base_url(spec.region, spec.base_url, environ)
+    if in_ci(environ):
+        foreign = foreign_host(url, environ.get(ALLOWED_HOSTS, ""))
+        if foreign is not None:
+            raise ConfigError(
+                f"account {named.name}: refusing to send its API credentials to "
+                f"{foreign}: in CI they go only to Exotel's API hosts over HTTPS "
+                f"({', '.join(sorted(OFFICIAL_HOSTS))}). A workflow that means to use "
+                f"another (a sandbox) lists it in its own environment: {ALLOWED_HOSTS}="
+                "host:port. Nothing was sent."
+            )
+    desired = tuple(t.spec for t in manifests.trunks if t.spec.account == named.name)
+    routes = tuple(r.spec for r in manifests.routes if r.spec.account == named.name)
+    passwords = {
+        (trunk.name, credential.username): secrets.values[found[1]]
+        for trunk in desired
+        for credential in trunk.credentials
+        if (found := SECRET_REFERENCE.fullmatch(credential.password)) and found[1] in secrets.values
+    }
+    return Account(
+        named=named,
+        declared=AccountInput(
+            name=named.name,
+            sid=spec.sid,
+            profile=spec.api,
+            prune=spec.prune,
+            desired=desired,
+            routes=routes,
+        ),
+        ledger_path=ledgers.ledger_path(manifests.root, named),
+        url=url,
+        api_key=secrets.get(spec.api_key),
+        api_token=secrets.get(spec.api_token),
+        passwords=passwords,
+    )
 
 
 def choose(
@@ -162,9 +190,10 @@ def choose(
     environ: Mapping[str, str],
     *,
     passwords: bool = True,
-) -> Chosen:
-    """The chosen accounts with their secrets; raises before any API call when the
-    manifests have errors, an account is unknown or a secret is missing."""
+) -> tuple[Account, ...]:
+    """The chosen accounts, each resolved once; raises before any API call when the
+    manifests have errors, an account is unknown, a secret is missing or (in CI) an
+    API host is not Exotel's."""
     if manifests.errors:
         raise ManifestError(manifests.errors)
     chosen = select(manifests, names)
@@ -173,4 +202,4 @@ def choose(
     )
     if problems:
         raise ManifestError(problems)
-    return Chosen(manifests, tuple(chosen), secrets, environ)
+    return tuple(_resolve(manifests, named, secrets, environ) for named in chosen)

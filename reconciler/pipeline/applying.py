@@ -29,8 +29,8 @@ from reconciler.errors import Interrupted, LedgerError, Refused
 from reconciler.exotel.client import ExotelClient
 from reconciler.live import ledger as ledgers
 from reconciler.manifests.load import Manifests
-from reconciler.pipeline.accounts import Chosen, Options, choose
-from reconciler.pipeline.planning import account_input, plan_one
+from reconciler.pipeline.accounts import Account, Options, choose, client_for, ledger_of
+from reconciler.pipeline.planning import plan_one
 from reconciler.plan import reviewed
 from reconciler.plan.actions import (
     ApplyResult,
@@ -82,16 +82,16 @@ async def apply(
         on_plan(plan)
 
     with contextlib.ExitStack() as held:  # every account's lock, released however it ends
-        for account in sorted(chosen.accounts, key=lambda a: str(chosen.ledger_path(a))):
+        for account in sorted(chosen, key=lambda a: str(a.ledger_path)):
             try:
-                ledgers.make_folder(chosen.ledger_path(account), account)
+                ledgers.make_folder(account.ledger_path, account.named)
             except LedgerError as error:
                 raise LedgerError(f"{error}; nothing was sent to Exotel") from None
-            lock = ledgers.Lock.beside(chosen.ledger_path(account))
+            lock = ledgers.Lock.beside(account.ledger_path)
             held.enter_context(
                 lock.held(break_stale=apply_options.break_lock, wait=apply_options.lock_timeout)
             )
-        clients = {account.name: chosen.client(account, options) for account in chosen.accounts}
+        clients = {account.name: client_for(account, options) for account in chosen}
         try:
             return await _apply_locked(
                 chosen,
@@ -119,7 +119,7 @@ async def apply(
 
 
 async def _apply_locked(
-    chosen: Chosen,
+    chosen: Sequence[Account],
     *,
     clients: Mapping[str, ExotelClient],
     options: Options,
@@ -130,7 +130,7 @@ async def _apply_locked(
     halt: Halt,
     recorders: dict[str, ledgers.Recorder],
 ) -> ApplyResult:
-    read = {a.name: chosen.ledger(a) for a in chosen.accounts}
+    read = {a.name: ledger_of(a) for a in chosen}
     # Scoped reviews: re-read their scopes and whatever else changed in the manifests since
     # the last apply (an unreviewed change must show, and be refused), nothing more. Who
     # holds a DID is asked only when mapping one fails.
@@ -138,7 +138,7 @@ async def _apply_locked(
     refresh = "changed" if scopes else options.refresh
     options = replace(options, scopes=scopes, lookups=False, refresh=refresh)
     planned = await asyncio.gather(
-        *(plan_one(chosen, a, clients[a.name], read[a.name], options) for a in chosen.accounts)
+        *(plan_one(a, clients[a.name], read[a.name], options) for a in chosen)
     )
     plan = Plan(tuple(planned))
     if apply_options.saved_plans:
@@ -171,7 +171,7 @@ async def _apply_locked(
 
 
 async def _execute(
-    chosen: Chosen,
+    chosen: Sequence[Account],
     plan: Plan,
     *,
     read: Mapping[str, ledgers.Ledger],
@@ -185,18 +185,17 @@ async def _execute(
     by ``apply.account``."""
     journals = _open_journals(chosen, halt)
     inputs = []
-    for account, account_plan in zip(chosen.accounts, plan.accounts, strict=True):
-        path = chosen.ledger_path(account)
-        recorders[account.name] = ledgers.Recorder(path, read[account.name])
+    for account, account_plan in zip(chosen, plan.accounts, strict=True):
+        recorders[account.name] = ledgers.Recorder(account.ledger_path, read[account.name])
         inputs.append(
             one_account.Inputs(
-                account=account_input(chosen, account),
+                account=account.declared,
                 plan=account_plan,
                 checksum=plan.checksum,
                 client=clients[account.name],
                 recorder=recorders[account.name],
                 journal=journals[account.name],
-                password=chosen.password(account),
+                passwords=account.passwords,
             )
         )
     runs = await asyncio.gather(
@@ -215,13 +214,13 @@ async def _execute(
     return ApplyResult(plan, outcomes, Plan(tuple(ran.remaining for ran in runs)))
 
 
-def _open_journals(chosen: Chosen, halt: Halt) -> dict[str, Journal]:
+def _open_journals(chosen: Sequence[Account], halt: Halt) -> dict[str, Journal]:
     """Every account's journal, before any request: one that cannot be opened stops the
     apply with nothing sent."""
     journals: dict[str, Journal] = {}
     try:
-        for account in chosen.accounts:
-            path = journal_path(chosen.ledger_path(account))
+        for account in chosen:
+            path = journal_path(account.ledger_path)
             run = uuid.uuid4().hex[:12]
             journals[account.name] = Journal(path, run=run, on_failure=halt.fail)
     except ledgers.StateWriteError as error:
@@ -239,7 +238,7 @@ SHOWN = 10  # trunks named in a message when apply can adopt them by itself
 
 def halted(
     halt: Halt,
-    chosen: Chosen,
+    chosen: Sequence[Account],
     recorders: Mapping[str, ledgers.Recorder],
     outcomes: Sequence[Outcome],
 ) -> str:
@@ -259,7 +258,7 @@ def halted(
     ]
     imports: list[str] = []
     unrecorded = False
-    for account in chosen.accounts:
+    for account in chosen:
         recorder = recorders.get(account.name)
         if recorder is None:
             continue

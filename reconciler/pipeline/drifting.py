@@ -23,9 +23,8 @@ from reconciler.errors import ConfigError, LedgerError
 from reconciler.live.files import write_atomically
 from reconciler.live.pairing import pair
 from reconciler.live.state import Ledger
-from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
-from reconciler.pipeline.accounts import Chosen, Options, choose
+from reconciler.pipeline.accounts import Account, Options, choose, client_for, ledger_of
 from reconciler.pipeline.planning import plan_one
 from reconciler.plan.actions import AccountPlan, NoticeKind, Plan
 
@@ -111,7 +110,7 @@ def affordable(budget: int, *, trunks: int, profile: str) -> int:
 
 
 def _scope(
-    chosen: Chosen, account: NamedAccount, ledger: Ledger, checked: Mapping[str, str], budget: int
+    account: Account, ledger: Ledger, checked: Mapping[str, str], budget: int
 ) -> frozenset[str] | None:
     """The trunks to check this run (declared names, or ledger names of undeclared ones),
     or None for all of them."""
@@ -119,7 +118,7 @@ def _scope(
     room = affordable(budget, trunks=len(names), profile=account.spec.api)
     if room >= len(names):
         return None
-    declared = {old: new for new, old in _ledger_names(chosen, account, ledger).items()}
+    declared = {old: new for new, old in _ledger_names(account, ledger).items()}
     return frozenset(declared.get(name, name) for name in names[:room])
 
 
@@ -135,9 +134,9 @@ async def drift(
     """Plan every chosen account as drift sees it, within ``budget`` calls each."""
     now = now or datetime.now(UTC)
     chosen = choose(manifests, accounts, environ, passwords=False)
-    ledgers = {account.name: chosen.ledger(account) for account in chosen.accounts}
+    ledgers = {account.name: ledger_of(account) for account in chosen}
     if budget is not None:  # before any call: a budget that pays for nothing is a mistake
-        for account in chosen.accounts:
+        for account in chosen:
             trunks = len(ledgers[account.name].trunks)
             if trunks and affordable(budget, trunks=trunks, profile=account.spec.api) == 0:
                 least = budget_for_one(trunks=trunks, profile=account.spec.api)
@@ -147,23 +146,23 @@ async def drift(
                 )
     planned: list[AccountPlan] = []
     coverage: list[Coverage] = []
-    for account in chosen.accounts:
+    for account in chosen:
         ledger = ledgers[account.name]
-        path = checked_path(chosen.ledger_path(account))
+        path = checked_path(account.ledger_path)
         record = read_checked(path)
-        scope = _scope(chosen, account, ledger, record.checked, budget) if budget else None
+        scope = _scope(account, ledger, record.checked, budget) if budget else None
         scopes = {account.name: scope} if scope is not None else {}
-        client = chosen.client(account, options)
+        client = client_for(account, options)
         async with client.http:
             account_plan = await plan_one(
-                chosen, account, client, ledger, replace(options, scopes=scopes, lookups=False)
+                account, client, ledger, replace(options, scopes=scopes, lookups=False)
             )
         planned.append(account_plan)
-        looked = _looked_at(chosen, account, ledger, account_plan)
+        looked = _looked_at(account, ledger, account_plan)
         stamp = now.isoformat(timespec="seconds")
         checked = {n: t for n, t in record.checked.items() if n in ledger.trunks}
         checked.update(dict.fromkeys(looked, stamp))
-        found = _drift_by_trunk(chosen, account, ledger, account_plan)
+        found = _drift_by_trunk(account, ledger, account_plan)
         drifted = {
             name: lines
             for name, lines in record.drifted.items()
@@ -199,20 +198,18 @@ def budget_for_one(*, trunks: int, profile: str) -> int:
     return pages + READS[profile]
 
 
-def _ledger_names(chosen: Chosen, account: NamedAccount, ledger: Ledger) -> dict[str, str]:
+def _ledger_names(account: Account, ledger: Ledger) -> dict[str, str]:
     """Declared name -> the ledger's name for it (they differ while a rename is pending)."""
     return {
         found.spec.name: found.ledger_name
-        for found in pair(chosen.desired(account), ledger)
+        for found in pair(account.declared.desired, ledger)
         if found.ledger_name is not None
     }
 
 
-def _drift_by_trunk(
-    chosen: Chosen, account: NamedAccount, ledger: Ledger, plan: AccountPlan
-) -> dict[str, list[str]]:
+def _drift_by_trunk(account: Account, ledger: Ledger, plan: AccountPlan) -> dict[str, list[str]]:
     """Ledger name -> the drift found on it this run, as drift reports it."""
-    by_declared = _ledger_names(chosen, account, ledger)
+    by_declared = _ledger_names(account, ledger)
     found: dict[str, list[str]] = {}
     for action in render.drift_parts(Plan((plan,)))[0]:
         name = by_declared.get(action.trunk, action.trunk)
@@ -220,9 +217,7 @@ def _drift_by_trunk(
     return found
 
 
-def _looked_at(
-    chosen: Chosen, account: NamedAccount, ledger: Ledger, plan: AccountPlan
-) -> set[str]:
+def _looked_at(account: Account, ledger: Ledger, plan: AccountPlan) -> set[str]:
     """The ledger names this plan read (not the ones it could not)."""
     unreadable = {
         n.address.rsplit("/", 1)[-1] for n in plan.notices if n.kind is NoticeKind.UNREADABLE
@@ -230,6 +225,6 @@ def _looked_at(
     if plan.scope is None:
         names = set(ledger.trunks)
     else:
-        by_declared = _ledger_names(chosen, account, ledger)
+        by_declared = _ledger_names(account, ledger)
         names = {by_declared.get(name, name) for name in plan.scope} & set(ledger.trunks)
     return names - unreadable

@@ -34,7 +34,7 @@ from reconciler.live.state import TrunkEntry, fingerprint
 from reconciler.manifests import canonical
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import TrunkSpec
-from reconciler.pipeline.accounts import Options, choose
+from reconciler.pipeline.accounts import Options, choose, client_for
 from reconciler.plan.diff import parts
 from reconciler.plan.kinds import KINDS
 
@@ -102,11 +102,10 @@ async def import_trunks(
     options: Options,
     force: bool,
 ) -> list[Imported]:
-    chosen = choose(manifests, [account], environ, passwords=False)
-    [named] = chosen.accounts
-    path = chosen.ledger_path(named)
+    [resolved] = choose(manifests, [account], environ, passwords=False)
+    path = resolved.ledger_path
     with ledgers.Lock.beside(path):
-        client = chosen.client(named, options)
+        client = client_for(resolved, options)
         async with client.http:
             return await _import(
                 manifests,

@@ -16,25 +16,12 @@ from reconciler.exotel.client import ExotelClient
 from reconciler.live import password_check
 from reconciler.live import read as live
 from reconciler.live.ledger import Ledger
-from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
-from reconciler.manifests.models import SECRET_REFERENCE
-from reconciler.pipeline.accounts import Chosen, Options, choose
+from reconciler.manifests.models import SECRET_REFERENCE, CredentialSpec, TrunkSpec
+from reconciler.pipeline.accounts import Account, Options, choose, client_for, ledger_of
 from reconciler.plan.actions import AccountPlan, Notice, NoticeKind, Plan
-from reconciler.plan.build import AccountInput, plan_account
+from reconciler.plan.build import plan_account
 from reconciler.plan.dids import did_notices, new_numbers
-
-
-def account_input(chosen: Chosen, account: NamedAccount) -> AccountInput:
-    spec = account.spec
-    return AccountInput(
-        name=account.name,
-        sid=spec.sid,
-        profile=spec.api,
-        prune=spec.prune,
-        desired=chosen.desired(account),
-        routes=chosen.routes(account),
-    )
 
 
 def targeted(planned: AccountPlan, trunks: frozenset[str], held: frozenset[str]) -> AccountPlan:
@@ -57,77 +44,75 @@ def targeted(planned: AccountPlan, trunks: frozenset[str], held: frozenset[str])
     )
 
 
-async def password_notices(chosen: Chosen, account: NamedAccount, ledger: Ledger) -> list[Notice]:
+async def password_notices(account: Account, ledger: Ledger) -> list[Notice]:
     """A warning for each credential whose password variable, where this run has it, is
     not the value last set while its password_version is unchanged: apply would not send
     it (live.password_check). Plans in CI have no passwords, so this speaks in apply and
     wherever someone plans with them."""
-    pending: list[tuple[str, str, str, str]] = []  # trunk, username, variable, check
-    for spec in chosen.desired(account):
+    pending: list[tuple[TrunkSpec, CredentialSpec, str]] = []  # with the ledger's check
+    for spec in account.declared.desired:
         entry = ledger.trunks.get(spec.name) or ledger.trunks.get(spec.renamed_from or "")
         if entry is None:
             continue
         for credential in spec.credentials:
             check = entry.checks.get(credential.username)
             same = entry.credentials.get(credential.username) == credential.password_version
-            found = SECRET_REFERENCE.fullmatch(credential.password)
-            if check and same and found and chosen.environ.get(found[1]):
-                pending.append((spec.name, credential.username, found[1], check))
+            if check and same and (spec.name, credential.username) in account.passwords:
+                pending.append((spec, credential, check))
 
-    def differing() -> list[tuple[str, str, str]]:
+    def differing() -> list[tuple[TrunkSpec, CredentialSpec]]:
         return [
-            (trunk, user, variable)
-            for trunk, user, variable, check in pending
-            if password_check.matches(chosen.environ[variable], check) is False
+            (spec, credential)
+            for spec, credential, check in pending
+            if password_check.matches(account.passwords[(spec.name, credential.username)], check)
+            is False
         ]
 
-    versions = {
-        s.name: {c.username: c.password_version for c in s.credentials}
-        for s in chosen.desired(account)
-    }
     return [
         Notice(
             NoticeKind.PASSWORD,
             account.name,
-            f"{variable} is not the password last set on credential {user} of trunk {trunk}, "
-            f"and its password_version is still {versions[trunk][user]}: apply does not send "
-            "it; bump password_version to rotate the password, or set the variable back",
-            f"{account.name}/{trunk}/credential/{user}",
+            f"{variable(credential)} is not the password last set on credential "
+            f"{credential.username} of trunk {spec.name}, and its password_version is still "
+            f"{credential.password_version}: apply does not send it; bump password_version "
+            "to rotate the password, or set the variable back",
+            f"{account.name}/{spec.name}/credential/{credential.username}",
         )
-        for trunk, user, variable in (await asyncio.to_thread(differing) if pending else [])
+        for spec, credential in (await asyncio.to_thread(differing) if pending else [])
     ]
 
 
+def variable(credential: CredentialSpec) -> str:
+    """The environment variable a credential's password comes from."""
+    found = SECRET_REFERENCE.fullmatch(credential.password)
+    return found[1] if found else "its password"
+
+
 async def plan_one(
-    chosen: Chosen,
-    account: NamedAccount,
-    client: ExotelClient,
-    ledger: Ledger,
-    options: Options,
+    account: Account, client: ExotelClient, ledger: Ledger, options: Options
 ) -> AccountPlan:
+    """One account: read what the plan needs, plan it, then add what only a read of
+    the environment or of other trunks can tell (passwords, DIDs held elsewhere)."""
+    declared = account.declared
     scope = options.trunks or options.scopes.get(account.name)
     refresh = "all" if options.trunks else options.refresh  # --trunk: exactly those
     state = await live.read(
         client,
         ledger=ledger,
-        desired=chosen.desired(account),
-        profile=account.spec.api,
+        desired=declared.desired,
+        profile=declared.profile,
         refresh=refresh,
         only=scope,
         listing=True if scope is not None else None,
         tolerant=options.tolerant,
     )
-    planned = plan_account(
-        account_input(chosen, account), ledger, state, max_delete=options.max_delete
-    )
-    planned = replace(
-        planned, notices=(*planned.notices, *await password_notices(chosen, account, ledger))
-    )
+    planned = plan_account(declared, ledger, state, max_delete=options.max_delete)
+    planned = replace(planned, notices=(*planned.notices, *await password_notices(account, ledger)))
     if options.trunks:
-        held = frozenset(spec.name for spec in chosen.desired(account)) | set(ledger.trunks)
+        held = frozenset(spec.name for spec in declared.desired) | set(ledger.trunks)
         planned = targeted(planned, options.trunks, held)
     numbers = new_numbers(planned) if options.lookups else []
-    if account.spec.api == "full" and numbers:
+    if declared.profile == "full" and numbers:
         before = client.calls
         holders = await live.did_holders(client, numbers)
         planned = did_notices(planned, holders, ledger)
@@ -144,12 +129,12 @@ async def make_plan(
 ) -> Plan:
     """Plan the chosen accounts; raises ManifestError or ConfigError before any API call."""
     chosen = choose(manifests, accounts, environ, passwords=False)  # plans send only GETs
-    ledgers = {account.name: chosen.ledger(account) for account in chosen.accounts}
+    ledgers = {account.name: ledger_of(account) for account in chosen}
 
-    async def one(account: NamedAccount) -> AccountPlan:
-        client = chosen.client(account, options)
+    async def one(account: Account) -> AccountPlan:
+        client = client_for(account, options)
         async with client.http:
-            return await plan_one(chosen, account, client, ledgers[account.name], options)
+            return await plan_one(account, client, ledgers[account.name], options)
 
-    planned = await asyncio.gather(*(one(account) for account in chosen.accounts))
+    planned = await asyncio.gather(*(one(account) for account in chosen))
     return Plan(tuple(planned))

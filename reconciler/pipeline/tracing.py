@@ -23,7 +23,7 @@ from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.routes import RouteSpec
 from reconciler.manifests.windows import IST
-from reconciler.pipeline.accounts import Options, choose
+from reconciler.pipeline.accounts import Options, choose, client_for
 from reconciler.pipeline.checking import CheckOptions, check, destinations
 from reconciler.routing import decide
 from reconciler.routing.snapshot import build
@@ -217,7 +217,7 @@ async def _live(
     trunk's numbers. What cannot be read is said, not raised: trace explains anyway."""
     did, sid = number
     try:
-        chosen = choose(manifests, [account.name], environ, passwords=False)
+        [resolved] = choose(manifests, [account.name], environ, passwords=False)
     except ManifestError as exc:
         missing = "; ".join(problem.message for problem in exc.problems[:3])
         return {"read": False, "note": f"not read: {missing}"}
@@ -225,7 +225,7 @@ async def _live(
         return {"read": False, "note": f"not read: {exc}"}
     document: dict[str, Any] = {"read": True, "holder": None, "mode": None}
     try:
-        client = chosen.client(account, options)
+        client = client_for(resolved, options)
         async with client.http:
             holder = await client.holder(did) if account.spec.api == "full" else sid
             if holder is not None:
