@@ -146,51 +146,69 @@ async def drift(
                 )
     planned: list[AccountPlan] = []
     coverage: list[Coverage] = []
-    for account in chosen:
-        ledger = ledgers[account.name]
-        path = checked_path(account.ledger_path)
-        record = read_checked(path)
-        scope = _scope(account, ledger, record.checked, budget) if budget else None
-        scopes = {account.name: scope} if scope is not None else {}
-        client = client_for(account, options)
-        async with client.http:
-            account_plan = await plan_one(
-                account, client, ledger, replace(options, scopes=scopes, lookups=False)
-            )
+    for account in chosen:  # one after another: each run's budget is per account
+        account_plan, covered = await _drift_one(
+            account, ledgers[account.name], options, budget, now
+        )
         planned.append(account_plan)
-        looked = _looked_at(account, ledger, account_plan)
-        stamp = now.isoformat(timespec="seconds")
-        checked = {n: t for n, t in record.checked.items() if n in ledger.trunks}
-        checked.update(dict.fromkeys(looked, stamp))
-        found = _drift_by_trunk(account, ledger, account_plan)
-        drifted = {
-            name: lines
-            for name, lines in record.drifted.items()
-            if name in ledger.trunks and name not in looked
-        }
-        drifted.update({name: lines for name, lines in found.items() if lines})
-        _write_checked(path, Record(checked, drifted))
-        total = len(ledger.trunks)
-        per_run = len(looked) or 1
-        times = [datetime.fromisoformat(checked[n]) for n in ledger.trunks if n in checked]
-        earlier = tuple(
-            f"{line} (found {checked.get(name, '?')}, not checked again this run)"
-            for name, lines in sorted(drifted.items())
-            if name not in looked
-            for line in lines
-        )
-        coverage.append(
-            Coverage(
-                account=account.name,
-                checked=len(looked),
-                total=total,
-                runs_for_all=math.ceil(total / per_run) if total else 0,
-                never=total - len(times),
-                oldest=min(times) if times else None,
-                earlier=earlier,
-            )
-        )
+        coverage.append(covered)
     return Plan(tuple(planned)), coverage
+
+
+async def _drift_one(
+    account: Account, ledger: Ledger, options: Options, budget: int | None, now: datetime
+) -> tuple[AccountPlan, Coverage]:
+    """One account: choose the trunks the budget pays for, plan them, then record what
+    was checked and what was found beside the ledger."""
+    path = checked_path(account.ledger_path)
+    record = read_checked(path)
+    scope = _scope(account, ledger, record.checked, budget) if budget else None
+    scopes = {account.name: scope} if scope is not None else {}
+    client = client_for(account, options)
+    async with client.http:
+        account_plan = await plan_one(
+            account, client, ledger, replace(options, scopes=scopes, lookups=False)
+        )
+    looked = _looked_at(account, ledger, account_plan)
+    stamp = now.isoformat(timespec="seconds")
+    checked = {n: t for n, t in record.checked.items() if n in ledger.trunks}
+    checked.update(dict.fromkeys(looked, stamp))
+    found = _drift_by_trunk(account, ledger, account_plan)
+    drifted = {
+        name: lines
+        for name, lines in record.drifted.items()
+        if name in ledger.trunks and name not in looked
+    }
+    drifted.update({name: lines for name, lines in found.items() if lines})
+    _write_checked(path, Record(checked, drifted))
+    return account_plan, _coverage(account, ledger, looked, checked, drifted)
+
+
+def _coverage(
+    account: Account,
+    ledger: Ledger,
+    looked: set[str],
+    checked: Mapping[str, str],
+    drifted: Mapping[str, list[str]],
+) -> Coverage:
+    total = len(ledger.trunks)
+    per_run = len(looked) or 1
+    times = [datetime.fromisoformat(checked[n]) for n in ledger.trunks if n in checked]
+    earlier = tuple(
+        f"{line} (found {checked.get(name, '?')}, not checked again this run)"
+        for name, lines in sorted(drifted.items())
+        if name not in looked
+        for line in lines
+    )
+    return Coverage(
+        account=account.name,
+        checked=len(looked),
+        total=total,
+        runs_for_all=math.ceil(total / per_run) if total else 0,
+        never=total - len(times),
+        oldest=min(times) if times else None,
+        earlier=earlier,
+    )
 
 
 def budget_for_one(*, trunks: int, profile: str) -> int:

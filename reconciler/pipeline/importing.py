@@ -160,37 +160,18 @@ async def _import(
         except NotFound:
             raise ConfigError(f"account {account} has no trunk {sid}") from None
         name = given or str(trunk.name)
-        file = folder / f"{name}.yaml"
         if name in declared_in and name not in ledger.trunks and sid not in ledger.by_sid():
             # Declared already: record which live trunk it is, write no manifest.
             recorded = Imported(name, sid, declared_in[name], (), recorded_only=True)
             ready.append((recorded, "", TrunkEntry(sid)))
             continue
+        file = folder / f"{name}.yaml"
         _check_target(name, sid, file, declared_in, ledger, force=force)
         if any(item.file == file for item, _, _ in ready):
             raise ConfigError(f"two trunks would be written to {file}: import them one by one")
         names = _variables(name, sorted(trunk.credentials), variables)
-        document = manifest_for(account, spec.sid, name, trunk, names)
-        domain = trunk.domain_name or canonical.default_domain_name(spec.sid)
-        try:
-            model = TrunkSpec.model_validate({**document, "domain_name": domain})
-        except ValidationError as error:
-            details = "; ".join(e["msg"] for e in error.errors(include_url=False))
-            raise ConfigError(
-                f"trunk {name} ({sid}) holds values the manifests cannot express: {details}; "
-                "fix them in the dashboard, then import again"
-            ) from None
-        schema = _schema_path(folder)
-        text = yaml.safe_dump({"trunks": [document]}, sort_keys=False, allow_unicode=True)
-        entry = TrunkEntry(
-            sid,
-            alias=trunk.alias,
-            credentials={},
-            fingerprint=fingerprint(model),
-            parts=parts(model),
-        )
+        content, entry = _written(account, spec.sid, name, trunk, variables=names, folder=folder)
         passwords = tuple(names[user] for user in sorted(trunk.credentials))
-        content = (SCHEMA_LINE.format(path=schema) if schema else "") + text
         ready.append((Imported(name, sid, file, passwords), content, entry))
     for item, content, entry in ready:
         if not item.recorded_only:
@@ -200,6 +181,39 @@ async def _import(
     if ready:
         ledgers.write(ledger_file, ledger)
     return [item for item, _, _ in ready]
+
+
+def _written(
+    account: str,
+    account_sid: str,
+    name: str,
+    trunk: LiveTrunk,
+    *,
+    variables: dict[str, str],
+    folder: Path,
+) -> tuple[str, TrunkEntry]:
+    """The manifest file's text for one live trunk, and its ledger entry; refuses a trunk
+    whose values the manifests cannot express."""
+    document = manifest_for(account, account_sid, name, trunk, variables)
+    domain = trunk.domain_name or canonical.default_domain_name(account_sid)
+    try:
+        model = TrunkSpec.model_validate({**document, "domain_name": domain})
+    except ValidationError as error:
+        details = "; ".join(e["msg"] for e in error.errors(include_url=False))
+        raise ConfigError(
+            f"trunk {name} ({trunk.sid}) holds values the manifests cannot express: "
+            f"{details}; fix them in the dashboard, then import again"
+        ) from None
+    schema = _schema_path(folder)
+    text = yaml.safe_dump({"trunks": [document]}, sort_keys=False, allow_unicode=True)
+    entry = TrunkEntry(
+        trunk.sid,
+        alias=trunk.alias,
+        credentials={},
+        fingerprint=fingerprint(model),
+        parts=parts(model),
+    )
+    return (SCHEMA_LINE.format(path=schema) if schema else "") + text, entry
 
 
 def _check_target(
