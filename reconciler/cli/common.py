@@ -95,9 +95,9 @@ def unwatched() -> bool:
     return not sys.stderr.isatty()
 
 
-def moment(text: str, option: str = "--now") -> datetime:
-    """``--now``, ``--at``: an ISO 8601 time; without an offset it is Asia/Kolkata's, as
-    rules are."""
+def moment(text: str, option: str = "--at") -> datetime:
+    """``--at`` (serve's also as ``--now``): an ISO 8601 time; without an offset it is
+    Asia/Kolkata's, as rules are."""
     clock = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
     if clock:  # a time today, in Asia/Kolkata
         text = f"{datetime.now(IST).date().isoformat()}T{int(clock[1]):02d}:{clock[2]}"

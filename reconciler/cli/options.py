@@ -119,15 +119,17 @@ def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
     return positive
 
 
-def probing(parser: argparse.ArgumentParser) -> None:
-    """The options of a SIP probe, shared by check and trace --probe."""
+def probing(parser: argparse.ArgumentParser, *, invite: bool = False) -> None:
+    """The options of a SIP probe, shared by check and trace --probe (``invite``: the
+    command also places test calls)."""
+    also = ", and separately to answer an INVITE" if invite else ""
     parser.add_argument(
         "--timeout",
         type=positive(float),
         default=5.0,
         metavar="S",
         help="seconds each destination gets to resolve, connect, shake hands and answer "
-        "OPTIONS, and separately to answer an INVITE (default: %(default)s)",
+        f"OPTIONS{also} (default: %(default)s)",
     )
     parser.add_argument(
         "--resolve",
@@ -148,7 +150,7 @@ def probing(parser: argparse.ArgumentParser) -> None:
         default=1000,
         metavar="N",
         help="destinations probed at once; each distinct destination is probed once, "
-        "however many trunks share it (default: %(default)s)",
+        "wherever it is used (default: %(default)s)",
     )
 
 
@@ -209,7 +211,7 @@ def verbose_everywhere(parser: argparse.ArgumentParser) -> None:
                         "--verbose",
                         action="count",
                         default=argparse.SUPPRESS,
-                        help="log more on stderr (-vv: every API request)",
+                        help="log more on stderr (-vv: every API request the command makes)",
                     )
                 verbose_everywhere(sub)
 

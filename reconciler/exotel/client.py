@@ -37,6 +37,12 @@ ALIAS_SETTING = "trunk_external_alias"  # the caller ID setting
 CHILDREN = (NUMBERS, IPS, DESTINATIONS, CREDENTIALS)  # readable in every profile
 
 
+def reads_per_trunk(*, settings: bool) -> int:
+    """The GETs ``read_trunk`` sends for one trunk (one page each), with or without its
+    settings: what a drift budget pays per trunk."""
+    return len(CHILDREN) + (1 if settings else 0)
+
+
 @dataclass(frozen=True)
 class NewDestination:
     uri: str  # canonical: host:port;transport=x

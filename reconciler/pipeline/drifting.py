@@ -20,6 +20,7 @@ from pathlib import Path
 
 from reconciler import render
 from reconciler.errors import ConfigError, LedgerError
+from reconciler.exotel.client import reads_per_trunk
 from reconciler.live.files import write_atomically
 from reconciler.live.pairing import pair
 from reconciler.live.state import Ledger
@@ -30,7 +31,8 @@ from reconciler.plan.actions import AccountPlan, NoticeKind, Plan
 
 CHECKED = ".checked.json"
 PAGE_SIZE = 100  # the trunk list's page (the client asks for the API's maximum)
-READS = {"full": 5, "minimal": 4}  # collections read per trunk
+# Collections read per trunk: settings only where the profile can read them.
+READS = {"full": reads_per_trunk(settings=True), "minimal": reads_per_trunk(settings=False)}
 
 
 @dataclass(frozen=True)

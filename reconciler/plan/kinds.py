@@ -10,8 +10,10 @@ how ``import`` writes it back as manifest. ``plan.diff`` pairs children through 
 trunk's children with it, and ``pipeline.importing`` writes manifests with it. Apply's
 handlers perform the operations (a test checks that each has one).
 
-Adding a kind is one entry in :data:`KINDS`, its handlers in ``apply.handlers``, its field
-on ``TrunkSpec``, and the client calls that read and write it.
+On the plan's side, adding a kind is one entry in :data:`KINDS` and its handlers in
+``apply.handlers``; it also needs its field on ``TrunkSpec``, the client calls that read
+and write it, and the sandbox's endpoints (docs/architecture.md, "Adding a child
+resource kind", has every step).
 
 Ranks order execution, lower first (``plan.order``): 0 the trunk itself; 1-5 deletes
 that free things (credentials, the alias, destinations before the IPs they need); 6-10

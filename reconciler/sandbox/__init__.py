@@ -128,8 +128,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="longest a timeout_after_commit fault holds a response (default: %(default)s)",
     )
-    parser.add_argument("--certfile", type=Path, help="serve HTTPS with this certificate (PEM)")
-    parser.add_argument("--keyfile", type=Path, help="private key for --certfile (PEM)")
+    parser.add_argument(
+        "--certfile", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)"
+    )
+    parser.add_argument(
+        "--keyfile", type=Path, metavar="FILE", help="private key for --certfile (PEM)"
+    )
 
 
 def config_from(args: argparse.Namespace) -> Config:

@@ -46,7 +46,7 @@ def register(commands: Commands) -> None:
     check.add_argument(
         "--trunk", action="append", metavar="NAME", help="only this trunk (repeatable)"
     )
-    options.probing(check)
+    options.probing(check, invite=True)
     check.add_argument(
         "--invite",
         action="store_true",

@@ -33,7 +33,9 @@ def register(commands: Commands) -> None:
         default="mermaid",
         help="mermaid: the flowchart alone; markdown: in a fenced block (default: %(default)s)",
     )
-    graph.add_argument("--account", action="append", metavar="NAME", help="only this account")
+    graph.add_argument(
+        "--account", action="append", metavar="NAME", help="only this account (repeatable)"
+    )
     graph.set_defaults(run=run_graph)
 
 

@@ -32,7 +32,9 @@ def register(commands: Commands) -> None:
         "--port", type=sandbox.port_number, default=8080, help="port (default: %(default)s)"
     )
     serve.add_argument(
+        "--at",
         "--now",
+        dest="now",
         metavar="TIME",
         help="answer as if it were TIME (2026-12-02T19:30, Asia/Kolkata unless an offset is "
         "given), to try time rules without waiting for the hour",
@@ -63,7 +65,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     clock = None
     if args.now is not None:
-        fixed = moment(args.now)
+        fixed = moment(args.now, "--at")
         clock = lambda: fixed  # noqa: E731 (a fixed clock, to try time rules)
     serve.run(
         Path(args.path),

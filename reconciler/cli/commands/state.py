@@ -21,13 +21,15 @@ if TYPE_CHECKING:
 def register(commands: Commands) -> None:
     state = commands.add_parser(
         "state",
-        help="the ledgers on their git branch: pull before planning, push after applying",
+        help="the ledgers: list and show what is managed; pull, push and sign their git branch",
         description=(
-            "Ledgers live on a git branch of their own (default: reconciler-state), at the "
-            "same paths as in the working tree, so applies work under a protected main and "
-            "concurrent runs never lose each other's. 'pull' copies them into the working "
-            "tree; 'push' commits them onto the branch, compare-and-swap (it retries on the "
-            "new tip when another run pushed first)."
+            "What the ledgers hold: 'list' the managed trunks and their SIDs, 'show' one, "
+            "'path' print where each ledger is (all read locally). Ledgers can live on a git "
+            "branch of their own (default: reconciler-state), at the same paths as in the "
+            "working tree, so applies work under a protected main and concurrent runs never "
+            "lose each other's: 'pull' copies them into the working tree; 'push' commits them "
+            "onto the branch, compare-and-swap (it retries on the new tip when another run "
+            "pushed first); 'sign' vouches once for a branch made before signing."
         ),
     )
     actions = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
@@ -53,8 +55,13 @@ def _branch(parser: argparse.ArgumentParser, *, writes: bool) -> None:
 def _inventory(parser: argparse.ArgumentParser) -> None:
     """``list`` and ``show``: what the ledgers hold, read locally."""
     options.path(parser)
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="the output")
-    parser.add_argument("--account", action="append", metavar="NAME", help="only this account")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="the output (default: %(default)s)",
+    )
+    _accounts(parser)
 
 
 def _path(path: argparse.ArgumentParser) -> None:
@@ -238,7 +245,8 @@ ACTIONS: tuple[tuple[str, str, options.Run, Callable[[argparse.ArgumentParser], 
     ),
     (
         "show",
-        "show one trunk as last applied: SID, DIDs, IPs, destinations, alias",
+        "show one trunk: its SID, protect, alias and password versions from the ledger; its "
+        "DIDs, IPs and destinations as the manifests declare them",
         run_show,
         _show,
     ),
