@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.checking import sip, wire
+from reconciler.sip import message as sip
+from reconciler.sip import sdp
+from reconciler.sip import stream as wire
 
 RESPONSE = (
     b"SIP/2.0 200 OK\r\n"
@@ -59,7 +61,7 @@ def test_a_response_with_compact_folded_and_repeated_headers() -> None:
     assert response.header("Call-ID") == "call-1@reconciler"
     assert response.cseq_method == "INVITE"
     assert response.body == "v=0\r\nm=audio 4000 RTP/AVP 0\r\n"
-    assert sip.chosen_codec(response.body) == "PCMU"  # payload 0, by its static number
+    assert sdp.chosen_codec(response.body) == "PCMU"  # payload 0, by its static number
 
 
 def test_framing_skips_keepalives_and_requests_and_splits_back_to_back_answers() -> None:
@@ -102,18 +104,18 @@ def test_a_request_carries_what_rfc_3261_requires() -> None:
 
 
 def test_the_offer_and_reading_the_answer() -> None:
-    offer = sip.offer("10.0.0.1", 40000, secure=False, session=1)
+    offer = sdp.offer("10.0.0.1", 40000, secure=False, session=1)
     assert "m=audio 40000 RTP/AVP 8 0 101" in offer
     assert "a=crypto" not in offer
-    secure = sip.offer("10.0.0.1", 40000, secure=True, session=1)
+    secure = sdp.offer("10.0.0.1", 40000, secure=True, session=1)
     assert "m=audio 40000 RTP/SAVP 8 0 101" in secure
     assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in secure
     answer = "v=0\r\nm=audio 5000 RTP/AVP 101 8\r\na=rtpmap:101 telephone-event/8000\r\n"
-    assert sip.chosen_codec(answer) == "PCMA"
-    assert sip.chosen_codec("v=0\r\nm=audio 5000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n") == (
+    assert sdp.chosen_codec(answer) == "PCMA"
+    assert sdp.chosen_codec("v=0\r\nm=audio 5000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n") == (
         "G729"
     )
-    assert sip.chosen_codec("v=0\r\n") is None
+    assert sdp.chosen_codec("v=0\r\n") is None
 
 
 @given(

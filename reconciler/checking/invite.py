@@ -1,7 +1,7 @@
 """``check --invite``: a test call to a DID, ended politely, and what its answer means.
 
 Called by ``checking.probe`` after OPTIONS was answered. The INVITE offers PCMA and PCMU
-(``sip.offer``) with the headers the DID's route would send; RFC 3261 says how to end each
+(``sdp.offer``) with the headers the DID's route would send; RFC 3261 says how to end each
 outcome: ACK and BYE after a 2xx (13.2.2.4, 15.1.1), ACK after a refusal (17.1.1.3),
 CANCEL when it only rings (9.1). It rings a real bot or agent, hence an option.
 """
@@ -14,9 +14,12 @@ import ssl
 import time
 from collections.abc import Sequence
 
-from reconciler.checking import sip, wire
 from reconciler.checking.results import Call, Result, Ringing, Settings
-from reconciler.checking.wire import STREAM_LIMIT, Dialog, closed, context, ssl_reason
+from reconciler.checking.wire import Dialog, context
+from reconciler.sip import message as sip
+from reconciler.sip import sdp
+from reconciler.sip import stream as wire
+from reconciler.sip.stream import STREAM_LIMIT, closed, ssl_reason
 
 
 async def call(
@@ -71,7 +74,13 @@ async def _invite(
         cseq=1,
         contact=dialog.contact,
         headers=call.headers,
-        body=sip.offer(dialog.local_host, 40000, secure=secure, session=int(time.time())),
+        body=sdp.offer(
+            dialog.local_host,
+            40000,
+            secure=secure,
+            session=int(time.time()),
+            name="reconciler check",
+        ),
     )
     seen: list[sip.Response] = []
     try:
@@ -81,7 +90,7 @@ async def _invite(
                 answer = await wire.final(reader, dialog.call_id, "INVITE", seen)
         except TimeoutError:
             return await _cancel(dialog, invite, reader, seen, settings)
-        codec = sip.chosen_codec(answer.body) if answer.body else _early_codec(seen)
+        codec = sdp.chosen_codec(answer.body) if answer.body else _early_codec(seen)
         ringing = _ringing(seen)
         ended = await _end(dialog, invite, answer, reader, settings)
         return Ringing(call.did, answer.code, answer.reason, codec, ringing, ended)
@@ -101,7 +110,7 @@ def _ringing(seen: Sequence[sip.Response]) -> int | None:
 def _early_codec(seen: Sequence[sip.Response]) -> str | None:
     for response in reversed(seen):
         if response.body:
-            return sip.chosen_codec(response.body)
+            return sdp.chosen_codec(response.body)
     return None
 
 

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.checking import invite, sip, wire
+from reconciler.checking import invite
 from reconciler.checking.results import (
     EXPIRY_WARNING_DAYS,
     Answer,
@@ -41,7 +41,10 @@ from reconciler.checking.results import (
     Settings,
     Tls,
 )
-from reconciler.checking.wire import STREAM_LIMIT, Dialog, closed, context, ssl_reason
+from reconciler.checking.wire import Dialog, context
+from reconciler.sip import message as sip
+from reconciler.sip import stream as wire
+from reconciler.sip.stream import STREAM_LIMIT, closed, ssl_reason
 
 
 class _EndedError(Exception):

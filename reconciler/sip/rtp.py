@@ -1,0 +1,191 @@
+"""RTP with G.711 (RFC 3550, RFC 3551): a leg's media, sent and measured.
+
+Used by the sandbox for every answered leg. The caller's side plays a test tone in the
+negotiated codec, 20 ms a packet, from the port its SDP offered (a far end that echoes
+sends back to the sender, as SIPp's ``-rtp_echo`` does); it counts what comes back,
+how much of it is its own tone, losses by sequence number and interarrival jitter
+(RFC 3550 A.8). G.711 is encoded here with the ITU-T G.711 rules, as ``audioop`` is
+gone from Python 3.13.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import secrets
+import struct
+import time
+from dataclasses import dataclass, field
+
+CLOCK = 8000  # G.711 samples a second
+PACKET_MS = 20
+SAMPLES = CLOCK * PACKET_MS // 1000  # 160 a packet
+PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
+TONE_HZ = 1004.0  # the standard test tone: not a divisor of the packet, so packets differ
+_HEADER = struct.Struct("!BBHII")
+
+
+def _ulaw(sample: int) -> int:
+    """ITU-T G.711 mu-law, from a 16-bit linear sample (the reference g711.c's rules)."""
+    value, mask = sample >> 2, 0xFF
+    if value < 0:
+        value, mask = -value, 0x7F
+    value = min(value, 8159) + 0x21
+    segment = max(0, value.bit_length() - 6)
+    if segment >= 8:
+        return 0x7F ^ mask
+    return ((segment << 4) | ((value >> (segment + 1)) & 0x0F)) ^ mask
+
+
+def _alaw(sample: int) -> int:
+    """ITU-T G.711 A-law, from a 16-bit linear sample (the reference g711.c's rules)."""
+    value, mask = sample >> 3, 0xD5
+    if value < 0:
+        value, mask = -value - 1, 0x55
+    segment = max(0, value.bit_length() - 5)
+    if segment >= 8:
+        return 0x7F ^ mask
+    step = 1 if segment < 2 else segment
+    return ((segment << 4) | ((value >> step) & 0x0F)) ^ mask
+
+
+def encode(codec: str, samples: list[int]) -> bytes:
+    law = _alaw if codec == "PCMA" else _ulaw
+    return bytes(law(sample) for sample in samples)
+
+
+def tone(codec: str, packet: int, hz: float = TONE_HZ, level: float = 0.3) -> bytes:
+    """Packet number ``packet`` of a continuous sine tone, encoded."""
+    start = packet * SAMPLES
+    samples = [
+        int(level * 32767 * math.sin(2 * math.pi * hz * (start + n) / CLOCK))
+        for n in range(SAMPLES)
+    ]
+    return encode(codec, samples)
+
+
+def packet(payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: bytes) -> bytes:
+    """An RTP packet (RFC 3550 5.1): version 2, no padding, extension or CSRCs."""
+    head = _HEADER.pack(0x80, payload_type & 0x7F, sequence & 0xFFFF, timestamp, ssrc)
+    return head + payload
+
+
+@dataclass(frozen=True)
+class Parsed:
+    payload_type: int
+    sequence: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+
+
+def parse(data: bytes) -> Parsed | None:
+    """An RTP packet's fields, or None for anything else (RTCP, garbage)."""
+    if len(data) < _HEADER.size or data[0] >> 6 != 2:
+        return None
+    first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
+    offset = _HEADER.size + 4 * (first & 0x0F)
+    if second & 0x7F in (72, 73, 200, 201, 202, 203, 204):  # RTCP shares the port
+        return None
+    return Parsed(second & 0x7F, sequence, timestamp, ssrc, data[offset:])
+
+
+@dataclass
+class Figures:
+    """What one leg's media did, as the call record reports it."""
+
+    codec: str
+    sent: int = 0
+    received: int = 0
+    echoed: int = 0  # received packets that carry this side's own tone
+    lost: int = 0  # by sequence number, of what the far end sent
+    jitter_ms: float = 0.0  # RFC 3550 A.8, of what came back
+    _transit: float | None = field(default=None, repr=False)
+    _jitter: float = field(default=0.0, repr=False)
+    _first: int | None = field(default=None, repr=False)
+    _highest: int | None = field(default=None, repr=False)
+
+    def arrived(self, parsed: Parsed, now: float, own: bool) -> None:
+        self.received += 1
+        self.echoed += own
+        transit = now * CLOCK - parsed.timestamp
+        if self._transit is not None:
+            self._jitter += (abs(transit - self._transit) - self._jitter) / 16
+            self.jitter_ms = round(self._jitter * 1000 / CLOCK, 3)
+        self._transit = transit
+        if self._first is None:
+            self._first = self._highest = parsed.sequence
+        elif (parsed.sequence - (self._highest or 0)) & 0xFFFF < 0x8000:
+            self._highest = (self._first + ((parsed.sequence - self._first) & 0xFFFF)) or 0
+        if self._first is not None and self._highest is not None:
+            expected = self._highest - self._first + 1
+            self.lost = max(0, expected - self.received)
+
+    def document(self) -> dict[str, object]:
+        return {
+            "codec": self.codec,
+            "packets_sent": self.sent,
+            "packets_received": self.received,
+            "own_tone_back": self.echoed,
+            "lost": self.lost,
+            "jitter_ms": self.jitter_ms,
+        }
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    def __init__(self, leg: Leg) -> None:
+        self.leg = leg
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        parsed = parse(data)
+        if parsed is not None:
+            own = hashlib.blake2s(parsed.payload, digest_size=8).digest() in self.leg.sent
+            self.leg.figures.arrived(parsed, time.monotonic(), own)
+
+
+class Leg:
+    """One side's RTP for one call leg: bound before the offer (its port goes in the
+    SDP), started once the answer names the far end and the codec."""
+
+    def __init__(self) -> None:
+        self.figures = Figures("")
+        self.sent: set[bytes] = set()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    async def bind(self, host: str) -> int:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Endpoint(self), local_addr=(host, 0)
+        )
+        self.transport = transport
+        self.port = int(transport.get_extra_info("sockname")[1])
+        return self.port
+
+    async def play(self, codec: str, far: tuple[str, int], seconds: float) -> Figures:
+        """Send ``seconds`` of tone to ``far``, paced by the clock, then wait a moment
+        for the last echoes."""
+        self.figures.codec = codec
+        if self.transport is None:
+            return self.figures
+        payload_type = PAYLOAD_TYPES[codec]
+        ssrc = secrets.randbits(32)
+        sequence, start = secrets.randbits(15), time.monotonic()
+        count = int(seconds * 1000 / PACKET_MS)
+        for number in range(count):
+            payload = tone(codec, number)
+            self.sent.add(hashlib.blake2s(payload, digest_size=8).digest())
+            self.transport.sendto(
+                packet(payload_type, sequence + number, number * SAMPLES, ssrc, payload), far
+            )
+            self.figures.sent += 1
+            delay = start + (number + 1) * PACKET_MS / 1000 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await asyncio.sleep(0.1)
+        return self.figures
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

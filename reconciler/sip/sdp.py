@@ -1,0 +1,129 @@
+"""SDP for one audio stream (RFC 4566), offered and answered (RFC 3264).
+
+Pure. Exotel offers PCMA, then PCMU, and telephone-event (RFC 4733), 20 ms a packet; over
+TLS as SRTP with an SDES key (RFC 4568) (docs/exotel-api.md, section 8). The sandbox
+offers the same on the calls it places and answers the partners' offers with the first
+G.711 codec they list; ``checking`` offers it on its test calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+
+CODECS = {0: "PCMU", 8: "PCMA"}  # static payload types, RFC 3551
+PAYLOADS = {name: number for number, name in CODECS.items()}
+EVENTS_PAYLOAD = 101  # dynamic payload type of telephone-event in the offer
+
+
+def _family(address: str) -> str:
+    return "IP6" if ":" in address else "IP4"
+
+
+def offer(address: str, port: int, *, secure: bool, session: int, name: str = "reconciler") -> str:
+    """An offer: one audio stream with PCMA, PCMU and telephone-event, sent and
+    received; over TLS as SRTP with an SDES key (RFC 4568)."""
+    family = _family(address)
+    profile = "RTP/SAVP" if secure else "RTP/AVP"
+    lines = [
+        "v=0",
+        f"o=reconciler {session} {session} IN {family} {address}",
+        f"s={name}",
+        f"c=IN {family} {address}",
+        "t=0 0",
+        f"m=audio {port} {profile} 8 0 {EVENTS_PAYLOAD}",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:0 PCMU/8000",
+        f"a=rtpmap:{EVENTS_PAYLOAD} telephone-event/8000",
+        f"a=fmtp:{EVENTS_PAYLOAD} 0-16",
+        "a=ptime:20",
+        "a=sendrecv",
+    ]
+    if secure:
+        key = base64.b64encode(secrets.token_bytes(30)).decode()  # 128-bit key + 112-bit salt
+        lines.append(f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+@dataclass(frozen=True)
+class Media:
+    """What a session description says of its audio: where to send it, in what."""
+
+    address: str | None
+    port: int
+    codecs: tuple[str, ...]  # G.711 codecs by name, in the order listed
+    secure: bool
+
+
+def media(description: str) -> Media:
+    """The first audio stream of a description (offer or answer)."""
+    address: str | None = None
+    port, secure = 0, False
+    formats: list[str] = []
+    names: dict[str, str] = {}
+    session_address = None
+    in_audio = False
+    for raw in description.splitlines():
+        line = raw.strip()
+        if line.startswith("c=") and len(line.split()) >= 3:
+            if in_audio:
+                address = line.split()[2]
+            elif not formats:
+                session_address = line.split()[2]
+        elif line.startswith("m="):
+            if in_audio:
+                break  # only the first audio stream
+            parts = line[2:].split()
+            if parts and parts[0] == "audio" and len(parts) >= 3 and parts[1].isdigit():
+                in_audio, port, formats = True, int(parts[1]), parts[3:]
+                secure = "SAVP" in parts[2]
+        elif line.startswith("a=rtpmap:"):
+            payload, _, encoding = line[len("a=rtpmap:") :].partition(" ")
+            names[payload] = encoding.partition("/")[0].upper()
+    codecs = []
+    for payload in formats:
+        name = names.get(payload) or (CODECS.get(int(payload)) if payload.isdigit() else None)
+        if name in PAYLOADS:
+            codecs.append(name)
+    return Media(address or session_address, port, tuple(codecs), secure)
+
+
+def chosen_codec(answer: str) -> str | None:
+    """The codec an SDP answer chose: the first payload type of its first audio line
+    that is a codec (not telephone-event), by name. None when there is no audio line."""
+    names: dict[str, str] = {}
+    formats: list[str] = []
+    for line in answer.splitlines():
+        if line.startswith("m=audio ") and not formats:
+            formats = line.split()[3:]
+        elif line.startswith("a=rtpmap:"):
+            payload, _, encoding = line[len("a=rtpmap:") :].partition(" ")
+            names[payload] = encoding.partition("/")[0]
+    for payload in formats:
+        name = names.get(payload) or (CODECS.get(int(payload)) if payload.isdigit() else None)
+        if name and name.lower() != "telephone-event":
+            return name.upper()
+    return None
+
+
+def answer(offered: str, address: str, port: int, *, session: int) -> str | None:
+    """An answer taking the offer's first G.711 codec (RFC 3264 6.1), or None when the
+    offer has none (the call is refused 488)."""
+    found = media(offered)
+    if not found.codecs:
+        return None
+    codec = found.codecs[0]
+    family = _family(address)
+    lines = [
+        "v=0",
+        f"o=sandbox {session} {session} IN {family} {address}",
+        "s=sandbox",
+        f"c=IN {family} {address}",
+        "t=0 0",
+        f"m=audio {port} RTP/AVP {PAYLOADS[codec]}",
+        f"a=rtpmap:{PAYLOADS[codec]} {codec}/8000",
+        "a=ptime:20",
+        "a=sendrecv",
+    ]
+    return "\r\n".join(lines) + "\r\n"
