@@ -45,8 +45,10 @@ class Sandbox:
             stderr=self._log,
             env={**os.environ, **(env or {})},
         )
-        self.url = self._read_url()
         self._http: httpx.Client | None = None
+        self.sip: dict[str, tuple[str, int]] = {}  # transport -> (host, port) of --sip-*port
+        wanted = sum(flag in args for flag in ("--sip-port", "--sip-tls-port"))
+        self.url = self._read_url(wanted)
 
     @property
     def http(self) -> httpx.Client:
@@ -55,15 +57,25 @@ class Sandbox:
             self._http = self.client()
         return self._http
 
-    def _read_url(self) -> str:
+    def _read_url(self, sip: int) -> str:
+        """The HTTP URL, after ``listening on``; then ``sip`` SIP listeners' lines."""
         assert self.process.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT
+        url = None
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
+            # Once the first line is in, the SIP lines follow at once: read them without
+            # select, which cannot see lines already in the file object's buffer.
+            ready = url is not None or select.select([self.process.stdout], [], [], 0.1)[0]
             if ready:
                 line = self.process.stdout.readline().decode()
                 if line.startswith("listening on "):
-                    return line.split()[-1]
+                    url = line.split()[-1]
+                elif line.startswith("sip listening on sip:"):
+                    where, _, transport = line.split()[-1][4:].partition(";transport=")
+                    host, _, port = where.rpartition(":")
+                    self.sip[transport] = (host, int(port))
+                if url is not None and len(self.sip) == sip:
+                    return url
                 if not line:
                     break
             if self.process.poll() is not None:

@@ -38,7 +38,14 @@ import trustme
 
 HOST = "127.0.0.1"
 SIP_DIR = Path(__file__).parent / "sip"
-SCENARIOS = ("answer_pcma", "reject_488", "ring_forever", "silent")
+SCENARIOS = (
+    "answer_pcma",
+    "busy_486",
+    "reject_488",
+    "ring_forever",
+    "silent",
+    "unavailable_503",
+)
 REQUIRE_ENV = "RECONCILER_REQUIRE_TOOLS"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -328,12 +335,13 @@ class Sipp:
 
 
 @contextmanager
-def sipp_uas(tmp_path: Path, scenario: str) -> Iterator[Sipp]:
+def sipp_uas(tmp_path: Path, scenario: str, *, echo: bool = False) -> Iterator[Sipp]:
     """Start SIPp as a UAS over TCP on a free loopback port, playing ``tests/sip/<scenario>``.
 
     ``scenario`` is one of ``SCENARIOS`` (with or without ``.xml``). SIPp runs until the
     block ends, answering each new call (Call-ID) with the scenario, then it is stopped.
-    Starting takes ~0.1 s.
+    Starting takes ~0.1 s. With ``echo``, SIPp sends every RTP packet back where it came
+    from (``-rtp_echo``), so a caller can tell its own media came back.
     """
     need("sipp", "sip-tester")
     name = scenario.removesuffix(".xml")
@@ -367,6 +375,7 @@ def sipp_uas(tmp_path: Path, scenario: str) -> Iterator[Sipp]:
                     "-ci",  # control socket (UDP 8888 up): on loopback too
                     HOST,
                     "-nostdin",
+                    *(["-rtp_echo"] if echo else []),
                     "-trace_err",
                     "-error_file",
                     str(errors),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,32 @@ from reconciler.sandbox.config import (
 )
 from reconciler.sandbox.limits import DEFAULT_PER_MINUTE, WINDOW_SECONDS
 from reconciler.sandbox.persist import StateFileError
+
+
+def _resolve(text: str) -> tuple[str, int, str]:
+    """``HOST:PORT:ADDRESS``, as curl's --resolve."""
+    host, _, rest = text.partition(":")
+    port, _, address = rest.partition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or not address:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT:ADDRESS, like sbc.example.com:5061:127.0.0.1, not {text!r}"
+        )
+    return host, int(port), address.strip("[]")
+
+
+def _peer(text: str) -> tuple[str, str]:
+    """``LOCAL=PUBLIC``: two IPv4 addresses."""
+    local, equals, public = text.partition("=")
+    try:
+        ipaddress.IPv4Address(local)
+        ipaddress.IPv4Address(public)
+    except ValueError:
+        equals = ""
+    if not equals:
+        raise argparse.ArgumentTypeError(
+            f"expected LOCAL=PUBLIC, two IPv4 addresses like 127.0.0.2=44.0.1.1, not {text!r}"
+        )
+    return local, public
 
 
 def _account(text: str) -> AccountSpec:
@@ -134,6 +161,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keyfile", type=Path, metavar="FILE", help="private key for --certfile (PEM)"
     )
+    sip = parser.add_argument_group(
+        "the SIP side (Exotel in a box: calls through what was applied; docs/sandbox.md)"
+    )
+    sip.add_argument(
+        "--sip-port",
+        type=port_number,
+        metavar="PORT",
+        help="take and place SIP calls over TCP on PORT (0 picks a free one); off by default",
+    )
+    sip.add_argument(
+        "--sip-tls-port",
+        type=port_number,
+        metavar="PORT",
+        help="SIP over TLS on PORT, with the --certfile certificate",
+    )
+    sip.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        type=_resolve,
+        metavar="HOST:PORT:ADDRESS",
+        help="reach destination HOST:PORT at ADDRESS, as curl does (repeatable): point a "
+        "trunk's destinations at a local SBC",
+    )
+    sip.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        type=_peer,
+        metavar="LOCAL=PUBLIC",
+        help="a test affordance: calls from LOCAL (a loopback alias, like 127.0.0.2) count "
+        "as coming from PUBLIC (a whitelisted address, like 44.0.1.1); repeatable",
+    )
+    sip.add_argument(
+        "--sip-ca",
+        type=Path,
+        metavar="FILE",
+        help="verify partners' TLS certificates against FILE (PEM) instead of the system's",
+    )
+    sip.add_argument(
+        "--answer-timeout",
+        type=_positive_float,
+        default=5.0,
+        metavar="S",
+        help="a destination that sends nothing for S seconds is skipped for the next "
+        "(default: %(default)s)",
+    )
+    sip.add_argument(
+        "--ring-timeout",
+        type=_positive_float,
+        default=45.0,
+        metavar="S",
+        help="a call ringing S seconds without an answer is cancelled: no-answer "
+        "(default: %(default)s, Exotel's max_ringing_duration example)",
+    )
 
 
 def config_from(args: argparse.Namespace) -> Config:
@@ -150,6 +232,13 @@ def config_from(args: argparse.Namespace) -> Config:
         hold_seconds=args.hold_seconds,
         certfile=args.certfile,
         keyfile=args.keyfile,
+        sip_port=args.sip_port,
+        sip_tls_port=args.sip_tls_port,
+        resolve=tuple(args.resolve),
+        peers=tuple(args.peer),
+        sip_ca=args.sip_ca,
+        answer_timeout=args.answer_timeout,
+        ring_timeout=args.ring_timeout,
     )
 
 
@@ -160,11 +249,18 @@ def run(args: argparse.Namespace) -> int:
     if args.keyfile and not args.certfile:
         print("reconciler sandbox: --keyfile needs --certfile", file=sys.stderr)
         return 1
+    if args.sip_tls_port is not None and not args.certfile:
+        print(
+            "reconciler sandbox: --sip-tls-port needs --certfile (and --keyfile)",
+            file=sys.stderr,
+        )
+        return 1
     config = config_from(args)
     server.configure_logging()
 
     def ready(url: str) -> None:
-        print(f"listening on {url}", flush=True)
+        said = "sip listening on" if url.startswith("sip:") else "listening on"
+        print(f"{said} {url}", flush=True)
 
     try:
         asyncio.run(server.serve(config, on_ready=ready))

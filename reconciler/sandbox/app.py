@@ -50,6 +50,8 @@ from reconciler.sandbox.faults import Faults, Rule
 from reconciler.sandbox.limits import Admission, Refusal
 from reconciler.sandbox.request import ApiRequest
 from reconciler.sandbox.store import Store
+from reconciler.sandbox.voice.dialer import Settings
+from reconciler.sandbox.voice.endpoints import Voice
 
 log = structlog.get_logger("sandbox")
 
@@ -94,6 +96,19 @@ class Stats:
         }
 
 
+def _dialing(config: Config) -> Settings | None:
+    """How the gateway reaches partners; None when the SIP side is off."""
+    if not config.sip:
+        return None
+    return Settings(
+        host=config.host,
+        resolve={(host.lower(), port): address for host, port, address in config.resolve},
+        ca=str(config.sip_ca) if config.sip_ca else None,
+        answer_timeout=config.answer_timeout,
+        ring_timeout=config.ring_timeout,
+    )
+
+
 class Sandbox:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -107,6 +122,7 @@ class Sandbox:
         self.faults = Faults(seed=config.seed)
         self.stats = Stats()
         self.shutting_down = asyncio.Event()
+        self.voice = Voice(self.store, _dialing(config), seed=config.seed)
         # With --state: the document last written, which memory always matches.
         self.saved: dict[str, Any] | None = None
         if config.state_file is not None:
@@ -135,6 +151,7 @@ class Sandbox:
         self.admission.reset()
         self.faults.replace([])
         self.stats = Stats()
+        self.voice.reset()
         return None
 
     def commit(self, *, force: bool = False, **context: str) -> str | None:

@@ -53,6 +53,18 @@ class Config:
     certfile: Path | None = None
     keyfile: Path | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    # The SIP side (docs/sandbox.md, "Calls"): off unless a SIP port is given.
+    sip_port: int | None = None
+    sip_tls_port: int | None = None
+    resolve: tuple[tuple[str, int, str], ...] = ()  # --resolve HOST:PORT:ADDRESS
+    peers: tuple[tuple[str, str], ...] = ()  # --peer LOCAL=PUBLIC
+    sip_ca: Path | None = None
+    answer_timeout: float = 5.0
+    ring_timeout: float = 45.0
+
+    @property
+    def sip(self) -> bool:
+        return self.sip_port is not None or self.sip_tls_port is not None
 
     @property
     def scheme(self) -> str:

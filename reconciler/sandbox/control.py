@@ -11,6 +11,8 @@ read as JSON whatever the content type says.
     GET  /_sandbox/stats    {"requests", "by_route", "by_status"}
     POST /_sandbox/faults   replace the fault rules (a JSON list; [] clears them)
     GET  /_sandbox/faults   the rules now in force, with the counts they have left
+
+and the voice side's, ``/_sandbox/calls`` and ``/_sandbox/pstn`` (``voice.endpoints``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ ENDPOINTS = (
     "GET /_sandbox/stats",
     "POST /_sandbox/faults",
     "GET /_sandbox/faults",
+    "POST /_sandbox/calls",
+    "GET /_sandbox/calls",
+    "GET /_sandbox/calls/{call_sid}",
+    "PUT /_sandbox/pstn/{number}",
+    "GET /_sandbox/pstn",
 )
+VOICE = ("/_sandbox/calls", "/_sandbox/pstn")
 
 
 def _json(document: Any, status: int = 200) -> web.Response:
@@ -42,15 +50,30 @@ def _json(document: Any, status: int = 200) -> web.Response:
     )
 
 
+def _shown(document: dict[str, Any]) -> dict[str, Any]:
+    """The state as tests see it: each credential's digest secret (HA1) left out, as
+    only its password's SHA-256 is shown."""
+    for account in document["accounts"].values():
+        for trunk in account["trunks"]:
+            for credential in trunk["credentials"]:
+                credential.pop("ha1", None)
+    return document
+
+
 async def handle(sandbox: Sandbox, request: web.BaseRequest) -> web.Response:
     endpoint = f"{request.method} {request.path}"
+    if any(request.path == p or request.path.startswith(p + "/") for p in VOICE):
+        status, document = await sandbox.voice.handle(
+            request.method, request.path, dict(request.query), await request.read()
+        )
+        return _json(document, status=status)
     if endpoint == "POST /_sandbox/reset":
         problem = sandbox.reset()
         if problem is not None:  # nothing was reset: memory still matches the state file
             return _json({"ok": False, "error": f"nothing reset: {problem}"}, status=500)
         return _json({"ok": True})
     if endpoint == "GET /_sandbox/state":
-        return _json(sandbox.store.dump())
+        return _json(_shown(sandbox.store.dump()))
     if endpoint == "GET /_sandbox/stats":
         return _json(sandbox.stats.report())
     if endpoint == "GET /_sandbox/faults":

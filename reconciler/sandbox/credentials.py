@@ -12,6 +12,7 @@ from reconciler.sandbox import rules
 from reconciler.sandbox.envelope import Reply, duplicate, missing, single
 from reconciler.sandbox.request import ApiRequest, newest_first, paginate
 from reconciler.sandbox.store import Credential, Trunk, password_fingerprint
+from reconciler.sip import digest
 
 USER_NAME_MAX, PASSWORD_MAX, FRIENDLY_NAME_MAX = 32, 64, 32
 
@@ -49,6 +50,7 @@ def add_credential(call: ApiRequest) -> Reply:
         password_fingerprint(password),
         now,
         now,
+        digest.ha1(user_name, trunk.domain_name, password),
     )
     trunk.credentials[credential.id] = credential
     return single(credential.api())
@@ -73,10 +75,12 @@ def update_credential(call: ApiRequest) -> Reply:
     friendly_name = _friendly(raw["friendly_name"])
     if user_name is not None:
         _check_user_free(trunk, user_name, ignore=credential.id)
-    if user_name is not None:
+    if user_name is not None and user_name != credential.user_name:
         credential.user_name = user_name
+        credential.ha1 = None  # the digest needs the password with the new name
     if password is not None:
         credential.password_sha256 = password_fingerprint(password)
+        credential.ha1 = digest.ha1(credential.user_name, trunk.domain_name, password)
     if raw["friendly_name"] is not None:
         credential.friendly_name = friendly_name
     credential.date_updated = call.now()

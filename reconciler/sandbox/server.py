@@ -1,8 +1,9 @@
 """Runs the sandbox: sockets, TLS, signals, logging; the request pipeline is ``app.py``.
 
 Called by the sandbox's entry point (``reconciler sandbox``). Prints one line to
-stdout once it listens (``listening on URL``), so scripts and tests can start it on
-port 0 and read where it went; everything else is a structured log line on stderr.
+stdout once it listens (``listening on URL``), and one for each SIP listener after it
+(``sip listening on sip:HOST:PORT;transport=tcp|tls``), so scripts and tests can start
+it on port 0 and read where it went; everything else is a structured log line on stderr.
 On SIGINT or SIGTERM it abandons held responses, gives running requests a moment,
 and returns well within the 5 seconds the contract allows.
 """
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from reconciler.sandbox.app import Sandbox
 from reconciler.sandbox.config import Config
+from reconciler.sandbox.voice.gateway import Gateway
 
 log = structlog.get_logger("sandbox")
 
@@ -65,6 +67,32 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+async def _start_sip(
+    sandbox: Sandbox, config: Config, context: ssl.SSLContext | None
+) -> tuple[Gateway | None, list[str]]:
+    """The SIP gateway's listeners (``--sip-port``, ``--sip-tls-port``), when asked for."""
+    settings = sandbox.voice.settings
+    if settings is None:
+        return None, []
+    gateway = Gateway(
+        sandbox.store, sandbox.voice.calls, sandbox.voice.pstn, settings, peers=dict(config.peers)
+    )
+    urls = []
+    for port, tls in ((config.sip_port, None), (config.sip_tls_port, context)):
+        if port is None:
+            continue
+        if tls is None and port == config.sip_tls_port:
+            raise StartupError("--sip-tls-port needs --certfile (and --keyfile)")
+        try:
+            urls.append(await gateway.listen(config.host, port, tls))
+        except OSError as exc:
+            await gateway.close()
+            raise StartupError(
+                f"cannot listen for SIP on {config.host}:{port}: {exc.strerror}"
+            ) from exc
+    return gateway, urls
+
+
 async def serve(
     config: Config,
     *,
@@ -86,6 +114,11 @@ async def serve(
     port = runner.addresses[0][1]
     host = f"[{config.host}]" if ":" in config.host else config.host
     url = f"{config.scheme}://{host}:{port}"
+    try:
+        gateway, sip_urls = await _start_sip(sandbox, config, context)
+    except StartupError:
+        await runner.cleanup()
+        raise
     loop = asyncio.get_running_loop()
     signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
     stop = stop or asyncio.Event()
@@ -101,11 +134,19 @@ async def serve(
         state_file=str(config.state_file) if config.state_file else None,
     )
     on_ready(url)
+    for sip_url in sip_urls:
+        log.info(
+            "sip_listening", uri=sip_url, resolve=[":".join(map(str, r)) for r in config.resolve]
+        )
+        on_ready(sip_url)
     try:
         await stop.wait()
     finally:
         log.info("stopping")
         sandbox.shutting_down.set()
+        await sandbox.voice.calls.stop()
+        if gateway is not None:
+            await gateway.close()
         await runner.cleanup()
         for signum in signals:
             loop.remove_signal_handler(signum)

@@ -111,6 +111,10 @@ class Credential:
     password_sha256: str
     date_created: str
     date_updated: str
+    # What a SIP server keeps for digest authentication (RFC 2617 HA1, realm: the trunk's
+    # domain_name), so the gateway can challenge partners; None for a credential renamed
+    # without a new password, or saved by a sandbox before it kept one.
+    ha1: str | None = None
 
     def api(self) -> JSON:
         # The password is write-only: never in an answer.

@@ -1,0 +1,150 @@
+"""The control endpoints of the sandbox's voice side (docs/sandbox.md, "Calls").
+
+Called by the sandbox's control dispatch for paths under ``/_sandbox/calls`` and
+``/_sandbox/pstn``:
+
+    POST /_sandbox/calls             a PSTN call to a DID: {"to", "from", "account",
+                                     "hangup_after_s"} -> 201 {"call_sid", "uri"}
+    GET  /_sandbox/calls             every call's record, newest last
+    GET  /_sandbox/calls/{call_sid}  one call's record; ?wait=S holds the answer up to S
+                                     seconds until the call has ended
+    PUT  /_sandbox/pstn/{number}     how a PSTN phone answers outbound calls:
+                                     {"behaviour": answer|busy|no-answer|unreachable,
+                                     "ring_s", "hangup_after_s"}
+    GET  /_sandbox/pstn              the phones set so far
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+from reconciler.sandbox.store import Store
+from reconciler.sandbox.voice import dialer, inbound
+from reconciler.sandbox.voice.pstn import PhoneError, Pstn, phone
+from reconciler.sandbox.voice.records import Calls
+
+DEFAULT_CALLER = "+919876543210"
+DEFAULT_HANGUP_S = 5.0
+MAX_WAIT_S = 600.0
+
+Answer = tuple[int, Any]
+
+
+class Voice:
+    """The voice side's state: calls, PSTN phones, and how to reach partners."""
+
+    def __init__(self, store: Store, settings: dialer.Settings | None, *, seed: int | None) -> None:
+        self.store = store
+        self.settings = settings  # None: started without --sip-port
+        self.calls = Calls()
+        self.pstn = Pstn()
+        self.rng = random.Random(None if seed is None else f"{seed}:calls")
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.pstn.clear()
+
+    async def handle(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
+        parts = path.strip("/").split("/")[1:]  # after "_sandbox"
+        routes: dict[tuple[str, int], Callable[[], Awaitable[Answer]]] = {
+            ("POST", 1): lambda: self._start(body),
+            ("GET", 1): self._list,
+            ("GET", 2): lambda: self._one(parts[1], query),
+        }
+        if parts[0] == "pstn":
+            if method == "PUT" and len(parts) == 2:
+                return self._set_phone(unquote(parts[1]), body)
+            if method == "GET" and len(parts) == 1:
+                phones = {n: p.document() for n, p in sorted(self.pstn.phones.items())}
+                return 200, {"phones": phones}
+        elif (method, len(parts)) in routes:
+            return await routes[(method, len(parts))]()
+        return 404, {"ok": False, "error": f"no control endpoint {method} {path}"}
+
+    async def _start(self, body: bytes) -> Answer:
+        if self.settings is None:
+            return 409, {
+                "ok": False,
+                "error": "the sandbox's SIP side is off: start it with --sip-port PORT",
+            }
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError as exc:
+            return 400, {"ok": False, "error": f"not valid JSON: {exc}"}
+        try:
+            request = self._request(document)
+            call, trunk = inbound.route(self.store, request)
+        except inbound.CallError as exc:
+            return 400, {"ok": False, "error": str(exc)}
+        settings = self.settings
+
+        async def run() -> None:
+            if trunk is not None:
+                try:
+                    await inbound.connect(
+                        call, trunk, settings, self.rng, hangup_after=request.hangup_after
+                    )
+                finally:
+                    if not call.done.is_set():
+                        call.end("failed", "the sandbox stopped during the call")
+
+        self.calls.start(call, run())
+        return 201, {"ok": True, "call_sid": call.sid, "uri": f"/_sandbox/calls/{call.sid}"}
+
+    def _request(self, document: object) -> inbound.Request:
+        if not isinstance(document, dict):
+            raise inbound.CallError('send a JSON object, like {"to": "+918040264208"}')
+        unknown = set(document) - {"to", "from", "account", "hangup_after_s"}
+        if unknown:
+            raise inbound.CallError(
+                f"unknown field(s) {sorted(unknown)}: to, from, account, hangup_after_s"
+            )
+        accounts = sorted(self.store.accounts)
+        account = document.get("account")
+        if account is None:
+            if len(accounts) != 1:
+                raise inbound.CallError(f"name the account: one of {', '.join(accounts)}")
+            account = accounts[0]
+        hangup = document.get("hangup_after_s", DEFAULT_HANGUP_S)
+        if (
+            isinstance(hangup, bool)
+            or not isinstance(hangup, int | float)
+            or not 0 < hangup <= 3600
+        ):
+            raise inbound.CallError("hangup_after_s must be a number of seconds above 0, to 3600")
+        return inbound.Request(
+            account=str(account),
+            to=str(document.get("to", "")),
+            from_=str(document.get("from", DEFAULT_CALLER)),
+            hangup_after=float(hangup),
+        )
+
+    async def _list(self) -> Answer:
+        return 200, {"calls": [call.document() for call in self.calls.calls.values()]}
+
+    async def _one(self, sid: str, query: dict[str, str]) -> Answer:
+        call = self.calls.calls.get(sid)
+        if call is None:
+            return 404, {"ok": False, "error": f"no call {sid}"}
+        try:
+            wait = min(float(query.get("wait", "0")), MAX_WAIT_S)
+        except ValueError:
+            return 400, {"ok": False, "error": "wait must be a number of seconds"}
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await call.done.wait()
+        return 200, call.document()
+
+    def _set_phone(self, number: str, body: bytes) -> Answer:
+        try:
+            self.pstn.set(number, phone(json.loads(body or b"{}")))
+        except (ValueError, PhoneError) as exc:
+            return 400, {"ok": False, "error": str(exc)}
+        return 200, {"ok": True, "number": number, **self.pstn.get(number).document()}

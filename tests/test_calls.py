@@ -1,0 +1,164 @@
+"""Exotel in a box: calls through what was applied, against real SIP software.
+
+The sandbox runs as a user starts it (``reconciler sandbox --sip-port 0``), its API sets
+up a trunk as apply would, and SIPp plays the partner's SBC on loopback: a call placed
+with ``POST /_sandbox/calls`` must reach it as Exotel's INVITE would, fail over as
+documented, carry media both ways, and leave a record that says what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.sandboxes import Api, Sandbox, running
+from tests.sipservers import closed_port, sipp_uas
+
+DID = "+918040264208"
+CALLER = "+919876543210"
+
+
+@contextmanager
+def gateway(tmp_path: Path, *resolve: tuple[str, int]) -> Iterator[Sandbox]:
+    """A sandbox with its SIP side on, the given destination names pointed at loopback."""
+    args = ["--sip-port", "0", "--answer-timeout", "1.5", "--ring-timeout", "3"]
+    for host, port in resolve:
+        args += ["--resolve", f"{host}:{port}:127.0.0.1"]
+    with running(*args, log_path=tmp_path / "sandbox.log") as sandbox:
+        yield sandbox
+
+
+def trunk(sandbox: Sandbox, *destinations: tuple[str, int, int], mode: str | None = None) -> str:
+    """A trunk with DID mapped and these (uri, priority, weight) destinations."""
+    api = Api(sandbox.http)
+    sid = api.create_trunk("blr_bot")
+    on = api.trunk(sid)
+    on.map(DID, mode)
+    items = [{"destination": uri, "priority": p, "weight": w} for uri, p, w in destinations]
+    if items:
+        added = on.post("destination-uris", {"destinations": items})
+        assert added.status_code == 200, added.text
+    return sid
+
+
+def call(sandbox: Sandbox, **body: Any) -> dict[str, Any]:
+    """Place a call and wait for its record to say it ended."""
+    started = sandbox.http.post("/_sandbox/calls", json={"to": DID, "from": CALLER, **body})
+    assert started.status_code == 201, started.text
+    sid = started.json()["call_sid"]
+    record = sandbox.http.get(f"/_sandbox/calls/{sid}", params={"wait": 30}, timeout=40)
+    document: dict[str, Any] = record.json()
+    assert document["status"] != "in-progress", document
+    return document
+
+
+def test_an_inbound_call_reaches_the_partner_as_exotel_sends_it(tmp_path: Path) -> None:
+    with sipp_uas(tmp_path, "answer_pcma", echo=True) as sbc:
+        host = "sbc1.example.com"
+        with gateway(tmp_path, (host, sbc.port)) as sandbox:
+            sid = trunk(sandbox, (f"{host}:{sbc.port};transport=tcp", 0, 1))
+            record = call(sandbox, hangup_after_s=1)
+        sent = sbc.messages.read_text(errors="replace")
+    assert record["status"] == "completed", record
+    [leg] = record["legs"]
+    assert leg["outcome"] == "answered"
+    assert leg["ended_by"] == "sandbox"
+    assert [r["code"] for r in leg["responses"]] == [100, 180, 200]
+    # What SIPp received is Exotel's INVITE: DID in the Request-URI, the caller at the
+    # account's domain, the trunk's SID, and an offer of PCMA and PCMU.
+    assert f"INVITE sip:{DID}@{host}:{sbc.port};transport=tcp SIP/2.0" in sent
+    assert f"X-Exotel-TrunkSid: {sid}" in sent
+    assert f"X-Exotel-CallSid: {record['call_sid']}" in sent
+    assert f"P-Asserted-Identity: <sip:{CALLER}@demo.pstn.exotel.com>" in sent
+    assert "m=audio" in sent
+    assert "RTP/AVP 8 0 101" in sent
+    # Media went both ways: the tone came back from SIPp's echo.
+    media = leg["media"]
+    assert media["codec"] == "PCMA"
+    assert media["packets_sent"] >= 45
+    assert media["own_tone_back"] >= 0.9 * media["packets_sent"]
+    assert "BYE" in [event["what"] for event in record["events"]]
+
+
+def test_a_refused_connection_and_a_503_fail_over_to_the_next_destination(
+    tmp_path: Path,
+) -> None:
+    closed = closed_port()
+    with (
+        sipp_uas(tmp_path, "unavailable_503") as down,
+        sipp_uas(tmp_path, "answer_pcma", echo=True) as up,
+    ):
+        resolve = (
+            ("a.example.com", closed),
+            ("b.example.com", down.port),
+            ("c.example.com", up.port),
+        )
+        with gateway(tmp_path, *resolve) as sandbox:
+            trunk(
+                sandbox,
+                (f"a.example.com:{closed};transport=tcp", 0, 1),
+                (f"b.example.com:{down.port};transport=tcp", 1, 1),
+                (f"c.example.com:{up.port};transport=tcp", 2, 1),
+            )
+            record = call(sandbox, hangup_after_s=0.5)
+    outcomes = [(leg["destination"][4:5], leg["outcome"]) for leg in record["legs"]]
+    assert outcomes == [("a", "refused"), ("b", "server-error"), ("c", "answered")]
+    assert record["status"] == "completed"
+
+
+def test_busy_ends_the_call_without_failing_over(tmp_path: Path) -> None:
+    with sipp_uas(tmp_path, "busy_486") as busy, sipp_uas(tmp_path, "answer_pcma") as spare:
+        resolve = (("a.example.com", busy.port), ("b.example.com", spare.port))
+        with gateway(tmp_path, *resolve) as sandbox:
+            trunk(
+                sandbox,
+                (f"a.example.com:{busy.port};transport=tcp", 0, 1),
+                (f"b.example.com:{spare.port};transport=tcp", 1, 1),
+            )
+            record = call(sandbox)
+    assert record["status"] == "busy"
+    assert [leg["outcome"] for leg in record["legs"]] == ["busy"]
+
+
+def test_ringing_past_the_ring_timeout_is_cancelled_as_no_answer(tmp_path: Path) -> None:
+    with sipp_uas(tmp_path, "ring_forever") as ringing:
+        with gateway(tmp_path, ("a.example.com", ringing.port)) as sandbox:
+            trunk(sandbox, (f"a.example.com:{ringing.port};transport=tcp", 0, 1))
+            record = call(sandbox)
+        sent = ringing.messages.read_text(errors="replace")
+    assert record["status"] == "no-answer", record
+    [leg] = record["legs"]
+    assert [r["code"] for r in leg["responses"]][-1] == 487
+    assert "CANCEL sip:" in sent
+
+
+def test_a_silent_destination_times_out_and_the_next_answers(tmp_path: Path) -> None:
+    with sipp_uas(tmp_path, "silent") as silent, sipp_uas(tmp_path, "answer_pcma") as up:
+        resolve = (("a.example.com", silent.port), ("b.example.com", up.port))
+        with gateway(tmp_path, *resolve) as sandbox:
+            trunk(
+                sandbox,
+                (f"a.example.com:{silent.port};transport=tcp", 0, 1),
+                (f"b.example.com:{up.port};transport=tcp", 1, 1),
+            )
+            record = call(sandbox, hangup_after_s=0.3)
+    assert [leg["outcome"] for leg in record["legs"]] == ["timeout", "answered"]
+
+
+def test_what_cannot_be_called_says_why(tmp_path: Path) -> None:
+    with gateway(tmp_path) as sandbox:
+        unmapped = call(sandbox)
+        assert unmapped["status"] == "failed"
+        assert "not mapped on any trunk" in unmapped["reason"]
+        trunk(sandbox, mode="flow")
+        flow = call(sandbox)
+        assert "mode flow and no flow is set" in flow["reason"]
+        bad = sandbox.http.post("/_sandbox/calls", json={"to": "08040264208"})
+        assert bad.status_code == 400
+        assert "E.164" in bad.json()["error"]
+    with running(log_path=tmp_path / "plain.log") as plain:
+        off = plain.http.post("/_sandbox/calls", json={"to": DID})
+        assert off.status_code == 409
+        assert "--sip-port" in off.json()["error"]
