@@ -18,6 +18,7 @@ ROOT = Path(__file__).parent
 SLOW_MODULES = frozenset(
     {
         "test_apply_cli.py",
+        "test_calls.py",
         "test_chaos.py",
         "test_check.py",
         "test_ci.py",
