@@ -403,6 +403,88 @@ def sipp_uas(tmp_path: Path, scenario: str, *, echo: bool = False) -> Iterator[S
     raise RuntimeError(f"sipp ({name}) did not start:\n{_tail(log)}")
 
 
+@dataclass(frozen=True)
+class Called:
+    """What a SIPp caller (UAC) run came to."""
+
+    returncode: int  # 0: every call succeeded by the scenario's rules
+    messages: str  # every message sent and received (-trace_msg)
+    log: str  # stderr and the unexpected messages
+
+
+def sipp_uac(
+    tmp_path: Path,
+    target: tuple[str, int],
+    *,
+    number: str,
+    caller: str,
+    domain: str,
+    source: str = HOST,
+    credential: tuple[str, str] | None = None,
+    hold_ms: int = 1000,
+    timeout: float = 30.0,
+) -> Called:
+    """Call out once through ``target`` over TCP as a partner's SBC would: SIPp playing
+    ``tests/sip/call_out.xml`` from ``source`` (a loopback address), echoing the media it
+    gets (-rtp_echo), answering a digest challenge with ``credential`` if one comes."""
+    need("sipp", "sip-tester")
+    directory = tmp_path / f"sipp-uac-{next(_instances)}"
+    directory.mkdir(parents=True)
+    messages, errors = directory / "messages.log", directory / "errors.log"
+    auth = ["-au", credential[0], "-ap", credential[1]] if credential else []
+    completed = subprocess.run(
+        [
+            "sipp",
+            f"{target[0]}:{target[1]}",
+            "-sf",
+            str(SIP_DIR / "call_out.xml"),
+            "-t",
+            "t1",
+            "-i",
+            source,
+            "-bind_local",
+            "-mi",
+            source,
+            "-ci",
+            source,
+            "-s",
+            number,
+            "-key",
+            "caller",
+            caller,
+            "-key",
+            "domain",
+            domain,
+            *auth,
+            "-d",
+            str(hold_ms),
+            "-rtp_echo",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            f"{int(timeout)}s",
+            "-trace_err",
+            "-error_file",
+            str(errors),
+            "-trace_msg",
+            "-message_file",
+            str(messages),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=directory,
+        timeout=timeout + 10,
+        check=False,
+    )
+    said = completed.stderr.decode(errors="replace")
+    if errors.exists():
+        said += errors.read_text(errors="replace")
+    text = messages.read_text(errors="replace") if messages.exists() else ""
+    return Called(completed.returncode, text, said)
+
+
 # Not SIP
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.sandboxes import Api, Sandbox, running
-from tests.sipservers import closed_port, sipp_uas
+from tests.sipservers import Called, closed_port, sipp_uac, sipp_uas
 
 DID = "+918040264208"
 CALLER = "+919876543210"
@@ -162,3 +162,122 @@ def test_what_cannot_be_called_says_why(tmp_path: Path) -> None:
         off = plain.http.post("/_sandbox/calls", json={"to": DID})
         assert off.status_code == 409
         assert "--sip-port" in off.json()["error"]
+
+
+# Outbound: the partner's SBC calls the PSTN through the trunk.
+
+PARTNER = "127.0.0.2"  # a loopback alias standing for the partner's public address
+PUBLIC = "44.0.1.1"
+CALLED = "+919812345678"
+
+
+@contextmanager
+def outbound_gateway(tmp_path: Path) -> Iterator[Sandbox]:
+    args = ["--sip-port", "0", "--peer", f"{PARTNER}={PUBLIC}"]
+    with running(*args, log_path=tmp_path / "sandbox.log") as sandbox:
+        yield sandbox
+
+
+def outbound_trunk(
+    sandbox: Sandbox, *, ip: str | None = PUBLIC, credential: tuple[str, str] | None = None
+) -> str:
+    api = Api(sandbox.http)
+    sid = api.create_trunk("blr_bot")
+    on = api.trunk(sid)
+    on.map(DID)
+    if ip:
+        on.whitelist(ip)
+    if credential:
+        body = {"user_name": credential[0], "password": credential[1]}
+        added = on.post("credentials", body)
+        assert added.status_code == 200, added.text
+    return sid
+
+
+def call_out(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    *,
+    caller: str = DID,
+    source: str = PARTNER,
+    credential: tuple[str, str] | None = None,
+) -> tuple[Called, dict[str, Any]]:
+    called = sipp_uac(
+        tmp_path,
+        sandbox.sip["tcp"],
+        number=CALLED,
+        caller=caller,
+        domain="demo.pstn.exotel.com",
+        source=source,
+        credential=credential,
+        hold_ms=1000,
+    )
+    calls = sandbox.control("GET", "calls")["calls"]
+    outbound = [c for c in calls if c["direction"] == "outbound"]
+    record = sandbox.control("GET", f"calls/{outbound[-1]['call_sid']}", params={"wait": 10})
+    return called, record
+
+
+def test_a_whitelisted_partner_calls_the_pstn_with_media_both_ways(tmp_path: Path) -> None:
+    with outbound_gateway(tmp_path) as sandbox:
+        sid = outbound_trunk(sandbox)
+        called, record = call_out(tmp_path, sandbox)
+    assert called.returncode == 0, called.log
+    assert record["status"] == "completed", record
+    assert record["trunk_sid"] == sid
+    [leg] = record["legs"]
+    assert leg["detail"] == "admitted by ip"
+    assert [r["code"] for r in leg["responses"]] == [100, 180, 200]
+    assert leg["ended_by"] == "partner"
+    media = leg["media"]  # the PSTN phone's tone, echoed by the partner (SIPp -rtp_echo)
+    assert media["packets_sent"] >= 40
+    assert media["own_tone_back"] >= 0.8 * media["packets_sent"]
+
+
+def test_a_partner_that_is_not_whitelisted_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with outbound_gateway(tmp_path) as sandbox:
+        outbound_trunk(sandbox)
+        called, record = call_out(tmp_path, sandbox, source="127.0.0.3")
+    assert "SIP/2.0 403 Forbidden - source 127.0.0.3 is not whitelisted on any trunk" in (
+        called.messages
+    )
+    assert "X-Exotel-ErrorCode: 4001" in called.messages
+    assert record["status"] == "failed"
+
+
+def test_a_caller_id_that_is_not_the_trunks_is_refused(tmp_path: Path) -> None:
+    with outbound_gateway(tmp_path) as sandbox:
+        outbound_trunk(sandbox)
+        called, record = call_out(tmp_path, sandbox, caller="+918000000000")
+    assert "403 Forbidden - caller ID +918000000000 is not the alias or a DID of trunk blr_bot" in (
+        called.messages
+    )
+    assert record["status"] == "failed"
+
+
+def test_digest_credentials_are_challenged_then_checked(tmp_path: Path) -> None:
+    secret = ("voice_bot", "s3cret_pw")
+    with outbound_gateway(tmp_path) as sandbox:
+        outbound_trunk(sandbox, ip=None, credential=secret)
+        good, record = call_out(tmp_path, sandbox, source="127.0.0.3", credential=secret)
+        wrong = ("voice_bot", "not_it")
+        bad, refused = call_out(tmp_path, sandbox, source="127.0.0.3", credential=wrong)
+        state = sandbox.state()
+    assert "SIP/2.0 407 Proxy Authentication Required" in good.messages
+    assert 'Proxy-Authenticate: Digest realm="demo.pstn.exotel.com"' in good.messages
+    assert good.returncode == 0, good.log
+    assert record["status"] == "completed"
+    assert record["legs"][0]["detail"] == "admitted by digest as voice_bot"
+    assert "403 Forbidden - wrong password for voice_bot" in bad.messages
+    assert refused["status"] == "failed"
+    assert "s3cret_pw" not in str(record) + str(refused) + str(state)
+    assert "ha1" not in str(state)
+
+
+def test_a_busy_pstn_number_answers_486(tmp_path: Path) -> None:
+    with outbound_gateway(tmp_path) as sandbox:
+        outbound_trunk(sandbox)
+        sandbox.control("PUT", f"pstn/{CALLED}", json={"behaviour": "busy"})
+        called, record = call_out(tmp_path, sandbox)
+    assert "SIP/2.0 486 Busy Here" in called.messages
+    assert record["status"] == "busy"
