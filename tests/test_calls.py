@@ -8,10 +8,17 @@ documented, carry media both ways, and leave a record that says what happened.
 
 from __future__ import annotations
 
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.sandboxes import Api, Sandbox, running
 from tests.sipservers import Called, closed_port, sipp_uac, sipp_uas
@@ -281,3 +288,148 @@ def test_a_busy_pstn_number_answers_486(tmp_path: Path) -> None:
         called, record = call_out(tmp_path, sandbox)
     assert "SIP/2.0 486 Busy Here" in called.messages
     assert record["status"] == "busy"
+
+
+# Flows: the Dynamic URL and the handoff, answered by reconciler serve after an apply.
+
+FLOW_MANIFESTS = """\
+accounts:
+  demo:
+    sid: demo
+    api_key: ${{EXOTEL_API_KEY}}
+    api_token: ${{EXOTEL_API_TOKEN}}
+trunks:
+  - name: bot
+    account: demo
+    phone_numbers: [{{number: "{did}", mode: flow}}]
+    destination_uris: ["bot.example.com:{bot};transport=tcp"]
+  - name: agents
+    account: demo
+    phone_numbers: ["+912247788100"]
+    destination_uris: ["agents.example.com:{agents};transport=tcp"]
+routes:
+  - did: "{did}"
+    account: demo
+    default:
+      trunk: bot
+      custom_params: {{X-Tenant: acme}}
+      record: true
+    handoff:
+      agents: {{available: true}}
+      otherwise: 302
+"""
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True, text=True, cwd=cwd, env={**os.environ, **env}, timeout=120,
+        check=False,
+    )  # fmt: skip
+
+
+@contextmanager
+def serving(folder: Path, log: Path) -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "serve", str(folder), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("serving routes on "), log.read_text()
+        yield line.split()[3]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_apply_then_a_call_runs_the_flow_the_route_and_the_handoff(tmp_path: Path) -> None:
+    """The whole path as a team runs it: apply the manifests to the sandbox, serve their
+    routes, point the DID's flow at serve, and call: the Dynamic URL sends the call to the
+    bot's trunk with the route's header; the bot hangs up; the Passthru handoff says 200;
+    the agents' trunk answers."""
+    with (
+        sipp_uas(tmp_path, "bot_hangs_up") as bot,
+        sipp_uas(tmp_path, "answer_pcma", echo=True) as agents,
+    ):
+        resolve = (("bot.example.com", bot.port), ("agents.example.com", agents.port))
+        with gateway(tmp_path, *resolve) as sandbox:
+            folder = tmp_path / "manifests"
+            folder.mkdir()
+            (folder / "all.yaml").write_text(
+                FLOW_MANIFESTS.format(did=DID, bot=bot.port, agents=agents.port)
+            )
+            env = {
+                "EXOTEL_BASE_URL": sandbox.url,
+                "RECONCILER_ALLOWED_HOSTS": urlsplit(sandbox.url).netloc,
+                "EXOTEL_API_KEY": "demo_key",
+                "EXOTEL_API_TOKEN": "demo_token",
+            }
+            applied = cli("apply", "manifests", "--auto-approve", cwd=tmp_path, env=env)
+            assert applied.returncode == 0, applied.stderr
+            listed = cli("state", "list", "manifests", "--format", "json", cwd=tmp_path, env=env)
+            sids = {row["trunk"]: row["sid"] for row in json.loads(listed.stdout)}
+            with serving(folder, tmp_path / "serve.log") as routes:
+                flow = {
+                    "connect": {"url": f"{routes}/connect"},
+                    "passthru": {"url": f"{routes}/handoff", "then": {"trunk": sids["agents"]}},
+                }
+                sandbox.control("PUT", f"flows/{DID}", json=flow)
+                record = call(sandbox, hangup_after_s=1)
+        to_bot = bot.messages.read_text(errors="replace")
+    assert record["status"] == "completed", record
+    kinds = [(x["kind"], x["status"]) for x in record["exchanges"]]
+    assert kinds == [("dynamic_url", 200), ("passthru", 200)]
+    dynamic = record["exchanges"][0]
+    assert dynamic["query"]["CallTo"] == "08040264208"  # as Exotel writes numbers
+    assert dynamic["answer"]["destination"] == {"trunk": sids["bot"]}
+    bot_leg, agent_leg = record["legs"]
+    assert bot_leg["ended_by"] == "partner"
+    assert bot_leg["headers"]["X-Tenant"] == "acme"
+    assert "X-Tenant: acme" in to_bot
+    assert f"X-Exotel-TrunkSid: {sids['bot']}" in to_bot
+    assert agent_leg["outcome"] == "answered"
+    assert agent_leg["ended_by"] == "sandbox"
+    assert record["trunk_name"] == "agents"
+    assert record["recording"] == "single"
+
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    """A customer's Dynamic URL that breaks Exotel's rules: four custom headers."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {"destination": {"trunk": "nowhere"}, "custom_params": "X-A=1&X-B=2&X-C=3&X-D=4"}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_a_dynamic_url_answer_that_breaks_the_rules_fails_the_call_and_says_why(
+    tmp_path: Path,
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with gateway(tmp_path) as sandbox:
+            trunk(sandbox, mode="flow")
+            url = f"http://127.0.0.1:{server.server_address[1]}/connect"
+            sandbox.control("PUT", f"flows/{DID}", json={"connect": {"url": url}})
+            record = call(sandbox)
+            refused = sandbox.http.put(f"/_sandbox/flows/{DID}", json={"connect": {}})
+    finally:
+        server.shutdown()
+    assert record["status"] == "failed"
+    [asked] = record["exchanges"]
+    assert asked["problems"] == ["4 custom headers: at most 3"]
+    assert record["legs"] == []
+    assert refused.status_code == 400
+    assert "exactly one of trunk" in refused.json()["error"]

@@ -12,7 +12,8 @@ read as JSON whatever the content type says.
     POST /_sandbox/faults   replace the fault rules (a JSON list; [] clears them)
     GET  /_sandbox/faults   the rules now in force, with the counts they have left
 
-and the voice side's, ``/_sandbox/calls`` and ``/_sandbox/pstn`` (``voice.endpoints``).
+and the voice side's, ``/_sandbox/calls``, ``/_sandbox/flows`` and ``/_sandbox/pstn``
+(``voice.endpoints``).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ ENDPOINTS = (
     "GET /_sandbox/calls/{call_sid}",
     "PUT /_sandbox/pstn/{number}",
     "GET /_sandbox/pstn",
+    "PUT /_sandbox/flows/{did}",
+    "GET /_sandbox/flows",
 )
-VOICE = ("/_sandbox/calls", "/_sandbox/pstn")
+VOICE = ("/_sandbox/calls", "/_sandbox/pstn", "/_sandbox/flows")
 
 
 def _json(document: Any, status: int = 200) -> web.Response:

@@ -144,7 +144,7 @@ async def serve(
     finally:
         log.info("stopping")
         sandbox.shutting_down.set()
-        await sandbox.voice.calls.stop()
+        await sandbox.voice.close()
         if gateway is not None:
             await gateway.close()
         await runner.cleanup()

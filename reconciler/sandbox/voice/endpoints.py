@@ -5,6 +5,10 @@ Called by the sandbox's control dispatch for paths under ``/_sandbox/calls`` and
 
     POST /_sandbox/calls             a PSTN call to a DID: {"to", "from", "account",
                                      "hangup_after_s"} -> 201 {"call_sid", "uri"}
+    PUT  /_sandbox/flows/{did}       the DID's flow: {"account", "connect": {"url",
+                                     "fallback_url", "timeout_s"} or {"trunk"},
+                                     "passthru": {"url", "then": {...}, "timeout_s"}}
+    GET  /_sandbox/flows             the flows set so far
     GET  /_sandbox/calls             every call's record, newest last
     GET  /_sandbox/calls/{call_sid}  one call's record; ?wait=S holds the answer up to S
                                      seconds until the call has ended
@@ -24,8 +28,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
+import aiohttp
+
 from reconciler.sandbox.store import Store
-from reconciler.sandbox.voice import dialer, inbound
+from reconciler.sandbox.voice import dialer, flows, inbound
 from reconciler.sandbox.voice.pstn import PhoneError, Pstn, phone
 from reconciler.sandbox.voice.records import Calls
 
@@ -44,11 +50,19 @@ class Voice:
         self.settings = settings  # None: started without --sip-port
         self.calls = Calls()
         self.pstn = Pstn()
+        self.flows = flows.Flows()
+        self.session: aiohttp.ClientSession | None = None
         self.rng = random.Random(None if seed is None else f"{seed}:calls")
 
     def reset(self) -> None:
         self.calls.clear()
         self.pstn.clear()
+        self.flows.clear()
+
+    async def close(self) -> None:
+        await self.calls.stop()
+        if self.session is not None:
+            await self.session.close()
 
     async def handle(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
         parts = path.strip("/").split("/")[1:]  # after "_sandbox"
@@ -57,7 +71,16 @@ class Voice:
             ("GET", 1): self._list,
             ("GET", 2): lambda: self._one(parts[1], query),
         }
-        if parts[0] == "pstn":
+        if parts[0] == "flows":
+            if method == "PUT" and len(parts) == 2:
+                return self._set_flow(unquote(parts[1]), body)
+            if method == "GET" and len(parts) == 1:
+                listed = [
+                    {"account": account, "did": did, **flow.document()}
+                    for (account, did), flow in sorted(self.flows.flows.items())
+                ]
+                return 200, {"flows": listed}
+        elif parts[0] == "pstn":
             if method == "PUT" and len(parts) == 2:
                 return self._set_phone(unquote(parts[1]), body)
             if method == "GET" and len(parts) == 1:
@@ -79,23 +102,46 @@ class Voice:
             return 400, {"ok": False, "error": f"not valid JSON: {exc}"}
         try:
             request = self._request(document)
-            call, trunk = inbound.route(self.store, request)
+            call, routed = inbound.route(self.store, self.flows, request)
         except inbound.CallError as exc:
             return 400, {"ok": False, "error": str(exc)}
-        settings = self.settings
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+        context = inbound.Context(self.store, self.flows, self.settings, self.rng, self.session)
 
         async def run() -> None:
-            if trunk is not None:
+            if routed is not None:
                 try:
-                    await inbound.connect(
-                        call, trunk, settings, self.rng, hangup_after=request.hangup_after
-                    )
+                    await inbound.run(call, routed, context, hangup_after=request.hangup_after)
                 finally:
                     if not call.done.is_set():
                         call.end("failed", "the sandbox stopped during the call")
 
         self.calls.start(call, run())
         return 201, {"ok": True, "call_sid": call.sid, "uri": f"/_sandbox/calls/{call.sid}"}
+
+    def _account(self, document: dict[str, Any]) -> str:
+        accounts = sorted(self.store.accounts)
+        account = document.get("account")
+        if account is None:
+            if len(accounts) != 1:
+                raise inbound.CallError(f"name the account: one of {', '.join(accounts)}")
+            return accounts[0]
+        if account not in self.store.accounts:
+            raise inbound.CallError(f"no account {account} in this sandbox")
+        return str(account)
+
+    def _set_flow(self, did: str, body: bytes) -> Answer:
+        try:
+            document = json.loads(body or b"{}")
+            value = flows.flow(document)
+            account = self._account(document)
+        except (ValueError, inbound.CallError) as exc:
+            return 400, {"ok": False, "error": str(exc)}
+        if not inbound.E164.fullmatch(did):
+            return 400, {"ok": False, "error": f"{did!r} is not a DID in E.164"}
+        self.flows.set(account, did, value)
+        return 200, {"ok": True, "account": account, "did": did, **value.document()}
 
     def _request(self, document: object) -> inbound.Request:
         if not isinstance(document, dict):
@@ -105,12 +151,7 @@ class Voice:
             raise inbound.CallError(
                 f"unknown field(s) {sorted(unknown)}: to, from, account, hangup_after_s"
             )
-        accounts = sorted(self.store.accounts)
-        account = document.get("account")
-        if account is None:
-            if len(accounts) != 1:
-                raise inbound.CallError(f"name the account: one of {', '.join(accounts)}")
-            account = accounts[0]
+        account = self._account(document)
         hangup = document.get("hangup_after_s", DEFAULT_HANGUP_S)
         if (
             isinstance(hangup, bool)

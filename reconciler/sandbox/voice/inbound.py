@@ -3,12 +3,14 @@
 Called by ``POST /_sandbox/calls``. Exotel documents every inbound call as PSTN -> DID ->
 its flow, whose Connect applet dials ``sip:<trunk_sid>`` -> the trunk's destination URIs
 (docs/exotel-api.md, "Calls"). The sandbox follows the DID's mapping and mode as the API
-set them: a DID in mode ``pstn`` with no flow set is connected to the trunk it is mapped
-on (the documented Connect applet dialling ``sip:<its trunk>``); a DID in mode ``flow``
-needs its flow (set with ``PUT /_sandbox/flows/{did}``), without which the call fails and
-says so. The trunk's destinations are tried in priority order (lower first), shuffled by
-weight within a priority, moving on after a refused connection, no answer within the
-answer timeout, or a 5xx/6xx; a 4xx (busy, declined, not found) ends the call.
+set them, and the DID's flow when one is set (``PUT /_sandbox/flows/{did}``, ``flows``):
+its Connect applet (a trunk, or the Dynamic URL's answer) and, when the bot hangs up, its
+Passthru handoff to the agents' Connect applet. Without a flow, a DID in mode ``pstn`` is
+connected to the trunk it is mapped on (the documented Connect applet dialling
+``sip:<its trunk>``); a DID in mode ``flow`` fails and says it needs one. A trunk's
+destinations are tried in priority order (lower first), shuffled by weight within a
+priority, moving on after a refused connection, no answer within the answer timeout, or
+a 5xx/6xx; a 4xx (busy, declined, not found) ends the call.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
 
 from reconciler.sandbox import rules
-from reconciler.sandbox.store import Destination, Store, Trunk
-from reconciler.sandbox.voice import dialer
+from reconciler.sandbox.store import Account, Destination, Store, Trunk
+from reconciler.sandbox.voice import dialer, flows
 from reconciler.sandbox.voice.records import Call
 
 E164 = re.compile(r"\+[1-9][0-9]{7,14}")
@@ -59,8 +64,28 @@ def order(destinations: list[Destination], rng: random.Random) -> list[Destinati
     return ordered
 
 
-def route(store: Store, request: Request) -> tuple[Call, Trunk | None]:
-    """The call's record, and the trunk it goes to (None: the record says why not)."""
+@dataclass
+class Context:
+    """What a call needs from the sandbox while it runs."""
+
+    store: Store
+    flows: flows.Flows
+    settings: dialer.Settings
+    rng: random.Random
+    session: aiohttp.ClientSession
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Where a call goes first: a trunk, or the flow that will say."""
+
+    account: Account
+    trunk: Trunk | None = None
+    flow: flows.Flow | None = None
+
+
+def route(store: Store, known: flows.Flows, request: Request) -> tuple[Call, Routed | None]:
+    """The call's record, and where it goes (None: the record says why it cannot)."""
     if not E164.fullmatch(request.to):
         raise CallError(f"'to' must be a DID in E.164, like +918040264208, not {request.to!r}")
     if not E164.fullmatch(request.from_):
@@ -79,12 +104,11 @@ def route(store: Store, request: Request) -> tuple[Call, Trunk | None]:
         call.end("failed", f"{request.to} is not mapped on any trunk of {request.account}")
         return call, None
     trunk = account.trunks[mapped[0]]
-    number = trunk.phone_numbers[mapped[1]]
-    call.trunk_sid, call.trunk_name, call.mode = (
-        trunk.trunk_sid,
-        trunk.trunk_name,
-        (number.mode or "pstn"),
-    )
+    call.mode = trunk.phone_numbers[mapped[1]].mode or "pstn"
+    flow = known.get(request.account, request.to)
+    if flow is not None:
+        call.event("Exotel", "Exotel", f"flow of {request.to} (mode {call.mode})")
+        return call, Routed(account, flow=flow)
     if call.mode == "flow":
         call.event("Exotel", "PSTN", "mode flow and no flow set for this DID: call fails")
         call.end(
@@ -93,24 +117,117 @@ def route(store: Store, request: Request) -> tuple[Call, Trunk | None]:
             f"/_sandbox/flows/{request.to}); a DID in mode pstn goes to its trunk",
         )
         return call, None
-    call.event("Exotel", "Exotel", f"Connect applet: sip:{trunk.trunk_sid} ({trunk.trunk_name})")
-    return call, trunk
+    return call, Routed(account, trunk=trunk)
 
 
-async def connect(
+async def run(call: Call, routed: Routed, context: Context, *, hangup_after: float) -> None:
+    """The whole call: its Connect applet, its legs, and the handoff when the bot hangs up."""
+    created = datetime.now(UTC)
+    if routed.flow is None:
+        assert routed.trunk is not None
+        await _connect_trunk(call, routed.trunk, (), context, hangup_after=hangup_after)
+        return
+    target = await _applet(call, routed.account, routed.flow.connect, context, created)
+    if target is None:
+        return
+    trunk, destination = target
+    last = await _connect_trunk(
+        call, trunk, destination.headers, context, hangup_after=hangup_after, final=False
+    )
+    handoff = routed.flow.passthru
+    if last is None or last.leg.ended_by != "partner" or handoff is None:
+        _finish(call, last)
+        return
+    talked = ((last.leg.ended_ms or 0) - (last.leg.answered_ms or 0)) / 1000
+    query = flows.passthru_query(call.sid, call.from_, call.to, created, talked)
+    call.event("Exotel", "Passthru", f"GET {flows.shown_url(handoff.url)} (the bot hung up)")
+    asked = await flows.ask(context.session, "passthru", handoff.url, query, handoff.timeout_s)
+    call.exchanges.append(asked.document())
+    said = asked.error or str(asked.status)
+    call.event("Passthru", "Exotel", said)
+    if asked.status != 200:
+        call.event("Exotel", "PSTN", "hang up (the handoff said no)")
+        call.end("completed", f"the bot hung up; the handoff answered {said}: hang up")
+        return
+    agents = await _applet(call, routed.account, handoff.then, context, created)
+    if agents is None:
+        return
+    agent_trunk, agent_destination = agents
+    _finish(
+        call,
+        await _connect_trunk(
+            call,
+            agent_trunk,
+            agent_destination.headers,
+            context,
+            hangup_after=hangup_after,
+            final=False,
+        ),
+    )
+
+
+async def _applet(
+    call: Call, account: Account, applet: flows.Connect, context: Context, created: datetime
+) -> tuple[Trunk, flows.Destination] | None:
+    """A Connect applet: its trunk, asked of its Dynamic URL (then its fallback) when it
+    has one. None when the call ended here (the record says why)."""
+    chosen: flows.Destination | None
+    if applet.trunk is not None:
+        chosen = flows.Destination(applet.trunk)
+        call.event("Exotel", "Exotel", f"Connect applet: sip:{applet.trunk}")
+    else:
+        chosen = None
+        query = flows.connect_query(call.sid, call.from_, call.to, created)
+        urls = (("dynamic_url", applet.url), ("fallback_url", applet.fallback_url))
+        for kind, url in urls:
+            if url is None:
+                continue
+            call.event("Exotel", "Dynamic URL", f"GET {flows.shown_url(url)}")
+            asked = await flows.ask(context.session, kind, url, query, applet.timeout_s)
+            chosen = flows.read_answer(asked)
+            call.exchanges.append(asked.document())
+            said = f"{asked.status}" if asked.status else (asked.error or "no answer")
+            if chosen is not None:
+                call.event("Dynamic URL", "Exotel", f"{said}: trunk {chosen.trunk}")
+                break
+            call.event("Dynamic URL", "Exotel", f"{said}: {'; '.join(asked.problems)}")
+        if chosen is None:
+            call.event("Exotel", "PSTN", "the Connect applet got no usable answer: call fails")
+            call.end(
+                "failed", "the Connect applet's Dynamic URL (and fallback) gave no usable answer"
+            )
+            return None
+    assert chosen is not None
+    trunk = account.trunks.get(chosen.trunk)
+    if trunk is None:
+        call.event("Exotel", "PSTN", f"no trunk {chosen.trunk} in this account: call fails")
+        call.end(
+            "failed", f"the Connect applet named trunk {chosen.trunk}, which {account.sid} has not"
+        )
+        return None
+    call.trunk_sid, call.trunk_name = trunk.trunk_sid, trunk.trunk_name
+    if chosen.record:
+        call.recording = chosen.recording_channels or "single"
+    return trunk, chosen
+
+
+async def _connect_trunk(
     call: Call,
     trunk: Trunk,
-    settings: dialer.Settings,
-    rng: random.Random,
+    headers: tuple[tuple[str, str], ...],
+    context: Context,
     *,
     hangup_after: float,
-) -> None:
-    """Try the trunk's destinations in Exotel's order until one ends the call."""
-    destinations = order(list(trunk.destination_uris.values()), rng)
+    final: bool = True,
+) -> dialer.Placed | None:
+    """Try the trunk's destinations in Exotel's order until one ends the leg."""
+    call.trunk_sid, call.trunk_name = trunk.trunk_sid, trunk.trunk_name
+    destinations = order(list(trunk.destination_uris.values()), context.rng)
     if not destinations:
         call.event("Exotel", "PSTN", "the trunk has no destination URIs: call fails")
         call.end("failed", f"trunk {trunk.trunk_name} has no destination URIs")
-        return
+        return None
+    call.event("Exotel", "Exotel", f"trunk {trunk.trunk_name} ({trunk.trunk_sid})")
     last: dialer.Placed | None = None
     for destination in destinations:
         host, port, transport, _ = rules.parse_destination(destination.destination)
@@ -118,15 +235,25 @@ async def connect(
         last = await dialer.place(
             call,
             target,
-            settings,
+            context.settings,
             did=call.to,
             domain=trunk.domain_name,
-            headers=(),
+            headers=headers,
             hangup_after=hangup_after,
         )
         if not last.fail_over:
             break
-    assert last is not None
+    if final:
+        _finish(call, last)
+    return last
+
+
+def _finish(call: Call, last: dialer.Placed | None) -> None:
+    if call.done.is_set():
+        return
+    if last is None:
+        call.end("failed", "no destination was tried")
+        return
     leg = last.leg
     if last.fail_over:
         call.event("Exotel", "PSTN", "no destination took the call: call fails")

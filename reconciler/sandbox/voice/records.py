@@ -73,6 +73,7 @@ class Call:
     trunk_sid: str | None = None
     trunk_name: str | None = None
     mode: str | None = None
+    recording: str | None = None  # the Connect applet asked to record: single | dual
     reason: str = ""
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     legs: list[Leg] = field(default_factory=list)
@@ -104,6 +105,7 @@ class Call:
             "trunk_sid": self.trunk_sid,
             "trunk_name": self.trunk_name,
             "mode": self.mode,
+            "recording": self.recording,
             "created": self.created,
             "legs": [leg.document() for leg in self.legs],
             "exchanges": list(self.exchanges),
