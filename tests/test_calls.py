@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests import mermaid
 from tests.sandboxes import Api, Sandbox, running
 from tests.sipservers import Called, closed_port, sipp_uac, sipp_uas
 
@@ -433,3 +434,63 @@ def test_a_dynamic_url_answer_that_breaks_the_rules_fails_the_call_and_says_why(
     assert record["legs"] == []
     assert refused.status_code == 400
     assert "exactly one of trunk" in refused.json()["error"]
+
+
+PSTN_MANIFESTS = """\
+accounts:
+  demo:
+    sid: demo
+    api_key: ${{EXOTEL_API_KEY}}
+    api_token: ${{EXOTEL_API_TOKEN}}
+trunks:
+  - name: blr_bot
+    account: demo
+    phone_numbers: ["{did}"]
+    destination_uris: ["sbc.example.com:{port};transport=tcp"]
+"""
+
+
+def test_reconciler_call_after_apply_prints_the_ladder_and_draws_it(tmp_path: Path) -> None:
+    with (
+        sipp_uas(tmp_path, "answer_pcma", echo=True) as sbc,
+        gateway(tmp_path, ("sbc.example.com", sbc.port)) as sandbox,
+    ):
+        folder = tmp_path / "manifests"
+        folder.mkdir()
+        (folder / "all.yaml").write_text(PSTN_MANIFESTS.format(did=DID, port=sbc.port))
+        env = {
+            "EXOTEL_BASE_URL": sandbox.url,
+            "RECONCILER_ALLOWED_HOSTS": urlsplit(sandbox.url).netloc,
+            "EXOTEL_API_KEY": "demo_key",
+            "EXOTEL_API_TOKEN": "demo_token",
+        }
+        applied = cli("apply", "manifests", "--auto-approve", cwd=tmp_path, env=env)
+        assert applied.returncode == 0, applied.stderr
+        said = cli("call", DID, "manifests", "--hangup-after", "1", cwd=tmp_path, env=env)
+        drawn = cli(
+            "call", DID, "manifests", "--hangup-after", "0.5", "--format", "markdown",
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+    assert said.returncode == 0, said.stderr
+    lines = said.stdout.splitlines()
+    assert ": completed" in lines[0]
+    assert any("Exotel -> sbc.example.com" in line and "INVITE" in line for line in lines)
+    assert any("RTP PCMA both ways" in line for line in lines)
+    assert "own tone back" in said.stdout
+    assert drawn.returncode == 0, drawn.stderr
+    block = drawn.stdout.split("```mermaid\n")[1].split("```")[0]
+    [rendered] = mermaid.render([block], tmp_path / "mermaid")
+    assert rendered["ok"], rendered.get("error")
+    assert "sbc.example.com" in rendered["svg"]
+
+
+def test_reconciler_call_refuses_exotel_itself(tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "all.yaml").write_text(PSTN_MANIFESTS.format(did=DID, port=5061))
+    env = {"EXOTEL_BASE_URL": "", "EXOTEL_API_KEY": "k", "EXOTEL_API_TOKEN": "t"}
+    refused = cli("call", DID, "manifests", cwd=tmp_path, env=env)
+    assert refused.returncode == 1
+    assert "talks to Exotel itself (api.in.exotel.com)" in refused.stderr
+    assert "reconciler trace +918040264208" in refused.stderr
+    assert "Traceback" not in refused.stderr

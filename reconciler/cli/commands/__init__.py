@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from reconciler.cli.commands import (
     apply,
+    call,
     check,
     ci,
     drift,
@@ -34,6 +35,7 @@ COMMANDS = (
     check,
     graph,
     trace,
+    call,
     serve,
     schema,
     sandbox,

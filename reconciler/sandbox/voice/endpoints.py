@@ -4,7 +4,8 @@ Called by the sandbox's control dispatch for paths under ``/_sandbox/calls`` and
 ``/_sandbox/pstn``:
 
     POST /_sandbox/calls             a PSTN call to a DID: {"to", "from", "account",
-                                     "hangup_after_s"} -> 201 {"call_sid", "uri"}
+                                     "hangup_after_s", "at"} -> 201 {"call_sid", "uri"}
+                                     ("at": the call's start as its webhooks are told)
     PUT  /_sandbox/flows/{did}       the DID's flow: {"account", "connect": {"url",
                                      "fallback_url", "timeout_s"} or {"trunk"},
                                      "passthru": {"url", "then": {...}, "timeout_s"}}
@@ -25,6 +26,7 @@ import contextlib
 import json
 import random
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -107,7 +109,9 @@ class Voice:
             return 400, {"ok": False, "error": str(exc)}
         if self.session is None:
             self.session = aiohttp.ClientSession()
-        context = inbound.Context(self.store, self.flows, self.settings, self.rng, self.session)
+        context = inbound.Context(
+            self.store, self.flows, self.settings, self.rng, self.session, at=request.at
+        )
 
         async def run() -> None:
             if routed is not None:
@@ -146,11 +150,19 @@ class Voice:
     def _request(self, document: object) -> inbound.Request:
         if not isinstance(document, dict):
             raise inbound.CallError('send a JSON object, like {"to": "+918040264208"}')
-        unknown = set(document) - {"to", "from", "account", "hangup_after_s"}
+        unknown = set(document) - {"to", "from", "account", "hangup_after_s", "at"}
         if unknown:
             raise inbound.CallError(
-                f"unknown field(s) {sorted(unknown)}: to, from, account, hangup_after_s"
+                f"unknown field(s) {sorted(unknown)}: to, from, account, hangup_after_s, at"
             )
+        at = None
+        if document.get("at") is not None:
+            try:
+                at = datetime.fromisoformat(str(document["at"]))
+            except ValueError:
+                raise inbound.CallError("at must be an ISO 8601 time with an offset") from None
+            if at.tzinfo is None:
+                raise inbound.CallError("at must carry its offset, like 2026-12-02T10:30+05:30")
         account = self._account(document)
         hangup = document.get("hangup_after_s", DEFAULT_HANGUP_S)
         if (
@@ -164,6 +176,7 @@ class Voice:
             to=str(document.get("to", "")),
             from_=str(document.get("from", DEFAULT_CALLER)),
             hangup_after=float(hangup),
+            at=at,
         )
 
     async def _list(self) -> Answer:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -269,8 +269,15 @@ def read_answer(asked: Asked) -> Destination | None:
     )
 
 
-def connect_query(sid: str, caller: str, did: str, created: datetime) -> dict[str, str]:
-    now = datetime.now(UTC)
+def _now(created: datetime, started: float) -> datetime:
+    """The call's clock: its start (``at``, or when it began) plus the time since."""
+    return created + timedelta(seconds=time.monotonic() - started)
+
+
+def connect_query(
+    sid: str, caller: str, did: str, created: datetime, started: float
+) -> dict[str, str]:
+    now = _now(created, started)
     return {
         "CallSid": sid,
         "CallFrom": national(caller),
@@ -283,9 +290,9 @@ def connect_query(sid: str, caller: str, did: str, created: datetime) -> dict[st
 
 
 def passthru_query(
-    sid: str, caller: str, did: str, created: datetime, talked_s: float
+    sid: str, caller: str, did: str, created: datetime, started: float, *, talked_s: float
 ) -> dict[str, str]:
-    now = datetime.now(UTC)
+    now = _now(created, started)
     return {
         "CallSid": sid,
         "CallFrom": national(caller),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -40,6 +41,7 @@ class Request:
     to: str
     from_: str
     hangup_after: float
+    at: datetime | None = None
 
 
 def order(destinations: list[Destination], rng: random.Random) -> list[Destination]:
@@ -73,6 +75,7 @@ class Context:
     settings: dialer.Settings
     rng: random.Random
     session: aiohttp.ClientSession
+    at: datetime | None = None  # the call's start as the webhooks see it (--at)
 
 
 @dataclass(frozen=True)
@@ -122,12 +125,13 @@ def route(store: Store, known: flows.Flows, request: Request) -> tuple[Call, Rou
 
 async def run(call: Call, routed: Routed, context: Context, *, hangup_after: float) -> None:
     """The whole call: its Connect applet, its legs, and the handoff when the bot hangs up."""
-    created = datetime.now(UTC)
+    created, started = context.at or datetime.now(UTC), time.monotonic()
     if routed.flow is None:
         assert routed.trunk is not None
         await _connect_trunk(call, routed.trunk, (), context, hangup_after=hangup_after)
         return
-    target = await _applet(call, routed.account, routed.flow.connect, context, created)
+    when = (created, started)
+    target = await _applet(call, routed.account, routed.flow.connect, context, when)
     if target is None:
         return
     trunk, destination = target
@@ -139,7 +143,7 @@ async def run(call: Call, routed: Routed, context: Context, *, hangup_after: flo
         _finish(call, last)
         return
     talked = ((last.leg.ended_ms or 0) - (last.leg.answered_ms or 0)) / 1000
-    query = flows.passthru_query(call.sid, call.from_, call.to, created, talked)
+    query = flows.passthru_query(call.sid, call.from_, call.to, created, started, talked_s=talked)
     call.event("Exotel", "Passthru", f"GET {flows.shown_url(handoff.url)} (the bot hung up)")
     asked = await flows.ask(context.session, "passthru", handoff.url, query, handoff.timeout_s)
     call.exchanges.append(asked.document())
@@ -149,7 +153,7 @@ async def run(call: Call, routed: Routed, context: Context, *, hangup_after: flo
         call.event("Exotel", "PSTN", "hang up (the handoff said no)")
         call.end("completed", f"the bot hung up; the handoff answered {said}: hang up")
         return
-    agents = await _applet(call, routed.account, handoff.then, context, created)
+    agents = await _applet(call, routed.account, handoff.then, context, when)
     if agents is None:
         return
     agent_trunk, agent_destination = agents
@@ -167,7 +171,11 @@ async def run(call: Call, routed: Routed, context: Context, *, hangup_after: flo
 
 
 async def _applet(
-    call: Call, account: Account, applet: flows.Connect, context: Context, created: datetime
+    call: Call,
+    account: Account,
+    applet: flows.Connect,
+    context: Context,
+    when: tuple[datetime, float],
 ) -> tuple[Trunk, flows.Destination] | None:
     """A Connect applet: its trunk, asked of its Dynamic URL (then its fallback) when it
     has one. None when the call ended here (the record says why)."""
@@ -177,7 +185,7 @@ async def _applet(
         call.event("Exotel", "Exotel", f"Connect applet: sip:{applet.trunk}")
     else:
         chosen = None
-        query = flows.connect_query(call.sid, call.from_, call.to, created)
+        query = flows.connect_query(call.sid, call.from_, call.to, *when)
         urls = (("dynamic_url", applet.url), ("fallback_url", applet.fallback_url))
         for kind, url in urls:
             if url is None:
