@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from tests import mermaid
 from tests.sandboxes import Api, Sandbox, running
@@ -494,3 +495,89 @@ def test_reconciler_call_refuses_exotel_itself(tmp_path: Path) -> None:
     assert "talks to Exotel itself (api.in.exotel.com)" in refused.stderr
     assert "reconciler trace +918040264208" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+# The Calls API: connect a customer to a flow.
+
+CUSTOMER = "09812345678"  # as the Calls API takes numbers: 0 and ten digits
+
+
+class _Callbacks(http.server.BaseHTTPRequestHandler):
+    """A customer's StatusCallback URL: remembers what it was POSTed."""
+
+    received: list[dict[str, str]] = []  # noqa: RUF012 (the test reads it)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length).decode()
+        kind = self.headers.get("Content-Type", "")
+        if kind.startswith("multipart/form-data"):
+            fields = dict(re.findall(r'name="([^"]+)"\r\n\r\n([^\r]*)\r\n', raw))
+        else:
+            fields = dict(parse_qsl(raw, keep_blank_values=True))
+        type(self).received.append(fields)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_the_calls_api_connects_a_customer_to_a_flow(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Callbacks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    callback = f"http://127.0.0.1:{server.server_address[1]}/status"
+    try:
+        with (
+            sipp_uas(tmp_path, "answer_pcma", echo=True) as sbc,
+            gateway(tmp_path, ("sbc.example.com", sbc.port)) as sandbox,
+        ):
+            sid = trunk(sandbox, (f"sbc.example.com:{sbc.port};transport=tcp", 0, 1))
+            sandbox.control("PUT", "apps/12345", json={"connect": {"trunk": sid}})
+            form = {
+                "From": CUSTOMER,
+                "CallerId": "08040264208",
+                "Url": "http://my.exotel.com/demo/exoml/start_voice/12345",
+                "CallType": "trans",
+                "TimeLimit": "2",
+                "StatusCallback": callback,
+            }
+            started = sandbox.http.post("/v1/Accounts/demo/Calls/connect.json", data=form)
+            assert started.status_code == 200, started.text
+            first = started.json()["Call"]
+            assert first["Status"] == "in-progress"
+            assert first["Direction"] == "outbound-api"
+            assert first["From"] == CUSTOMER
+            assert first["Uri"] == f"/v1/Accounts/demo/Calls/{first['Sid']}.json"
+            record = sandbox.control("GET", f"calls/{first['Sid']}", params={"wait": 30})
+            details = sandbox.http.get(f"/v1/Accounts/demo/Calls/{first['Sid']}.json").json()
+            xml = sandbox.http.get(f"/v1/Accounts/demo/Calls/{first['Sid']}").text
+            missing = sandbox.http.post("/v1/Accounts/demo/Calls/connect.json", data={})
+            other = sandbox.http.post(
+                "/v1/Accounts/demo/Calls/connect.json", data={**form, "Url": "http://x/y"}
+            )
+            sandbox.control("PUT", "pstn/+919812345678", json={"behaviour": "busy"})
+            busy = sandbox.http.post("/v1/Accounts/demo/Calls/connect.json", data=form).json()
+            busy_record = sandbox.control(
+                "GET", f"calls/{busy['Call']['Sid']}", params={"wait": 10}
+            )
+        sent = sbc.messages.read_text(errors="replace")
+    finally:
+        server.shutdown()
+    assert record["status"] == "completed", record
+    assert details["Call"]["Status"] == "completed"
+    assert isinstance(details["Call"]["Duration"], int)
+    assert "<TwilioResponse>" in xml
+    assert "<Status>completed</Status>" in xml
+    # The flow's Connect applet dialled the trunk: the customer as the caller, the
+    # ExoPhone as the number called.
+    assert "INVITE sip:+918040264208@sbc.example.com" in sent
+    assert "P-Asserted-Identity: <sip:+919812345678@" in sent
+    assert missing.status_code == 400
+    assert "From, CallerId, Url" in missing.json()["RestException"]["Message"]
+    assert other.status_code == 400
+    assert busy_record["status"] == "busy"
+    statuses = [fields.get("Status") for fields in _Callbacks.received]
+    assert "completed" in statuses
+    assert "busy" in statuses

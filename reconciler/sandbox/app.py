@@ -230,6 +230,8 @@ class Sandbox:
             error = too_many_requests(ticket.retry_after, ticket.reason)
             return await self._send(exchange, failure(error))
         try:
+            if exchange.path.startswith("/v1/Accounts/"):
+                return await self._calls_api(request, exchange, account)
             rule = self.faults.pick(exchange.method, exchange.path)
             if rule is not None and rule.fault != "timeout_after_commit":
                 return await self._inject(request, exchange, rule)
@@ -241,6 +243,18 @@ class Sandbox:
             return await self._send(exchange, reply)
         finally:
             self.admission.leave(ticket)
+
+    async def _calls_api(
+        self, request: web.BaseRequest, exchange: Exchange, account: str
+    ) -> web.Response:
+        """Exotel's v1 Calls API (``voice.calls_api``): form data in, XML or JSON out."""
+        form: dict[str, str] = {}
+        if exchange.method == "POST":
+            posted = await request.post()
+            form = {key: str(value) for key, value in posted.items()}
+        status, body, kind = await self.voice.api(account, exchange.method, exchange.path, form)
+        exchange.status, exchange.outcome = status, "answered"
+        return web.Response(text=body, status=status, content_type=kind)
 
     async def _inject(
         self, request: web.BaseRequest, exchange: Exchange, rule: Rule

@@ -41,8 +41,9 @@ ENDPOINTS = (
     "GET /_sandbox/pstn",
     "PUT /_sandbox/flows/{did}",
     "GET /_sandbox/flows",
+    "PUT /_sandbox/apps/{app_id}",
 )
-VOICE = ("/_sandbox/calls", "/_sandbox/pstn", "/_sandbox/flows")
+VOICE = ("/_sandbox/calls", "/_sandbox/pstn", "/_sandbox/flows", "/_sandbox/apps")
 
 
 def _json(document: Any, status: int = 200) -> web.Response:

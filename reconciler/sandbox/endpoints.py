@@ -87,8 +87,9 @@ def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
 
 
 def path_account(path: str) -> str | None:
-    """The account SID a path names, for the auth check (``/v2/accounts/{sid}/...``)."""
+    """The account SID a path names, for the auth check (``/v2/accounts/{sid}/...``, and
+    the Calls API's ``/v1/Accounts/{sid}/...``)."""
     parts = path.split("/", 4)
-    if len(parts) >= 4 and parts[1] == "v2" and parts[2] == "accounts" and parts[3]:
-        return parts[3]
+    if len(parts) >= 4 and (parts[1], parts[2]) in (("v2", "accounts"), ("v1", "Accounts")):
+        return parts[3] or None
     return None

@@ -10,6 +10,8 @@ Called by the sandbox's control dispatch for paths under ``/_sandbox/calls`` and
                                      "fallback_url", "timeout_s"} or {"trunk"},
                                      "passthru": {"url", "then": {...}, "timeout_s"}}
     GET  /_sandbox/flows             the flows set so far
+    PUT  /_sandbox/apps/{app_id}     the flow of an app id (same body as a DID's), which the
+                                     Calls API's Url names
     GET  /_sandbox/calls             every call's record, newest last
     GET  /_sandbox/calls/{call_sid}  one call's record; ?wait=S holds the answer up to S
                                      seconds until the call has ended
@@ -25,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -33,9 +35,9 @@ from urllib.parse import unquote
 import aiohttp
 
 from reconciler.sandbox.store import Store
-from reconciler.sandbox.voice import dialer, flows, inbound
+from reconciler.sandbox.voice import calls_api, dialer, flows, inbound
 from reconciler.sandbox.voice.pstn import PhoneError, Pstn, phone
-from reconciler.sandbox.voice.records import Calls
+from reconciler.sandbox.voice.records import Call, Calls
 
 DEFAULT_CALLER = "+919876543210"
 DEFAULT_HANGUP_S = 5.0
@@ -73,7 +75,9 @@ class Voice:
             ("GET", 1): self._list,
             ("GET", 2): lambda: self._one(parts[1], query),
         }
-        if parts[0] == "flows":
+        if parts[0] in ("flows", "apps"):
+            if method == "PUT" and len(parts) == 2 and parts[0] == "apps":
+                return self._set_flow(f"app:{unquote(parts[1])}", body)
             if method == "PUT" and len(parts) == 2:
                 return self._set_flow(unquote(parts[1]), body)
             if method == "GET" and len(parts) == 1:
@@ -110,7 +114,7 @@ class Voice:
         if self.session is None:
             self.session = aiohttp.ClientSession()
         context = inbound.Context(
-            self.store, self.flows, self.settings, self.rng, self.session, at=request.at
+            self.store, self.flows, self.settings, self.rng, self.session, self.pstn, at=request.at
         )
 
         async def run() -> None:
@@ -142,7 +146,7 @@ class Voice:
             account = self._account(document)
         except (ValueError, inbound.CallError) as exc:
             return 400, {"ok": False, "error": str(exc)}
-        if not inbound.E164.fullmatch(did):
+        if not did.startswith("app:") and not inbound.E164.fullmatch(did):
             return 400, {"ok": False, "error": f"{did!r} is not a DID in E.164"}
         self.flows.set(account, did, value)
         return 200, {"ok": True, "account": account, "did": did, **value.document()}
@@ -202,3 +206,90 @@ class Voice:
         except (ValueError, PhoneError) as exc:
             return 400, {"ok": False, "error": str(exc)}
         return 200, {"ok": True, "number": number, **self.pstn.get(number).document()}
+
+    async def api(
+        self, account: str, method: str, path: str, form: Mapping[str, str]
+    ) -> tuple[int, str, str]:
+        """The Calls API (``calls_api``): (status, body, content type)."""
+        as_json = path.endswith(".json")
+        parts = path.removesuffix(".json").split("/")  # "", v1, Accounts, sid, Calls, x
+        try:
+            if method == "POST" and parts[4:] == ["Calls", "connect"]:
+                return self._connect(account, calls_api.connect_request(form), as_json)
+            if method == "GET" and len(parts) == 6 and parts[4] == "Calls":
+                call = self.calls.calls.get(parts[5])
+                if call is None or call.account != account:
+                    raise calls_api.ApiCallError(404, f"no call {parts[5]} in account {account}")
+                body, kind = calls_api.render({"Call": calls_api.details(call)}, as_json=as_json)
+                return 200, body, kind
+            raise calls_api.ApiCallError(404, f"no Calls API route {method} {path}")
+        except calls_api.ApiCallError as exc:
+            return calls_api.failure(exc.status, str(exc), as_json=as_json)
+
+    def _connect(
+        self, account: str, asked: calls_api.Connect, as_json: bool
+    ) -> tuple[int, str, str]:
+        if self.settings is None:
+            raise calls_api.ApiCallError(
+                503, "the sandbox's SIP side is off: start it with --sip-port PORT"
+            )
+        held = self.store.accounts[account]
+        if asked.caller_id not in held.dids:
+            raise calls_api.ApiCallError(
+                400, f"CallerId {asked.caller_id} is not a number of this account (map it first)"
+            )
+        flow = self.flows.get(account, f"app:{asked.app_id}")
+        if flow is None:
+            raise calls_api.ApiCallError(
+                400,
+                f"no flow {asked.app_id} in this sandbox: set one with PUT "
+                f"/_sandbox/apps/{asked.app_id}",
+            )
+        call = Call(account, "outbound-api", asked.customer, asked.caller_id)
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+        context = inbound.Context(
+            self.store, self.flows, self.settings, self.rng, self.session, self.pstn
+        )
+        session = self.session
+
+        async def run() -> None:
+            try:
+                await inbound.run_api(
+                    call,
+                    held,
+                    flow,
+                    context,
+                    ring_for=asked.time_out,
+                    hangup_after=min(asked.time_limit, DEFAULT_HANGUP_S),
+                )
+            finally:
+                if not call.done.is_set():
+                    call.end("failed", "the sandbox stopped during the call")
+                if asked.status_callback:
+                    await _status_callback(session, asked.status_callback, call)
+
+        self.calls.start(call, run())
+        body, kind = calls_api.render({"Call": calls_api.details(call)}, as_json=as_json)
+        return 200, body, kind
+
+
+async def _status_callback(session: aiohttp.ClientSession, url: str, call: Call) -> None:
+    """POST the call's end to its StatusCallback, as Exotel does (form data)."""
+    form = {
+        "CallSid": call.sid,
+        "Status": calls_api.STATUSES.get(call.status, call.status),
+        "RecordingUrl": "",
+        "DateUpdated": flows.stamp(call.updated_at()),
+    }
+    exchange: dict[str, object] = {
+        "kind": "status_callback",
+        "url": flows.shown_url(url),
+        "status": None,
+    }
+    try:
+        async with session.post(url, data=form, timeout=aiohttp.ClientTimeout(total=15)) as sent:
+            exchange["status"] = sent.status
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        exchange["error"] = str(exc) or type(exc).__name__
+    call.exchanges.append(exchange)

@@ -15,6 +15,7 @@ a 5xx/6xx; a 4xx (busy, declined, not found) ends the call.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import time
@@ -26,6 +27,7 @@ import aiohttp
 from reconciler.sandbox import rules
 from reconciler.sandbox.store import Account, Destination, Store, Trunk
 from reconciler.sandbox.voice import dialer, flows
+from reconciler.sandbox.voice.pstn import Pstn
 from reconciler.sandbox.voice.records import Call
 
 E164 = re.compile(r"\+[1-9][0-9]{7,14}")
@@ -75,6 +77,7 @@ class Context:
     settings: dialer.Settings
     rng: random.Random
     session: aiohttp.ClientSession
+    pstn: Pstn
     at: datetime | None = None  # the call's start as the webhooks see it (--at)
 
 
@@ -269,3 +272,42 @@ def _finish(call: Call, last: dialer.Placed | None) -> None:
         return
     call.event("Exotel", "PSTN", {"completed": "hang up"}.get(last.status, last.status))
     call.end(last.status, leg.detail or leg.outcome)
+
+
+async def run_api(
+    call: Call,
+    account: Account,
+    flow: flows.Flow,
+    context: Context,
+    *,
+    ring_for: float,
+    hangup_after: float,
+) -> None:
+    """A Calls API call to a flow: ring the customer (the sandbox's PSTN); once they
+    answer, run the flow's Connect applet, whose trunk's destinations are called with the
+    customer's number as the caller and the ExoPhone as the number called."""
+    created, started = datetime.now(UTC), time.monotonic()
+    phone = context.pstn.get(call.from_)
+    call.event("Exotel", "PSTN", f"call {call.from_} (shown {call.to})")
+    if phone.behaviour in ("busy", "unreachable"):
+        status = "busy" if phone.behaviour == "busy" else "failed"
+        call.event("PSTN", "Exotel", phone.behaviour)
+        call.end(status, f"the customer's number is {phone.behaviour}")
+        return
+    rings = phone.ring_s if phone.behaviour == "answer" else ring_for
+    await asyncio.sleep(min(rings, ring_for))
+    if phone.behaviour == "no-answer" or rings > ring_for:
+        call.event("PSTN", "Exotel", "no answer")
+        call.end("no-answer", f"the customer did not answer within {ring_for:g} s")
+        return
+    call.event("PSTN", "Exotel", "answered: run the flow")
+    target = await _applet(call, account, flow.connect, context, (created, started))
+    if target is None:
+        return
+    trunk, destination = target
+    _finish(
+        call,
+        await _connect_trunk(
+            call, trunk, destination.headers, context, hangup_after=hangup_after, final=False
+        ),
+    )

@@ -75,7 +75,8 @@ class Call:
     mode: str | None = None
     recording: str | None = None  # the Connect applet asked to record: single | dual
     reason: str = ""
-    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ended_at: datetime | None = None
     legs: list[Leg] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     exchanges: list[dict[str, Any]] = field(default_factory=list)  # Dynamic URL, Passthru
@@ -91,7 +92,11 @@ class Call:
 
     def end(self, status: str, reason: str) -> None:
         self.status, self.reason = status, reason
+        self.ended_at = datetime.now(UTC)
         self.done.set()
+
+    def updated_at(self) -> datetime:
+        return self.ended_at or datetime.now(UTC)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -106,7 +111,8 @@ class Call:
             "trunk_name": self.trunk_name,
             "mode": self.mode,
             "recording": self.recording,
-            "created": self.created,
+            "created": self.created_at.isoformat(timespec="seconds"),
+            "ended": self.ended_at.isoformat(timespec="seconds") if self.ended_at else None,
             "legs": [leg.document() for leg in self.legs],
             "exchanges": list(self.exchanges),
             "events": list(self.events),
