@@ -581,3 +581,14 @@ def test_the_calls_api_connects_a_customer_to_a_flow(tmp_path: Path) -> None:
     statuses = [fields.get("Status") for fields in _Callbacks.received]
     assert "completed" in statuses
     assert "busy" in statuses
+
+
+def test_the_calls_api_answers_what_it_does_not_serve_as_exotels_v1_api(tmp_path: Path) -> None:
+    with gateway(tmp_path) as sandbox:
+        listed = sandbox.http.get("/v1/Accounts/demo/Calls")
+        unknown = sandbox.http.get("/v1/Accounts/demo/Calls/nope.json")
+        stranger = sandbox.http.get("/v1/Accounts/demo/Calls/nope.json", auth=("demo_key", "wrong"))
+    assert listed.status_code == 404
+    assert "<RestException>" in listed.text
+    assert unknown.json()["RestException"]["Message"] == "no call nope in account demo"
+    assert stranger.status_code == 401

@@ -111,7 +111,6 @@ def test_bodies_over_one_mebibyte_are_413(api: Api) -> None:
         ("GET", "/v2/accounts/demo/trunks/trmum1x"),
         ("POST", "/v2/accounts/demo/trunk-maps"),
         ("GET", "/"),
-        ("GET", "/v1/Accounts/demo/Calls"),
     ],
 )
 def test_unknown_routes_are_404_envelopes(
