@@ -6,6 +6,8 @@ of the example manifests (so the repository's own ledger is never touched):
     validate -> plan -> apply -> plan (no changes) -> a change by hand through the
     sandbox's API -> drift (exit 2, naming it) -> apply -> drift (exit 0)
     -> state list (the SIDs a Connect applet dials)
+    -> a call to a contact-centre DID through the sandbox's SIP side (Exotel in a box),
+       answered by a stand-in SBC over TLS: its ladder
     -> serve, asked as Exotel asks: /connect and /handoff inside and outside hours
     -> a trunk replaced through the manifests; serve answers with its new SID, no restart
 
@@ -20,13 +22,16 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import demo_partner
 import httpx
+import trustme
 
 ROOT = Path(__file__).parents[1]
 AUTH = ("demo_key", "demo_token")
@@ -36,18 +41,38 @@ class StepFailedError(Exception):
     pass
 
 
-def start_sandbox() -> tuple[subprocess.Popen[str], str]:
+# The contact centre's SBCs (manifests/contact_centre.yaml), all played by one stand-in.
+SBCS = ("sbc1.mum.example.com", "sbc2.mum.example.com", "dr-sbc.hyd.example.com")
+
+
+def start_partner(folder: Path) -> tuple[int, Path]:
+    """The stand-in SBC over TLS, with a certificate for the SBCs' names from a demo CA."""
+    authority = trustme.CA()
+    leaf = authority.issue_cert(*SBCS)
+    ca = folder / "demo-ca.pem"
+    authority.cert_pem.write_to_path(str(ca))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+    return demo_partner.start(context), ca
+
+
+def start_sandbox(partner: int, ca: Path) -> tuple[subprocess.Popen[str], str]:
+    routes = [f"--connect-to={host}:5061:127.0.0.1:{partner}" for host in SBCS]
     process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "sandbox", "--port", "0", "--seed", "1"],
+        [
+            sys.executable, "-m", "reconciler", "sandbox", "--port", "0", "--seed", "1",
+            "--sip-port", "0", "--sip-ca", str(ca), *routes,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-    )
+    )  # fmt: skip
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("listening on "):
         process.kill()
         raise SystemExit(f"the sandbox did not start: {line!r}")
+    process.stdout.readline()  # sip listening on ...
     return process, line.split()[-1]
 
 
@@ -205,9 +230,10 @@ def replace_trunk(folder: Path, env: dict[str, str], workdir: Path) -> None:
 
 
 def main() -> int:
-    process, url = start_sandbox()
-    print(f"Started the Exotel sandbox at {url} (account demo).")
     workdir = Path(tempfile.mkdtemp(prefix="reconciler-demo-"))
+    partner, ca = start_partner(workdir)
+    process, url = start_sandbox(partner, ca)
+    print(f"Started the Exotel sandbox at {url} (account demo), with its SIP side on.")
     shutil.copytree(
         ROOT / "manifests", workdir / "manifests", ignore=shutil.ignore_patterns("state")
     )
@@ -236,6 +262,13 @@ def main() -> int:
         )
         if "(no SID yet)" in sids:
             raise StepFailedError("every trunk should have a SID after apply")
+        ladder = step(
+            "A call to a contact-centre DID, through the sandbox's SIP side",
+            "call", "+912247788100", "--hangup-after", "1",
+            env=env, cwd=workdir,
+        )  # fmt: skip
+        if "completed" not in ladder.splitlines()[0] or "own tone back" not in ladder:
+            raise StepFailedError("the call should be answered, with its media echoed")
         step(
             "Where a call to the bot's DID goes at 11:00",
             "trace", "+918040264208", "--from", CALLER, "--at", INSIDE,

@@ -51,9 +51,14 @@ def _exchange(asked: Mapping[str, Any]) -> str:
 def text(record: Record) -> str:
     events: Sequence[Mapping[str, Any]] = record.get("events", [])
     lines = [headline(record), ""]
-    width = max((len(f"{e['from']} -> {e['to']}") for e in events), default=0)
+
+    def between(event: Mapping[str, Any]) -> str:
+        same = event["from"] == event["to"]
+        return event["from"] if same else f"{event['from']} -> {event['to']}"
+
+    width = max((len(between(e)) for e in events), default=0)
     for event in events:
-        arrow = f"{event['from']} -> {event['to']}".ljust(width)
+        arrow = between(event).ljust(width)
         lines.append(f"{event['at_ms']:>7} ms  {arrow}  {event['what']}")
     if record.get("legs"):
         lines += ["", "legs:"]

@@ -40,6 +40,22 @@ def _resolve(text: str) -> tuple[str, int, str]:
     return host, int(port), address.strip("[]")
 
 
+def _connect_to(text: str) -> tuple[str, int, str, int]:
+    """``HOST:PORT:ADDRESS:PORT2``, as curl's --connect-to."""
+    parts = text.split(":")
+    ports = [part for index, part in enumerate(parts) if index in (1, 3)]
+    if (
+        len(parts) != 4
+        or not all(parts)
+        or not all(p.isdigit() and 0 < int(p) < 65536 for p in ports)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT:ADDRESS:PORT2, like sbc.example.com:5061:127.0.0.1:40123, "
+            f"not {text!r}"
+        )
+    return parts[0], int(parts[1]), parts[2], int(parts[3])
+
+
 def _peer(text: str) -> tuple[str, str]:
     """``LOCAL=PUBLIC``: two IPv4 addresses."""
     local, equals, public = text.partition("=")
@@ -183,7 +199,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_resolve,
         metavar="HOST:PORT:ADDRESS",
         help="reach destination HOST:PORT at ADDRESS, as curl does (repeatable): point a "
-        "trunk's destinations at a local SBC",
+        "trunk's destinations at a local SBC (an IP destination too: a test affordance)",
+    )
+    sip.add_argument(
+        "--connect-to",
+        action="append",
+        default=[],
+        type=_connect_to,
+        metavar="HOST:PORT:ADDRESS:PORT2",
+        help="reach destination HOST:PORT at ADDRESS:PORT2, as curl does (repeatable): a "
+        "trunk's destination on a local SBC's port",
     )
     sip.add_argument(
         "--peer",
@@ -235,6 +260,7 @@ def config_from(args: argparse.Namespace) -> Config:
         sip_port=args.sip_port,
         sip_tls_port=args.sip_tls_port,
         resolve=tuple(args.resolve),
+        connect_to=tuple(args.connect_to),
         peers=tuple(args.peer),
         sip_ca=args.sip_ca,
         answer_timeout=args.answer_timeout,

@@ -103,6 +103,9 @@ def _dialing(config: Config) -> Settings | None:
     return Settings(
         host=config.host,
         resolve={(host.lower(), port): address for host, port, address in config.resolve},
+        connect_to={
+            (host.lower(), port): (address, to) for host, port, address, to in config.connect_to
+        },
         ca=str(config.sip_ca) if config.sip_ca else None,
         answer_timeout=config.answer_timeout,
         ring_timeout=config.ring_timeout,

@@ -57,6 +57,7 @@ class Config:
     sip_port: int | None = None
     sip_tls_port: int | None = None
     resolve: tuple[tuple[str, int, str], ...] = ()  # --resolve HOST:PORT:ADDRESS
+    connect_to: tuple[tuple[str, int, str, int], ...] = ()  # --connect-to H:P:ADDRESS:PORT
     peers: tuple[tuple[str, str], ...] = ()  # --peer LOCAL=PUBLIC
     sip_ca: Path | None = None
     answer_timeout: float = 5.0

@@ -34,6 +34,8 @@ class Settings:
 
     host: str = "127.0.0.1"  # where its own media and connections come from
     resolve: Mapping[tuple[str, int], str] = field(default_factory=dict)  # --resolve
+    # --connect-to: (host, port) -> (address, port), as curl's
+    connect_to: Mapping[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
     ca: str | None = None  # --sip-ca: verify partners' TLS against these, not the system's
     answer_timeout: float = 5.0  # no answer of any kind within this: try the next destination
     ring_timeout: float = 45.0  # ringing without an answer this long: no-answer
@@ -56,13 +58,18 @@ class Placed:
     status: str = "failed"  # the call's status if this is the last leg
 
 
-async def _address(target: Target, settings: Settings) -> str:
-    forced = settings.resolve.get((target.host.lower(), target.port))
+async def _address(target: Target, settings: Settings) -> tuple[str, int]:
+    """Where to connect for a destination: ``--connect-to``, ``--resolve`` (both also for
+    an IP destination, a test affordance: those must be public), else DNS."""
+    key = (target.host.lower(), target.port)
+    if key in settings.connect_to:
+        return settings.connect_to[key]
+    forced = settings.resolve.get(key)
     if forced is not None:
-        return forced
+        return forced, target.port
     loop = asyncio.get_running_loop()
     found = await loop.getaddrinfo(target.host, target.port, type=0, proto=6)
-    return str(found[0][4][0])
+    return str(found[0][4][0]), target.port
 
 
 def _tls(settings: Settings) -> ssl.SSLContext:
@@ -85,9 +92,10 @@ async def place(
     label = f"{target.host}:{target.port}"
     placed = Placed(leg)
     try:
-        leg.address = await _address(target, settings)
+        leg.address, port = await _address(target, settings)
     except OSError as exc:
-        leg.outcome, leg.detail = "unreachable", f"cannot resolve {target.host}: {exc}"
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        leg.outcome, leg.detail = "unreachable", f"cannot resolve {target.host} ({why})"
         placed.fail_over = True
         call.event("Exotel", label, f"DNS: {leg.detail}")
         return placed
@@ -95,7 +103,7 @@ async def place(
         async with asyncio.timeout(settings.answer_timeout):
             reader, writer = await asyncio.open_connection(
                 leg.address,
-                target.port,
+                port,
                 ssl=_tls(settings) if target.transport == "tls" else None,
                 server_hostname=target.host if target.transport == "tls" else None,
                 limit=wire.STREAM_LIMIT,
