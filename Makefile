@@ -66,6 +66,7 @@ bench: $(PIP_STAMP)
 	$(BIN)/python benchmarks/plan_rate_limit.py
 	$(BIN)/python benchmarks/apply_create.py
 	$(BIN)/python benchmarks/chaos_soak.py
+	$(BIN)/python benchmarks/sandbox_calls.py
 	$(BIN)/python benchmarks/serve_decisions.py
 	$(BIN)/python benchmarks/cost.py
 	$(BIN)/python benchmarks/check_scale.py
