@@ -256,11 +256,16 @@ def _kamailio_modules() -> Path | None:
 
 
 @contextmanager
-def kamailio(tmp_path: Path, cert: Path, key: Path) -> Iterator[Kamailio]:
+def kamailio(
+    tmp_path: Path, cert: Path, key: Path, *, relay_to: tuple[str, int] | None = None
+) -> Iterator[Kamailio]:
     """Start Kamailio in the foreground on free loopback TCP and TLS ports (~0.1 s).
 
     ``cert`` (PEM, leaf first) and ``key`` are what the TLS port presents. Each call gets
-    its own directory under ``tmp_path``, so several may run at once.
+    its own directory under ``tmp_path``, so several may run at once. With ``relay_to``
+    (host, port) it plays a partner's SBC (``tests/sip/kamailio_relay.cfg``): every new
+    INVITE is record-routed and relayed over TCP there, in-dialog requests follow their
+    route set; without it, ``tests/sip/kamailio.cfg`` answers as a check expects.
     """
     need("kamailio", "kamailio")
     modules = _kamailio_modules()
@@ -285,9 +290,19 @@ def kamailio(tmp_path: Path, cert: Path, key: Path) -> Iterator[Kamailio]:
                 [
                     "kamailio",
                     "-f",
-                    str(SIP_DIR / "kamailio.cfg"),
+                    str(SIP_DIR / ("kamailio_relay.cfg" if relay_to else "kamailio.cfg")),
                     "-A",
                     f'TLS_CONFIG="{tls_cfg.resolve()}"',
+                    *(
+                        [
+                            "-A",
+                            "WITH_TLS",
+                            "-A",
+                            f'DST="sip:{relay_to[0]}:{relay_to[1]};transport=tcp"',
+                        ]
+                        if relay_to
+                        else []
+                    ),
                     "-l",
                     f"tcp:{HOST}:{tcp_port}",
                     "-l",

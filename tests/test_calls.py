@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tests import mermaid
 from tests.sandboxes import Api, Sandbox, running
-from tests.sipservers import Called, closed_port, sipp_uac, sipp_uas
+from tests.sipservers import Called, Certificates, closed_port, kamailio, sipp_uac, sipp_uas
 
 DID = "+918040264208"
 CALLER = "+919876543210"
@@ -592,3 +592,36 @@ def test_the_calls_api_answers_what_it_does_not_serve_as_exotels_v1_api(tmp_path
     assert "<RestException>" in listed.text
     assert unknown.json()["RestException"]["Message"] == "no call nope in account demo"
     assert stranger.status_code == 401
+
+
+def test_over_tls_through_kamailio_as_the_partners_sbc(tmp_path: Path) -> None:
+    """Kamailio terminates TLS in front of SIPp, as a partner's SBC would: the sandbox
+    verifies its certificate, follows its Record-Route for ACK and BYE, and the call
+    completes with media both ways."""
+    certificates = Certificates(tmp_path / "certs")
+    host = Certificates.HOSTNAME
+    with (
+        sipp_uas(tmp_path, "answer_pcma", echo=True) as sbc,
+        kamailio(
+            tmp_path,
+            certificates.valid.cert,
+            certificates.valid.key,
+            relay_to=(sbc.host, sbc.port),
+        ) as proxy,
+        running(
+            "--sip-port", "0", "--sip-ca", str(certificates.ca_pem),
+            "--resolve", f"{host}:{proxy.tls_port}:127.0.0.1",
+            log_path=tmp_path / "sandbox.log",
+        ) as sandbox,
+    ):  # fmt: skip
+        trunk(sandbox, (f"{host}:{proxy.tls_port};transport=tls", 0, 1))
+        record = call(sandbox, hangup_after_s=1)
+    seen = sbc.messages.read_text(errors="replace")  # SIPp has stopped: all written
+    assert record["status"] == "completed", record
+    [leg] = record["legs"]
+    assert leg["transport"] == "tls"
+    assert leg["ended_by"] == "sandbox"
+    assert leg["media"]["own_tone_back"] > 0
+    assert "ACK sip:" in seen  # the ACK and the BYE reached SIPp through Kamailio's
+    assert "BYE sip:" in seen  # route set
+    assert "Record-Route:" in seen

@@ -108,6 +108,14 @@ class Response:
         values = self.headers.get(name.lower())
         return values[0] if values else None
 
+    def values(self, name: str) -> tuple[str, ...]:
+        """Every value of a header, on separate lines or comma-separated (7.3.1)."""
+        return tuple(
+            part.strip()
+            for value in self.headers.get(name.lower(), ())
+            for part in _split_commas(value)
+        )
+
     @property
     def final(self) -> bool:
         return self.code >= 200

@@ -17,7 +17,7 @@ import contextlib
 import ssl
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from reconciler.sandbox.voice.records import Call, Leg
 from reconciler.sip import message as sip
@@ -149,14 +149,19 @@ class _Dialog:
     transport: str
     remote_tag: str | None = None
     remote_target: str | None = None
+    route: tuple[str, ...] = ()  # RFC 3261 12.1.2: the 2xx's Record-Route, reversed
     cseq: int = 1
 
     def via(self, branch: str) -> str:
         return f"SIP/2.0/{self.transport.upper()} {self.via_host};branch={branch};rport"
 
     def request(self, method: str, branch: str, *, cseq: int | None = None) -> sip.Request:
+        """A request of this dialog; within it (ACK of a 2xx, BYE), to the remote target
+        along the route set (12.2.1.1)."""
         to = f"{self.to};tag={self.remote_tag}" if self.remote_tag else self.to
-        uri = self.remote_target if method in ("BYE",) and self.remote_target else self.uri
+        within = method == "BYE" or (method == "ACK" and self.remote_target is not None)
+        uri = self.remote_target if within and self.remote_target else self.uri
+        routes = tuple(("Route", hop) for hop in self.route) if within else ()
         return sip.Request(
             method,
             uri,
@@ -165,6 +170,7 @@ class _Dialog:
             to=to,
             call_id=self.call_id,
             cseq=cseq or self.cseq,
+            headers=routes,
         )
 
 
@@ -252,8 +258,8 @@ class _Run:
         if "<" in contact:
             contact = contact.partition("<")[2].partition(">")[0]
         dialog.remote_target = contact or None
-        ack = dialog.request("ACK", sip.branch())
-        await self.send(replace(ack, uri=dialog.remote_target or dialog.uri, cseq=1), "ACK")
+        dialog.route = tuple(reversed(final.values("record-route")))
+        await self.send(dialog.request("ACK", sip.branch(), cseq=1), "ACK")
         answer = sdp.media(final.body)
         codec = answer.codecs[0] if answer.codecs else None
         playback: asyncio.Future[object]
