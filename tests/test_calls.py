@@ -12,6 +12,7 @@ import http.server
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -625,3 +626,102 @@ def test_over_tls_through_kamailio_as_the_partners_sbc(tmp_path: Path) -> None:
     assert "ACK sip:" in seen  # the ACK and the BYE reached SIPp through Kamailio's
     assert "BYE sip:" in seen  # route set
     assert "Record-Route:" in seen
+
+
+class _Handoff(http.server.BaseHTTPRequestHandler):
+    """A Passthru URL that says no (302, as serve does outside hours), and a Dynamic URL
+    at /connect that is down (503), to send Exotel to the fallback."""
+
+    asked: list[str] = []  # noqa: RUF012 (the test reads it)
+
+    def do_GET(self) -> None:
+        type(self).asked.append(self.path.partition("?")[0])
+        code = 503 if self.path.startswith("/connect") else 302
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_a_down_dynamic_url_is_followed_by_its_fallback(tmp_path: Path) -> None:
+    _Handoff.asked.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handoff)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with (
+            sipp_uas(tmp_path, "bot_hangs_up") as bot,
+            gateway(tmp_path, ("bot.example.com", bot.port)) as sandbox,
+        ):
+            sid = trunk(sandbox, (f"bot.example.com:{bot.port};transport=tcp", 0, 1), mode="flow")
+            agents = Api(sandbox.http).create_trunk("agents")
+            flow = {
+                "connect": {
+                    "url": f"{base}/connect",
+                    "fallback_url": f"{base}/static?trunk={sid}",
+                },
+                "passthru": {"url": f"{base}/handoff", "then": {"trunk": agents}},
+            }
+            sandbox.control("PUT", f"flows/{DID}", json=flow)
+            record = call(sandbox, hangup_after_s=3)
+    finally:
+        server.shutdown()
+    # The fallback answered 302 too (not a Dynamic URL answer): the call fails there.
+    assert [x["kind"] for x in record["exchanges"]] == ["dynamic_url", "fallback_url"]
+    assert record["status"] == "failed"
+    assert "gave no usable answer" in record["reason"]
+    assert _Handoff.asked == ["/connect", "/static"]
+
+
+def test_a_302_handoff_hangs_up_after_the_bot(tmp_path: Path) -> None:
+    _Handoff.asked.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handoff)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with (
+            sipp_uas(tmp_path, "bot_hangs_up") as bot,
+            gateway(tmp_path, ("bot.example.com", bot.port)) as sandbox,
+        ):
+            sid = trunk(sandbox, (f"bot.example.com:{bot.port};transport=tcp", 0, 1), mode="flow")
+            agents = Api(sandbox.http).create_trunk("agents")
+            flow = {
+                "connect": {"trunk": sid},
+                "passthru": {"url": f"{base}/handoff", "then": {"trunk": agents}},
+            }
+            sandbox.control("PUT", f"flows/{DID}", json=flow)
+            record = call(sandbox, hangup_after_s=3)
+    finally:
+        server.shutdown()
+    assert record["status"] == "completed"
+    assert "the handoff answered 302: hang up" in record["reason"]
+    assert [x["kind"] for x in record["exchanges"]] == ["passthru"]
+    assert len(record["legs"]) == 1  # no agent was called
+
+
+def test_the_tls_listener_takes_sip_with_the_sandboxs_certificate(tmp_path: Path) -> None:
+    certificates = Certificates(tmp_path / "certs")
+    cert, key = certificates.valid.cert, certificates.valid.key
+    args = ["--certfile", str(cert), "--keyfile", str(key), "--sip-tls-port", "0"]
+    with running(*args, log_path=tmp_path / "sandbox.log", verify=False) as sandbox:
+        host, port = sandbox.sip["tls"]
+        context = certificates.client_context()
+        with (
+            socket.create_connection((host, port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=Certificates.HOSTNAME) as tls,
+        ):
+            tls.sendall(
+                b"OPTIONS sip:ping@sbc SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:1;branch=z9hG4bKx\r\n"
+                b"From: <sip:a@b>;tag=1\r\nTo: <sip:ping@sbc>\r\nCall-ID: ping\r\n"
+                b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            )
+            answer = tls.recv(4096).decode()
+    assert answer.startswith("SIP/2.0 200 OK\r\n")
+    refused = subprocess.run(
+        [sys.executable, "-m", "reconciler", "sandbox", "--sip-tls-port", "0"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "--sip-tls-port needs --certfile" in refused.stderr
