@@ -9,6 +9,7 @@ explains a real call and ``check --invite`` places a test INVITE to a destinatio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,10 +35,7 @@ async def call(
 ) -> dict[str, Any]:
     if manifests.errors:
         raise ManifestError(manifests.errors)
-    try:
-        number, calling = canonical.e164(did), canonical.e164(caller)
-    except ValueError as exc:
-        raise ConfigError(f"{exc}") from None
+    number, calling = _number(did, "DID"), _number(caller, "--from")
     chosen = select(manifests, accounts)
     names = {a.name for a in chosen}
     declaring = sorted(
@@ -74,3 +72,14 @@ async def call(
         at=at,
         longest=hangup_after * 4 + 120,
     )
+
+
+def _number(text: str, what: str) -> str:
+    """E.164, or an Indian number as Exotel writes it (``0`` and ten digits), as trace takes."""
+    compact = text.strip().replace(" ", "").replace("-", "")
+    if re.fullmatch(r"0[1-9][0-9]{9}", compact):
+        return "+91" + compact[1:]
+    try:
+        return canonical.e164(compact)
+    except ValueError as exc:
+        raise ConfigError(f"{what} {text!r}: {exc}") from None

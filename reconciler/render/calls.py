@@ -30,7 +30,12 @@ def _leg(leg: Mapping[str, Any]) -> str:
     if leg.get("detail"):
         parts.append(f"- {leg['detail']}")
     if leg.get("duration_s") is not None:
-        parts.append(f"- {leg['duration_s']} s, ended by {leg.get('ended_by')}")
+        who = {
+            "sandbox": "the caller hung up",
+            "partner": "the partner hung up",
+            "pstn": "the called phone hung up",
+        }.get(str(leg.get("ended_by")), f"ended by {leg.get('ended_by')}")
+        parts.append(f"- {leg['duration_s']} s, {who}")
     media = leg.get("media")
     if media:
         parts.append(
@@ -96,7 +101,7 @@ def ladder(record: Record) -> str:
 def markdown(record: Record) -> str:
     lines = [f"**{headline(record)}**", "", "```mermaid", ladder(record).rstrip(), "```"]
     if record.get("legs"):
-        lines += ["", "| leg | |", "|---|---|"]
+        lines += ["", "| leg | what happened |", "|---|---|"]
         lines += [
             f"| {index} | {_leg(leg).replace('|', '/')} |"
             for index, leg in enumerate(record["legs"], 1)

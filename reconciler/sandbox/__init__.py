@@ -33,11 +33,17 @@ def _resolve(text: str) -> tuple[str, int, str]:
     """``HOST:PORT:ADDRESS``, as curl's --resolve."""
     host, _, rest = text.partition(":")
     port, _, address = rest.partition(":")
+    address = address.strip("[]")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        address = ""
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or not address:
         raise argparse.ArgumentTypeError(
-            f"expected HOST:PORT:ADDRESS, like sbc.example.com:5061:127.0.0.1, not {text!r}"
+            f"expected HOST:PORT:ADDRESS with ADDRESS an IP address, like "
+            f"sbc.example.com:5061:127.0.0.1, not {text!r}"
         )
-    return host, int(port), address.strip("[]")
+    return host, int(port), address
 
 
 def _connect_to(text: str) -> tuple[str, int, str, int]:
@@ -50,8 +56,8 @@ def _connect_to(text: str) -> tuple[str, int, str, int]:
         or not all(p.isdigit() and 0 < int(p) < 65536 for p in ports)
     ):
         raise argparse.ArgumentTypeError(
-            f"expected HOST:PORT:ADDRESS:PORT2, like sbc.example.com:5061:127.0.0.1:40123, "
-            f"not {text!r}"
+            f"expected HOST:PORT:ADDRESS:PORT2 with ADDRESS an IP address, like "
+            f"sbc.example.com:5061:127.0.0.1:40123, not {text!r}"
         )
     return parts[0], int(parts[1]), parts[2], int(parts[3])
 
@@ -61,7 +67,11 @@ def _peer(text: str) -> tuple[str, str]:
     local, equals, public = text.partition("=")
     try:
         ipaddress.IPv4Address(local)
-        ipaddress.IPv4Address(public)
+        if not ipaddress.IPv4Address(public).is_global:
+            raise argparse.ArgumentTypeError(
+                f"--peer {text}: {public} is not a public address, and only public ones can be "
+                "whitelisted; stand for one like 44.0.1.1"
+            )
     except ValueError:
         equals = ""
     if not equals:
@@ -274,6 +284,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.keyfile and not args.certfile:
         print("reconciler sandbox: --keyfile needs --certfile", file=sys.stderr)
+        return 1
+    if args.sip_ca is not None and not args.sip_ca.is_file():
+        print(
+            f"reconciler sandbox: --sip-ca {args.sip_ca}: no such file (give a PEM file of "
+            "CA certificates)",
+            file=sys.stderr,
+        )
         return 1
     if args.sip_tls_port is not None and not args.certfile:
         print(

@@ -50,6 +50,7 @@ from reconciler.sandbox.faults import Faults, Rule
 from reconciler.sandbox.limits import Admission, Refusal
 from reconciler.sandbox.request import ApiRequest
 from reconciler.sandbox.store import Store
+from reconciler.sandbox.voice import calls_api
 from reconciler.sandbox.voice.dialer import Settings
 from reconciler.sandbox.voice.endpoints import Voice
 
@@ -225,6 +226,14 @@ class Sandbox:
         found: tuple[endpoints.Route, dict[str, str]] | None,
     ) -> web.StreamResponse:
         account = self._authenticate(request, exchange.path)
+        if account is None and exchange.path.startswith("/v1/"):
+            status, body, kind = calls_api.failure(
+                401,
+                "Authentication failed: the API key and token do not match this account",
+                as_json=exchange.path.endswith(".json"),
+            )
+            exchange.status, exchange.outcome = status, "answered"
+            return web.Response(text=body, status=status, content_type=kind)
         if account is None:
             return await self._send(exchange, failure(unauthorized()))
         exchange.account = account
@@ -253,6 +262,16 @@ class Sandbox:
         """Exotel's v1 Calls API (``voice.calls_api``): form data in, XML or JSON out."""
         form: dict[str, str] = {}
         if exchange.method == "POST":
+            kind = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+            if kind not in ("", "application/x-www-form-urlencoded", "multipart/form-data"):
+                status, body, shown = calls_api.failure(
+                    415,
+                    f"send form fields (application/x-www-form-urlencoded), as Exotel's v1 API "
+                    f"takes them, not {kind}",
+                    as_json=exchange.path.endswith(".json"),
+                )
+                exchange.status, exchange.outcome = status, "answered"
+                return web.Response(text=body, status=status, content_type=shown)
             posted = await request.post()
             form = {key: str(value) for key, value in posted.items()}
         status, body, kind = await self.voice.api(account, exchange.method, exchange.path, form)

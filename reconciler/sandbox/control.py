@@ -41,7 +41,10 @@ ENDPOINTS = (
     "GET /_sandbox/pstn",
     "PUT /_sandbox/flows/{did}",
     "GET /_sandbox/flows",
+    "DELETE /_sandbox/flows/{did}",
     "PUT /_sandbox/apps/{app_id}",
+    "GET /_sandbox/apps",
+    "DELETE /_sandbox/apps/{app_id}",
 )
 VOICE = ("/_sandbox/calls", "/_sandbox/pstn", "/_sandbox/flows", "/_sandbox/apps")
 

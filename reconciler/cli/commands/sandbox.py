@@ -21,7 +21,10 @@ def register(commands: Commands) -> None:
         description=(
             "Serve Exotel's vSIP API with its envelopes, validation, pagination, rate limit and "
             "quirks, plus control endpoints under /_sandbox/ (reset, state, stats, faults). "
-            "Prints 'listening on URL' when ready; stops on SIGINT or SIGTERM."
+            "With --sip-port it also plays Exotel's SIP gateway and the PSTN: calls through "
+            "what was applied (/_sandbox/calls, flows, apps, pstn; reconciler call), partners' "
+            "outbound INVITEs, and the Calls API (docs/sandbox.md, 'Calls'). Prints 'listening "
+            "on URL' when ready (then 'sip listening on ...'); stops on SIGINT or SIGTERM."
         ),
     )
     sandbox.add_arguments(parser)

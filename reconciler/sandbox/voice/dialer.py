@@ -92,7 +92,8 @@ async def place(
     label = f"{target.host}:{target.port}"
     placed = Placed(leg)
     try:
-        leg.address, port = await _address(target, settings)
+        address, port = await _address(target, settings)
+        leg.address = f"{address}:{port}"
     except OSError as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         leg.outcome, leg.detail = "unreachable", f"cannot resolve {target.host} ({why})"
@@ -102,7 +103,7 @@ async def place(
     try:
         async with asyncio.timeout(settings.answer_timeout):
             reader, writer = await asyncio.open_connection(
-                leg.address,
+                address,
                 port,
                 ssl=_tls(settings) if target.transport == "tls" else None,
                 server_hostname=target.host if target.transport == "tls" else None,
@@ -111,7 +112,8 @@ async def place(
     except ConnectionRefusedError:
         leg.outcome, leg.detail = "refused", "connection refused"
     except TimeoutError:
-        leg.outcome, leg.detail = "timeout", "no connection within the answer timeout"
+        shake = " and TLS handshake" if target.transport == "tls" else ""
+        leg.outcome, leg.detail = "timeout", f"no connection{shake} within the answer timeout"
     except ssl.SSLError as exc:
         leg.outcome, leg.detail = "tls-failed", f"TLS: {wire.ssl_reason(exc)}"
     except OSError as exc:
@@ -378,7 +380,8 @@ async def _converse(
         ),
     )
     try:
-        await run.send(invite, f"INVITE sip:{did} ({target.transport.upper()})")
+        custom = "".join(f", {name}: {value}" for name, value in headers)
+        await run.send(invite, f"INVITE sip:{did} ({target.transport.upper()}{custom})")
         final = await run.final(branch)
         if final is None:  # no answer of any kind: the next destination
             leg.outcome, leg.detail = "timeout", "no response within the answer timeout"

@@ -9,9 +9,10 @@ Called by the sandbox's control dispatch for paths under ``/_sandbox/calls`` and
     PUT  /_sandbox/flows/{did}       the DID's flow: {"account", "connect": {"url",
                                      "fallback_url", "timeout_s"} or {"trunk"},
                                      "passthru": {"url", "then": {...}, "timeout_s"}}
+    DELETE /_sandbox/flows/{did}     forget the DID's flow (?account=SID with several)
     GET  /_sandbox/flows             the flows set so far
     PUT  /_sandbox/apps/{app_id}     the flow of an app id (same body as a DID's), which the
-                                     Calls API's Url names
+                                     Calls API's Url names; GET /_sandbox/apps, DELETE too
     GET  /_sandbox/calls             every call's record, newest last
     GET  /_sandbox/calls/{call_sid}  one call's record; ?wait=S holds the answer up to S
                                      seconds until the call has ended
@@ -27,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -76,16 +78,20 @@ class Voice:
             ("GET", 2): lambda: self._one(parts[1], query),
         }
         if parts[0] in ("flows", "apps"):
-            if method == "PUT" and len(parts) == 2 and parts[0] == "apps":
-                return self._set_flow(f"app:{unquote(parts[1])}", body)
+            apps = parts[0] == "apps"
+            key = (f"app:{unquote(parts[1])}" if apps else unquote(parts[1])) if parts[1:] else ""
             if method == "PUT" and len(parts) == 2:
-                return self._set_flow(unquote(parts[1]), body)
+                return self._set_flow(key, body)
+            if method == "DELETE" and len(parts) == 2:
+                return self._remove_flow(key, query)
             if method == "GET" and len(parts) == 1:
+                name = "app_id" if apps else "did"
                 listed = [
-                    {"account": account, "did": did, **flow.document()}
+                    {"account": account, name: did.removeprefix("app:"), **flow.document()}
                     for (account, did), flow in sorted(self.flows.flows.items())
+                    if did.startswith("app:") == apps
                 ]
-                return 200, {"flows": listed}
+                return 200, {parts[0]: listed}
         elif parts[0] == "pstn":
             if method == "PUT" and len(parts) == 2:
                 return self._set_phone(unquote(parts[1]), body)
@@ -147,9 +153,32 @@ class Voice:
         except (ValueError, inbound.CallError) as exc:
             return 400, {"ok": False, "error": str(exc)}
         if not did.startswith("app:") and not inbound.E164.fullmatch(did):
-            return 400, {"ok": False, "error": f"{did!r} is not a DID in E.164"}
+            hint = f": {'+91' + did[1:]}?" if re.fullmatch(r"0[0-9]{10}", did) else ""
+            return 400, {"ok": False, "error": f"{did!r} is not a DID in E.164{hint}"}
         self.flows.set(account, did, value)
-        return 200, {"ok": True, "account": account, "did": did, **value.document()}
+        held = self.store.accounts[account]
+        warnings = [
+            f"{applet}: trunk {sid} is not a trunk of account {account} (yet): calls fail there"
+            for applet, sid in (
+                ("connect", value.connect.trunk),
+                ("passthru.then", value.passthru.then.trunk if value.passthru else None),
+            )
+            if sid is not None and sid not in held.trunks
+        ]
+        if not did.startswith("app:") and did not in held.dids:
+            warnings.append(f"{did} is not mapped on any trunk of {account} (yet): apply first")
+        document = {"ok": True, "account": account, "did": did, **value.document()}
+        return 200, {**document, "warnings": warnings}
+
+    def _remove_flow(self, key: str, query: dict[str, str]) -> Answer:
+        try:
+            account = self._account(dict(query))
+        except inbound.CallError as exc:
+            return 400, {"ok": False, "error": str(exc)}
+        removed = self.flows.flows.pop((account, key), None)
+        if removed is None:
+            return 404, {"ok": False, "error": f"no flow for {key.removeprefix('app:')}"}
+        return 200, {"ok": True}
 
     def _request(self, document: object) -> inbound.Request:
         if not isinstance(document, dict):

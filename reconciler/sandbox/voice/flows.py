@@ -126,6 +126,8 @@ def _connect(body: object, where: str) -> Connect:
     trunk, url = body.get("trunk"), _url(body.get("url"), f"{where}.url")
     if (trunk is None) == (url is None):
         raise FlowError(f"{where} needs exactly one of trunk (a SID) and url (a Dynamic URL)")
+    if trunk is not None and (not isinstance(trunk, str) or not trunk):
+        raise FlowError(f"{where}.trunk must be a trunk SID (a string), like trmum1...")
     return Connect(
         trunk=str(trunk) if trunk is not None else None,
         url=url,
@@ -150,7 +152,9 @@ def flow(body: object) -> Flow:
         if url is None:
             raise FlowError("passthru.url is required")
         passthru = Passthru(
-            url, _connect(raw.get("then"), "passthru.then"), _seconds(raw.get("timeout_s"), "")
+            url,
+            _connect(raw.get("then"), "passthru.then"),
+            _seconds(raw.get("timeout_s"), "passthru.timeout_s"),
         )
     return Flow(_connect(body.get("connect"), "connect"), passthru)
 
@@ -212,6 +216,9 @@ async def ask(
                 asked.answer = text[:200]
     except TimeoutError:
         asked.error = f"no answer within {timeout:g} s"
+    except aiohttp.ClientConnectorError as exc:
+        why = exc.os_error.strerror or str(exc.os_error)
+        asked.error = f"cannot connect to {exc.host}:{exc.port} ({why})"
     except aiohttp.ClientError as exc:
         asked.error = str(exc) or type(exc).__name__
     asked.took_ms = int((time.monotonic() - started) * 1000)
@@ -231,12 +238,14 @@ class Destination:
 def read_answer(asked: Asked) -> Destination | None:
     """The Dynamic URL's answer, checked; None (with ``asked.problems``) when it fails."""
     if asked.error is not None:
-        asked.problems.append(asked.error)
         return None
     if asked.status != 200:
         asked.problems.append(f"answered {asked.status}, not 200")
         return None
     answer = asked.answer
+    if not isinstance(answer, dict):
+        asked.problems.append("the answer is not a JSON object")
+        return None
     destination = answer.get("destination") if isinstance(answer, dict) else None
     trunk = destination.get("trunk") if isinstance(destination, dict) else None
     if not isinstance(trunk, str) or not trunk:
