@@ -725,3 +725,46 @@ def test_the_tls_listener_takes_sip_with_the_sandboxs_certificate(tmp_path: Path
     )  # fmt: skip
     assert refused.returncode == 1
     assert "--sip-tls-port needs --certfile" in refused.stderr
+
+
+def test_options_and_bodies_that_cannot_work_are_refused_and_say_why(tmp_path: Path) -> None:
+    def sandbox(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "reconciler", "sandbox", "--port", "0", *args],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+    private = sandbox("--sip-port", "0", "--peer", "127.0.0.2=10.0.0.1")
+    assert private.returncode == 1
+    assert "10.0.0.1 is not a public address" in private.stderr
+    named = sandbox("--sip-port", "0", "--resolve", "sbc.example.com:5070:not-an-ip")
+    assert "ADDRESS an IP address" in named.stderr
+    absent = sandbox("--sip-port", "0", "--sip-ca", str(tmp_path / "nowhere.pem"))
+    assert absent.returncode == 1
+    assert "--sip-ca" in absent.stderr
+    assert "no such file" in absent.stderr
+    with gateway(tmp_path) as running_sandbox:
+        http = running_sandbox.http
+        bad_timeout = http.put(
+            f"/_sandbox/flows/{DID}",
+            json={
+                "connect": {"trunk": "x"},
+                "passthru": {"url": "http://h/", "then": {"trunk": "y"}, "timeout_s": "a"},
+            },
+        )
+        assert "passthru.timeout_s must be" in bad_timeout.json()["error"]
+        number = http.put(f"/_sandbox/flows/{DID}", json={"connect": {"trunk": 123}})
+        assert "must be a trunk SID" in number.json()["error"]
+        national = http.put("/_sandbox/flows/08040264208", json={"connect": {"trunk": "x"}})
+        assert "+918040264208?" in national.json()["error"]
+        warned = http.put(f"/_sandbox/flows/{DID}", json={"connect": {"trunk": "trnope"}})
+        assert warned.status_code == 200
+        assert any("trnope is not a trunk" in w for w in warned.json()["warnings"])
+        assert any("not mapped" in w for w in warned.json()["warnings"])
+        assert http.delete(f"/_sandbox/flows/{DID}").status_code == 200
+        assert http.delete(f"/_sandbox/flows/{DID}").status_code == 404
+        as_json = http.post(
+            "/v1/Accounts/demo/Calls/connect.json", json={"From": CUSTOMER, "CallerId": "x"}
+        )
+        assert as_json.status_code == 415
+        assert "send form fields" in as_json.json()["RestException"]["Message"]
