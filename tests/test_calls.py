@@ -11,11 +11,14 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import random
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
+import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -768,3 +771,31 @@ def test_options_and_bodies_that_cannot_work_are_refused_and_say_why(tmp_path: P
         )
         assert as_json.status_code == 415
         assert "send form fields" in as_json.json()["RestException"]["Message"]
+
+
+def test_the_caller_plays_a_wav_file_and_hears_it_back(tmp_path: Path) -> None:
+    noise = random.Random(5)
+    sound = tmp_path / "hello.wav"
+    with wave.open(str(sound), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(struct.pack("<4000h", *(noise.randint(-8000, 8000) for _ in range(4000))))
+    stereo = tmp_path / "stereo.wav"
+    with wave.open(str(stereo), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(44100)
+        out.writeframes(b"\0\0\0\0" * 100)
+    with (
+        sipp_uas(tmp_path, "answer_pcma", echo=True) as sbc,
+        gateway(tmp_path, ("sbc.example.com", sbc.port)) as sandbox,
+    ):
+        trunk(sandbox, (f"sbc.example.com:{sbc.port};transport=tcp", 0, 1))
+        record = call(sandbox, hangup_after_s=1, play=str(sound))
+        refused = sandbox.http.post("/_sandbox/calls", json={"to": DID, "play": str(stereo)})
+    media = record["legs"][0]["media"]
+    assert media["packets_sent"] >= 45
+    assert media["own_tone_back"] >= 0.9 * media["packets_sent"]
+    assert refused.status_code == 400
+    assert "must be 8000 Hz, mono, 16-bit PCM" in refused.json()["error"]

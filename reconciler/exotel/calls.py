@@ -29,6 +29,7 @@ async def place(
     hangup_after: float,
     at: datetime | None,
     longest: float,
+    play: str | None = None,
 ) -> dict[str, Any]:
     """Start the call, then its record once it has ended (or after ``longest`` seconds)."""
     body: dict[str, Any] = {
@@ -39,6 +40,8 @@ async def place(
     }
     if at is not None:
         body["at"] = at.isoformat()
+    if play is not None:
+        body["play"] = play
     async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT_S + WAIT_STEP_S) as http:
         try:
             started = await http.post("/_sandbox/calls", json=body, timeout=TIMEOUT_S)

@@ -32,6 +32,7 @@ async def call(
     environ: Mapping[str, str],
     at: datetime | None,
     hangup_after: float,
+    play: str | None = None,
 ) -> dict[str, Any]:
     if manifests.errors:
         raise ManifestError(manifests.errors)
@@ -71,6 +72,7 @@ async def call(
         hangup_after=hangup_after,
         at=at,
         longest=hangup_after * 4 + 120,
+        play=play,
     )
 
 

@@ -16,6 +16,8 @@ import math
 import secrets
 import struct
 import time
+import wave
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 CLOCK = 8000  # G.711 samples a second
@@ -63,6 +65,34 @@ def tone(codec: str, packet: int, hz: float = TONE_HZ, level: float = 0.3) -> by
         for n in range(SAMPLES)
     ]
     return encode(codec, samples)
+
+
+def _frame(codec: str, audio: Sequence[int], number: int) -> bytes:
+    start = (number * SAMPLES) % len(audio)
+    samples = [audio[(start + n) % len(audio)] for n in range(SAMPLES)]
+    return encode(codec, samples)
+
+
+class AudioError(ValueError):
+    """A WAV file the caller cannot play; the message says what it must be."""
+
+
+def wav(path: str) -> list[int]:
+    """A WAV file's samples: 8 kHz, mono, 16-bit PCM, as G.711 carries them."""
+    try:
+        with wave.open(path, "rb") as sound:
+            shape = (sound.getframerate(), sound.getnchannels(), sound.getsampwidth())
+            frames = sound.readframes(sound.getnframes())
+    except (OSError, EOFError, wave.Error) as exc:
+        raise AudioError(f"cannot read {path} as a WAV file: {exc}") from None
+    if shape != (CLOCK, 1, 2):
+        raise AudioError(
+            f"{path} is {shape[0]} Hz, {shape[1]} channel(s), {8 * shape[2]}-bit: it must be "
+            "8000 Hz, mono, 16-bit PCM (sox in.wav -r 8000 -c 1 -b 16 out.wav)"
+        )
+    if not frames:
+        raise AudioError(f"{path} holds no audio")
+    return list(struct.unpack(f"<{len(frames) // 2}h", frames))
 
 
 def packet(payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: bytes) -> bytes:
@@ -163,9 +193,15 @@ class Leg:
         self.port = int(transport.get_extra_info("sockname")[1])
         return self.port
 
-    async def play(self, codec: str, far: tuple[str, int], seconds: float) -> Figures:
-        """Send ``seconds`` of tone to ``far``, paced by the clock, then wait a moment
-        for the last echoes."""
+    async def play(
+        self,
+        codec: str,
+        far: tuple[str, int],
+        seconds: float,
+        audio: Sequence[int] | None = None,
+    ) -> Figures:
+        """Send ``seconds`` of ``audio`` (8 kHz linear samples, looped), or of the test
+        tone, to ``far``, paced by the clock; then wait a moment for the last echoes."""
         self.figures.codec = codec
         if self.transport is None:
             return self.figures
@@ -174,7 +210,7 @@ class Leg:
         sequence, start = secrets.randbits(15), time.monotonic()
         count = int(seconds * 1000 / PACKET_MS)
         for number in range(count):
-            payload = tone(codec, number)
+            payload = tone(codec, number) if not audio else _frame(codec, audio, number)
             self.sent.add(hashlib.blake2s(payload, digest_size=8).digest())
             self.transport.sendto(
                 packet(payload_type, sequence + number, number * SAMPLES, ssrc, payload), far

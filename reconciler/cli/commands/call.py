@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.cli import options
@@ -65,7 +66,17 @@ def register(commands: Commands) -> None:
         help="the caller hangs up this long after an answer (default: %(default)s)",
     )
     call.add_argument(
-        "--account", action="append", metavar="NAME", help="the DID's account (repeatable)"
+        "--play",
+        type=Path,
+        metavar="WAV",
+        help="what the caller says: a WAV file (8000 Hz, mono, 16-bit) on the sandbox's "
+        "machine, looped; default: a 1004 Hz test tone",
+    )
+    call.add_argument(
+        "--account",
+        action="append",
+        metavar="NAME",
+        help="the DID's account, when it is not declared on a trunk (or declared in several)",
     )
     call.add_argument(
         "--format",
@@ -87,6 +98,7 @@ def run_call(args: argparse.Namespace) -> int:
             environ=environment(),
             at=moment(args.at, "--at") if args.at else None,
             hangup_after=args.hangup_after,
+            play=str(args.play.resolve()) if args.play else None,
         )
     )
     if args.format == "json":

@@ -85,8 +85,10 @@ async def place(
     domain: str,
     headers: Sequence[tuple[str, str]],
     hangup_after: float,
+    audio: Sequence[int] | None = None,
 ) -> Placed:
-    """Connect, INVITE, and see the leg through to its end."""
+    """Connect, INVITE, and see the leg through to its end (playing ``audio``, 8 kHz
+    samples, or the test tone)."""
     leg = Leg(destination=target.uri, transport=target.transport)
     call.legs.append(leg)
     label = f"{target.host}:{target.port}"
@@ -130,6 +132,7 @@ async def place(
                 domain=domain,
                 headers=headers,
                 hangup_after=hangup_after,
+                audio=audio,
             )
         finally:
             await wire.close(writer)
@@ -248,7 +251,13 @@ class _Run:
                         return response
         return sip.Response(487, "Request Terminated")
 
-    async def answered(self, final: sip.Response, media: rtp.Leg, hangup_after: float) -> None:
+    async def answered(
+        self,
+        final: sip.Response,
+        media: rtp.Leg,
+        hangup_after: float,
+        audio: Sequence[int] | None,
+    ) -> None:
         """ACK the 2xx, play the tone until hangup time or the partner's BYE, then BYE."""
         leg, dialog = self.leg, self.dialog
         leg.outcome, leg.answered_ms, self.placed.status = (
@@ -272,7 +281,7 @@ class _Run:
         else:
             self.call.event("Exotel", self.label, f"RTP {codec} both ways")
             playback = asyncio.ensure_future(
-                media.play(codec, (answer.address, answer.port), hangup_after)
+                media.play(codec, (answer.address, answer.port), hangup_after, audio)
             )
         watching: asyncio.Future[object] = asyncio.ensure_future(self.watch_for_bye())
         done, _ = await asyncio.wait({playback, watching}, return_when=asyncio.FIRST_COMPLETED)
@@ -329,6 +338,7 @@ async def _converse(
     domain: str,
     headers: Sequence[tuple[str, str]],
     hangup_after: float,
+    audio: Sequence[int] | None,
 ) -> Placed:
     reader, writer = connection
     leg, label = placed.leg, f"{target.host}:{target.port}"
@@ -396,7 +406,7 @@ async def _converse(
         if final.code >= 300:
             await run.send(dialog.request("ACK", branch), "ACK")
             return _refused(placed, final)
-        await run.answered(final, media, hangup_after)
+        await run.answered(final, media, hangup_after, audio)
         return placed
     except _GONE as exc:
         leg.outcome = leg.outcome or "unreachable"

@@ -4,8 +4,9 @@ Called by the sandbox's control dispatch for paths under ``/_sandbox/calls`` and
 ``/_sandbox/pstn``:
 
     POST /_sandbox/calls             a PSTN call to a DID: {"to", "from", "account",
-                                     "hangup_after_s", "at"} -> 201 {"call_sid", "uri"}
-                                     ("at": the call's start as its webhooks are told)
+                                     "hangup_after_s", "at", "play"} -> 201 {"call_sid",
+                                     "uri"} ("at": the call's start as its webhooks are
+                                     told; "play": a WAV file the caller plays)
     PUT  /_sandbox/flows/{did}       the DID's flow: {"account", "connect": {"url",
                                      "fallback_url", "timeout_s"} or {"trunk"},
                                      "passthru": {"url", "then": {...}, "timeout_s"}}
@@ -40,6 +41,7 @@ from reconciler.sandbox.store import Store
 from reconciler.sandbox.voice import calls_api, dialer, flows, inbound
 from reconciler.sandbox.voice.pstn import PhoneError, Pstn, phone
 from reconciler.sandbox.voice.records import Call, Calls
+from reconciler.sip import rtp
 
 DEFAULT_CALLER = "+919876543210"
 DEFAULT_HANGUP_S = 5.0
@@ -120,7 +122,14 @@ class Voice:
         if self.session is None:
             self.session = aiohttp.ClientSession()
         context = inbound.Context(
-            self.store, self.flows, self.settings, self.rng, self.session, self.pstn, at=request.at
+            self.store,
+            self.flows,
+            self.settings,
+            self.rng,
+            self.session,
+            self.pstn,
+            at=request.at,
+            audio=request.audio,
         )
 
         async def run() -> None:
@@ -183,11 +192,18 @@ class Voice:
     def _request(self, document: object) -> inbound.Request:
         if not isinstance(document, dict):
             raise inbound.CallError('send a JSON object, like {"to": "+918040264208"}')
-        unknown = set(document) - {"to", "from", "account", "hangup_after_s", "at"}
+        known = {"to", "from", "account", "hangup_after_s", "at", "play"}
+        unknown = set(document) - known
         if unknown:
             raise inbound.CallError(
-                f"unknown field(s) {sorted(unknown)}: to, from, account, hangup_after_s, at"
+                f"unknown field(s) {sorted(unknown)}: {', '.join(sorted(known))}"
             )
+        audio = None
+        if document.get("play") is not None:
+            try:
+                audio = rtp.wav(str(document["play"]))
+            except rtp.AudioError as exc:
+                raise inbound.CallError(str(exc)) from None
         at = None
         if document.get("at") is not None:
             try:
@@ -210,6 +226,7 @@ class Voice:
             from_=str(document.get("from", DEFAULT_CALLER)),
             hangup_after=float(hangup),
             at=at,
+            audio=audio,
         )
 
     async def _list(self) -> Answer:

@@ -44,6 +44,7 @@ class Request:
     from_: str
     hangup_after: float
     at: datetime | None = None
+    audio: list[int] | None = None
 
 
 def order(destinations: list[Destination], rng: random.Random) -> list[Destination]:
@@ -79,6 +80,7 @@ class Context:
     session: aiohttp.ClientSession
     pstn: Pstn
     at: datetime | None = None  # the call's start as the webhooks see it (--at)
+    audio: list[int] | None = None  # what the caller plays (a WAV's samples), or the tone
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,7 @@ async def _connect_trunk(
             domain=trunk.domain_name,
             headers=headers,
             hangup_after=hangup_after,
+            audio=context.audio,
         )
         if not last.fail_over:
             break
