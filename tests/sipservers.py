@@ -40,6 +40,7 @@ HOST = "127.0.0.1"
 SIP_DIR = Path(__file__).parent / "sip"
 SCENARIOS = (
     "answer_pcma",
+    "answer_srtp",
     "bot_hangs_up",
     "busy_486",
     "reject_488",

@@ -799,3 +799,31 @@ def test_the_caller_plays_a_wav_file_and_hears_it_back(tmp_path: Path) -> None:
     assert media["own_tone_back"] >= 0.9 * media["packets_sent"]
     assert refused.status_code == 400
     assert "must be 8000 Hz, mono, 16-bit PCM" in refused.json()["error"]
+
+
+def test_a_tls_leg_carries_srtp_with_sdes_keys(tmp_path: Path) -> None:
+    """Over TLS the sandbox offers SRTP with an SDES key, as Exotel does; when the far end
+    answers RTP/SAVP with its key, the media is SRTP (libsrtp) both ways. SIPp echoes the
+    sealed packets, which the sandbox opens again with its own key."""
+    certificates = Certificates(tmp_path / "certs")
+    host = Certificates.HOSTNAME
+    with (
+        sipp_uas(tmp_path, "answer_srtp", echo=True) as sbc,
+        kamailio(
+            tmp_path, certificates.valid.cert, certificates.valid.key, relay_to=(sbc.host, sbc.port)
+        ) as proxy,
+        running(
+            "--sip-port", "0", "--sip-ca", str(certificates.ca_pem),
+            "--resolve", f"{host}:{proxy.tls_port}:127.0.0.1",
+            log_path=tmp_path / "sandbox.log",
+        ) as sandbox,
+    ):  # fmt: skip
+        trunk(sandbox, (f"{host}:{proxy.tls_port};transport=tls", 0, 1))
+        record = call(sandbox, hangup_after_s=1)
+    seen = sbc.messages.read_text(errors="replace")
+    assert "RTP/SAVP 8 0 101" in seen
+    assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in seen
+    media = record["legs"][0]["media"]
+    assert media["srtp"] is True
+    assert media["own_tone_back"] >= 0.9 * media["packets_sent"]
+    assert "SRTP PCMA both ways" in [event["what"] for event in record["events"]]

@@ -20,6 +20,8 @@ import wave
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pylibsrtp
+
 CLOCK = 8000  # G.711 samples a second
 PACKET_MS = 20
 SAMPLES = CLOCK * PACKET_MS // 1000  # 160 a packet
@@ -126,6 +128,7 @@ class Figures:
     """What one leg's media did, as the call record reports it."""
 
     codec: str
+    srtp: bool = False
     sent: int = 0
     received: int = 0
     echoed: int = 0  # received packets that carry this side's own tone
@@ -155,6 +158,7 @@ class Figures:
     def document(self) -> dict[str, object]:
         return {
             "codec": self.codec,
+            "srtp": self.srtp,
             "packets_sent": self.sent,
             "packets_received": self.received,
             "own_tone_back": self.echoed,
@@ -168,21 +172,58 @@ class _Endpoint(asyncio.DatagramProtocol):
         self.leg = leg
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if self.leg.srtp is not None:
+            data = self.leg.srtp.open(data) or b""
         parsed = parse(data)
         if parsed is not None:
             own = hashlib.blake2s(parsed.payload, digest_size=8).digest() in self.leg.sent
             self.leg.figures.arrived(parsed, time.monotonic(), own)
 
 
+class Srtp:
+    """SRTP with SDES keys (RFC 3711, RFC 4568; AES_CM_128_HMAC_SHA1_80), by libsrtp:
+    packets out sealed with this side's key; packets in opened with the far end's, or
+    with this side's own when an echoing far end sends this side's packets back."""
+
+    def __init__(self, local: bytes, remote: bytes) -> None:
+        outbound = pylibsrtp.Policy(key=local, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        self.out = pylibsrtp.Session(policy=outbound)
+        self.ins = [
+            pylibsrtp.Session(
+                policy=pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)
+            )
+            for key in (remote, local)
+        ]
+        self.failed = 0  # packets in that no key opens
+
+    def seal(self, data: bytes) -> bytes:
+        return bytes(self.out.protect(data))
+
+    def open(self, data: bytes) -> bytes | None:
+        for session in self.ins:
+            try:
+                return bytes(session.unprotect(data))
+            except pylibsrtp.Error:
+                continue
+        self.failed += 1
+        return None
+
+
 class Leg:
     """One side's RTP for one call leg: bound before the offer (its port goes in the
-    SDP), started once the answer names the far end and the codec."""
+    SDP), started once the answer names the far end and the codec; SRTP once
+    :meth:`secure` is given both keys."""
 
     def __init__(self) -> None:
         self.figures = Figures("")
         self.sent: set[bytes] = set()
         self.transport: asyncio.DatagramTransport | None = None
         self.port = 0
+        self.srtp: Srtp | None = None
+
+    def secure(self, local: bytes, remote: bytes) -> None:
+        self.srtp = Srtp(local, remote)
+        self.figures.srtp = True
 
     async def bind(self, host: str) -> int:
         loop = asyncio.get_running_loop()
@@ -212,9 +253,8 @@ class Leg:
         for number in range(count):
             payload = tone(codec, number) if not audio else _frame(codec, audio, number)
             self.sent.add(hashlib.blake2s(payload, digest_size=8).digest())
-            self.transport.sendto(
-                packet(payload_type, sequence + number, number * SAMPLES, ssrc, payload), far
-            )
+            data = packet(payload_type, sequence + number, number * SAMPLES, ssrc, payload)
+            self.transport.sendto(self.srtp.seal(data) if self.srtp else data, far)
             self.figures.sent += 1
             delay = start + (number + 1) * PACKET_MS / 1000 - time.monotonic()
             if delay > 0:

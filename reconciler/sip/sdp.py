@@ -21,9 +21,25 @@ def _family(address: str) -> str:
     return "IP6" if ":" in address else "IP4"
 
 
-def offer(address: str, port: int, *, secure: bool, session: int, name: str = "reconciler") -> str:
+SUITE = "AES_CM_128_HMAC_SHA1_80"  # the one crypto suite Exotel offers (RFC 4568 6.2)
+KEY_BYTES = 30  # its master key (16) and salt (14)
+
+
+def new_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def offer(
+    address: str,
+    port: int,
+    *,
+    secure: bool,
+    session: int,
+    name: str = "reconciler",
+    key: bytes | None = None,
+) -> str:
     """An offer: one audio stream with PCMA, PCMU and telephone-event, sent and
-    received; over TLS as SRTP with an SDES key (RFC 4568)."""
+    received; over TLS as SRTP with an SDES key (RFC 4568): ``key``, or a new one."""
     family = _family(address)
     profile = "RTP/SAVP" if secure else "RTP/AVP"
     lines = [
@@ -41,8 +57,8 @@ def offer(address: str, port: int, *, secure: bool, session: int, name: str = "r
         "a=sendrecv",
     ]
     if secure:
-        key = base64.b64encode(secrets.token_bytes(30)).decode()  # 128-bit key + 112-bit salt
-        lines.append(f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}")
+        inline = base64.b64encode(key or new_key()).decode()  # 128-bit key + 112-bit salt
+        lines.append(f"a=crypto:1 {SUITE} inline:{inline}")
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -54,6 +70,7 @@ class Media:
     port: int
     codecs: tuple[str, ...]  # G.711 codecs by name, in the order listed
     secure: bool
+    key: bytes | None = None  # the SDES master key and salt of an AES_CM_128_HMAC_SHA1_80 line
 
 
 def media(description: str) -> Media:
@@ -61,6 +78,7 @@ def media(description: str) -> Media:
     address: str | None = None
     port, secure = 0, False
     formats: list[str] = []
+    key: bytes | None = None
     names: dict[str, str] = {}
     session_address = None
     in_audio = False
@@ -81,12 +99,26 @@ def media(description: str) -> Media:
         elif line.startswith("a=rtpmap:"):
             payload, _, encoding = line[len("a=rtpmap:") :].partition(" ")
             names[payload] = encoding.partition("/")[0].upper()
+        elif line.startswith("a=crypto:") and in_audio and key is None:
+            key = _sdes_key(line)
     codecs = []
     for payload in formats:
         name = names.get(payload) or (CODECS.get(int(payload)) if payload.isdigit() else None)
         if name in PAYLOADS:
             codecs.append(name)
-    return Media(address or session_address, port, tuple(codecs), secure)
+    return Media(address or session_address, port, tuple(codecs), secure, key if secure else None)
+
+
+def _sdes_key(line: str) -> bytes | None:
+    """The master key and salt of ``a=crypto:TAG AES_CM_128_HMAC_SHA1_80 inline:KEY[|...]``."""
+    parts = line.split()
+    if len(parts) < 3 or parts[1] != SUITE or not parts[2].startswith("inline:"):
+        return None
+    try:
+        raw = base64.b64decode(parts[2][len("inline:") :].split("|")[0], validate=True)
+    except ValueError:
+        return None
+    return raw if len(raw) == KEY_BYTES else None
 
 
 def chosen_codec(answer: str) -> str | None:
@@ -107,11 +139,14 @@ def chosen_codec(answer: str) -> str | None:
     return None
 
 
-def answer(offered: str, address: str, port: int, *, session: int) -> str | None:
-    """An answer taking the offer's first G.711 codec (RFC 3264 6.1), or None when the
-    offer has none (the call is refused 488)."""
+def answer(
+    offered: str, address: str, port: int, *, session: int, key: bytes | None = None
+) -> str | None:
+    """An answer taking the offer's first G.711 codec (RFC 3264 6.1); for an SRTP offer
+    with an SDES key, SRTP with ``key`` (RFC 4568 6.1). None when the offer has no G.711
+    codec, or asks for SRTP without a key this side can use (the call is refused 488)."""
     found = media(offered)
-    if not found.codecs:
+    if not found.codecs or (found.secure and (found.key is None or key is None)):
         return None
     codec = found.codecs[0]
     family = _family(address)
@@ -121,9 +156,11 @@ def answer(offered: str, address: str, port: int, *, session: int) -> str | None
         "s=sandbox",
         f"c=IN {family} {address}",
         "t=0 0",
-        f"m=audio {port} RTP/AVP {PAYLOADS[codec]}",
+        f"m=audio {port} RTP/{'SAVP' if found.secure else 'AVP'} {PAYLOADS[codec]}",
         f"a=rtpmap:{PAYLOADS[codec]} {codec}/8000",
         "a=ptime:20",
         "a=sendrecv",
     ]
+    if found.secure and key is not None:
+        lines.append(f"a=crypto:1 {SUITE} inline:{base64.b64encode(key).decode()}")
     return "\r\n".join(lines) + "\r\n"

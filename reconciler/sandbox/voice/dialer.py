@@ -190,6 +190,7 @@ class _Run:
     writer: asyncio.StreamWriter
     settings: Settings
     label: str
+    key: bytes | None = None  # this side's SDES key, on a TLS leg
 
     @property
     def leg(self) -> Leg:
@@ -279,7 +280,13 @@ class _Run:
             self.call.event("Exotel", self.label, "media: none (no G.711 stream in the answer)")
             playback = asyncio.ensure_future(asyncio.sleep(hangup_after))
         else:
-            self.call.event("Exotel", self.label, f"RTP {codec} both ways")
+            kind = "RTP"
+            if self.key is not None and answer.secure and answer.key is not None:
+                media.secure(self.key, answer.key)
+                kind = "SRTP"
+            elif self.key is not None:
+                leg.detail = "the far end answered RTP/AVP to an SRTP offer: plain RTP"
+            self.call.event("Exotel", self.label, f"{kind} {codec} both ways")
             playback = asyncio.ensure_future(
                 media.play(codec, (answer.address, answer.port), hangup_after, audio)
             )
@@ -364,6 +371,8 @@ async def _converse(
         **dict(headers),
     }
     run = _Run(call, placed, dialog, reader, writer, settings, label)
+    if target.transport == "tls":  # Exotel pairs TLS signalling with SRTP (SDES)
+        run.key = sdp.new_key()
     branch = sip.branch()
     invite = sip.Request(
         "INVITE",
@@ -387,6 +396,7 @@ async def _converse(
             secure=target.transport == "tls",
             session=int(time.time()),
             name="Exotel",
+            key=run.key,
         ),
     )
     try:

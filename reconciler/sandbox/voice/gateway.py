@@ -304,8 +304,13 @@ class _Answering:
         media = rtp.Leg()
         await media.bind(self.gateway.settings.host)
         try:
+            key = sdp.new_key() if offered.secure else None
             answer = sdp.answer(
-                self.invite.body, self.gateway.settings.host, media.port, session=int(time.time())
+                self.invite.body,
+                self.gateway.settings.host,
+                media.port,
+                session=int(time.time()),
+                key=key,
             )
             if answer is None:
                 self.leg.outcome = "rejected"
@@ -315,12 +320,16 @@ class _Answering:
             self.reply(200, "OK", body=answer)
             self.leg.outcome, self.leg.answered_ms = "answered", self.call.now_ms()
             codec = offered.codecs[0]
+            kind = "RTP"
+            if key is not None and offered.key is not None:
+                media.secure(key, offered.key)
+                kind = "SRTP"
             playing: asyncio.Future[object] = asyncio.ensure_future(
                 media.play(
                     codec, (offered.address or self.public, offered.port), hangup_after or 3600.0
                 )
             )
-            self.call.event("Exotel", self.label, f"RTP {codec} both ways")
+            self.call.event("Exotel", self.label, f"{kind} {codec} both ways")
             ended: asyncio.Future[object] = asyncio.ensure_future(self._until_bye())
             done, _ = await asyncio.wait({playing, ended}, return_when=asyncio.FIRST_COMPLETED)
             for task in (playing, ended):
