@@ -1,6 +1,7 @@
 """A stand-in for a customer's SBC, for ``make demo``: it takes the sandbox's calls over
-TLS, answers each INVITE (100, 180, 200 with the offer's first G.711 codec), echoes the
-media it is sent, and answers BYE. Built on ``reconciler.sip``, in a thread of its own.
+TLS, answers each INVITE (100, 180, 200 with the offer's first G.711 codec, SRTP for an
+SRTP offer), echoes the media it is sent, and answers BYE. Built on ``reconciler.sip``,
+in a thread of its own.
 
 Not part of the product: the tests put real SIP software (SIPp, Kamailio) on this side;
 the demo must run where neither is installed.
@@ -45,7 +46,11 @@ async def _talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             echo, _ = await loop.create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", 0))
             echoes.append(echo)
             port = echo.get_extra_info("sockname")[1]
-            answer = sdp.answer(message.body, "127.0.0.1", port, session=int(time.time()))
+            # An SRTP offer gets an SRTP answer with a key of its own; the echo sends the
+            # caller's sealed packets back as they came, which the caller can open.
+            answer = sdp.answer(
+                message.body, "127.0.0.1", port, session=int(time.time()), key=sdp.new_key()
+            )
             if answer is None:
                 writer.write(
                     sip.reply(message, 488, "Not Acceptable Here", to_tag=tag, server=SERVER)

@@ -440,10 +440,12 @@ def sipp_uac(
     credential: tuple[str, str] | None = None,
     hold_ms: int = 1000,
     timeout: float = 30.0,
+    scenario: str = "call_out",
 ) -> Called:
     """Call out once through ``target`` over TCP as a partner's SBC would: SIPp playing
-    ``tests/sip/call_out.xml`` from ``source`` (a loopback address), echoing the media it
-    gets (-rtp_echo), answering a digest challenge with ``credential`` if one comes."""
+    ``tests/sip/<scenario>.xml`` (``call_out``, or ``call_out_srtp``) from ``source`` (a
+    loopback address), echoing the media it gets (-rtp_echo), answering a digest challenge
+    with ``credential`` if one comes."""
     need("sipp", "sip-tester")
     directory = tmp_path / f"sipp-uac-{next(_instances)}"
     directory.mkdir(parents=True)
@@ -454,7 +456,7 @@ def sipp_uac(
             "sipp",
             f"{target[0]}:{target[1]}",
             "-sf",
-            str(SIP_DIR / "call_out.xml"),
+            str(SIP_DIR / f"{scenario}.xml"),
             "-t",
             "t1",
             "-i",

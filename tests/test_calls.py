@@ -214,6 +214,7 @@ def call_out(
     caller: str = DID,
     source: str = PARTNER,
     credential: tuple[str, str] | None = None,
+    scenario: str = "call_out",
 ) -> tuple[Called, dict[str, Any]]:
     called = sipp_uac(
         tmp_path,
@@ -224,6 +225,7 @@ def call_out(
         source=source,
         credential=credential,
         hold_ms=1000,
+        scenario=scenario,
     )
     calls = sandbox.control("GET", "calls")["calls"]
     outbound = [c for c in calls if c["direction"] == "outbound"]
@@ -827,3 +829,18 @@ def test_a_tls_leg_carries_srtp_with_sdes_keys(tmp_path: Path) -> None:
     assert media["srtp"] is True
     assert media["own_tone_back"] >= 0.9 * media["packets_sent"]
     assert "SRTP PCMA both ways" in [event["what"] for event in record["events"]]
+
+
+def test_an_srtp_offer_from_a_partner_gets_srtp(tmp_path: Path) -> None:
+    """A partner offering RTP/SAVP with an SDES key gets an SRTP answer with the
+    sandbox's own key, and the PSTN phone's media is sealed (SIPp echoes it unopened)."""
+    with outbound_gateway(tmp_path) as sandbox:
+        outbound_trunk(sandbox)
+        called, record = call_out(tmp_path, sandbox, scenario="call_out_srtp")
+    assert called.returncode == 0, called.log
+    answer = called.messages.split("SIP/2.0 200 OK")[1]
+    assert "RTP/SAVP 8" in answer
+    assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in answer
+    media = record["legs"][0]["media"]
+    assert media["srtp"] is True
+    assert media["own_tone_back"] >= 0.8 * media["packets_sent"]

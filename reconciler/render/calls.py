@@ -38,8 +38,9 @@ def _leg(leg: Mapping[str, Any]) -> str:
         parts.append(f"- {leg['duration_s']} s, {who}")
     media = leg.get("media")
     if media:
+        secure = "SRTP " if media.get("srtp") else ""
         parts.append(
-            f"- {media['codec']}: {media['packets_sent']} packets sent, "
+            f"- {secure}{media['codec']}: {media['packets_sent']} packets sent, "
             f"{media['packets_received']} received ({media['own_tone_back']} of them its own "
             f"tone back), {media['lost']} lost, jitter {media['jitter_ms']} ms"
         )
