@@ -844,3 +844,39 @@ def test_an_srtp_offer_from_a_partner_gets_srtp(tmp_path: Path) -> None:
     media = record["legs"][0]["media"]
     assert media["srtp"] is True
     assert media["own_tone_back"] >= 0.8 * media["packets_sent"]
+
+
+def test_the_gateway_survives_what_is_not_sip_and_answers_what_it_can(tmp_path: Path) -> None:
+    def exchange(host: str, port: int, data: bytes) -> bytes:
+        with socket.create_connection((host, port), timeout=5) as raw:
+            raw.sendall(data)
+            raw.settimeout(2)
+            try:
+                return raw.recv(4096)
+            except TimeoutError:
+                return b""
+
+    with gateway(tmp_path) as sandbox:
+        host, port = sandbox.sip["tcp"]
+        exchange(host, port, b"\x16\x03\x01 not sip at all\r\n\r\n")
+        exchange(host, port, b"OPTIONS sip:x SIP/2.0\r\nX: " + b"a" * 70_000 + b"\r\n\r\n")
+        exchange(host, port, b"INVITE sip:x SIP/2.0\r\nContent-Length: \xc2\xb2\r\n\r\n")
+        headless = exchange(host, port, b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n")
+        stray = exchange(
+            host,
+            port,
+            b"BYE sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKa\r\n"
+            b"From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>;tag=2\r\nCall-ID: nobody\r\n"
+            b"CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        )
+        alive = exchange(
+            host,
+            port,
+            b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKb\r\n"
+            b"From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: ping\r\n"
+            b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        )
+    assert headless.startswith(b"SIP/2.0 400 Bad Request - Call-ID, CSeq and Via are required")
+    assert stray.startswith(b"SIP/2.0 481 ")
+    assert alive.startswith(b"SIP/2.0 200 OK")
+    assert "Traceback" not in (tmp_path / "sandbox.log").read_text()

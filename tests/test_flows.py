@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from reconciler.sandbox.voice import flows
 
 
@@ -65,3 +67,19 @@ def test_numbers_and_times_as_exotel_writes_them() -> None:
     assert flows.shown_url("https://user:secret@routes.example.com/connect") == (
         "https://user:***@routes.example.com/connect"
     )
+
+
+def test_a_header_cannot_smuggle_another_into_the_invite() -> None:
+    smuggled = answered(
+        {"destination": {"trunk": "t"}, "custom_params": "X-A=1%0D%0AX-Evil:%201&X B=2"}
+    )
+    assert flows.read_answer(smuggled) is None
+    assert any("control characters" in problem for problem in smuggled.problems)
+    assert any("is not a SIP token" in problem for problem in smuggled.problems)
+
+
+def test_a_flow_url_must_have_a_host_and_a_port_that_exists() -> None:
+    for url in ("http://u:secret@host:99999/x", "ftp://host/x", "http:///x"):
+        with pytest.raises(flows.FlowError, match="with a host") as refused:
+            flows.flow({"connect": {"url": url}})
+        assert "secret" not in str(refused.value)

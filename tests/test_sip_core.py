@@ -122,3 +122,19 @@ def test_a_response_copies_what_rfc_3261_says_and_adds_the_to_tag() -> None:
     assert ";tag=xyz" not in trying  # RFC 3261 8.2.6.1: no tag on a 100
     with pytest.raises(sip.NotSipError):
         sip.parse_request_head(b"HTTP/1.1 200 OK\r\nA: b")
+
+
+def test_loss_and_jitter_survive_a_sequence_wrap_and_a_new_stream() -> None:
+    figures = rtp.Figures("PCMA")
+    for number in range(70_000):  # wraps 65535 -> 0; every tenth packet lost
+        if number % 10 == 9:
+            continue
+        sequence = (60_000 + number) & 0xFFFF
+        parsed = rtp.Parsed(8, sequence, number * 160, 1, b"")
+        figures.arrived(parsed, number * 0.02, own=False)
+    assert figures.lost == 6_999  # 7,000 lost, but the last one is after the last received
+    assert figures.jitter_ms < 0.01
+    for number in range(100):  # the far end starts a new stream: counted on its own
+        figures.arrived(rtp.Parsed(8, 5 + number, number * 160, 2, b""), number * 0.02, own=False)
+    assert figures.lost == 6_999
+    assert rtp.parse(bytes([0x80, 0xCB]) + bytes(10)) is None  # RTCP BYE (203) is not media

@@ -144,9 +144,9 @@ async def serve(
     finally:
         log.info("stopping")
         sandbox.shutting_down.set()
-        await sandbox.voice.close()
-        if gateway is not None:
+        if gateway is not None:  # first: no new call may start while the calls stop
             await gateway.close()
+        await sandbox.voice.close()
         await runner.cleanup()
         for signum in signals:
             loop.remove_signal_handler(signum)

@@ -103,8 +103,10 @@ def verify(
     credentials it knows (username -> HA1)."""
     said = params(value)
     username = said.get("username")
-    if not username or "response" not in said:
+    if not username or not said.get("response", "").isascii() or "response" not in said:
         return Verdict(False, username, "credentials malformed")
+    if said.get("qop") != "auth":  # this side offers qop=auth: no downgrade to RFC 2069
+        return Verdict(False, username, "credentials without qop=auth")
     if said.get("realm") != realm:
         return Verdict(False, username, "credentials for another realm")
     if said.get("nonce") not in nonces:

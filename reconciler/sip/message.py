@@ -153,7 +153,7 @@ def _header_lines(lines: Sequence[bytes]) -> tuple[dict[str, tuple[str, ...]], i
         headers.setdefault(key, []).append(value.strip())
         last = key
     length_text = (headers.get("content-length") or ["0"])[0]
-    if not length_text.isdigit():
+    if not (length_text.isascii() and length_text.isdigit()):
         raise NotSipError(f"Content-Length {length_text!r} is not a number")
     length = int(length_text)
     if length > MAX_BODY_BYTES:
@@ -275,6 +275,8 @@ def reply(
         to = f"{to};tag={to_tag}"
     lines = [f"{SIP_VERSION} {code} {reason}"]
     lines += [f"Via: {via}" for via in request.headers.get("via", ())]
+    if request.method == "INVITE" and 100 < code < 300:  # 12.1.1: the route set, back
+        lines += [f"Record-Route: {hop}" for hop in request.headers.get("record-route", ())]
     lines += [
         f"From: {request.header('from') or ''}",
         f"To: {to}",

@@ -118,9 +118,34 @@ def parse(data: bytes) -> Parsed | None:
         return None
     first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
     offset = _HEADER.size + 4 * (first & 0x0F)
-    if second & 0x7F in (72, 73, 200, 201, 202, 203, 204):  # RTCP shares the port
+    if 72 <= second & 0x7F <= 76:  # RTCP (packet types 200-204) shares the port (RFC 5761)
         return None
     return Parsed(second & 0x7F, sequence, timestamp, ssrc, data[offset:])
+
+
+@dataclass
+class _Stream:
+    """One SSRC's sequence and timing (RFC 3550 A.1, A.8)."""
+
+    base: int  # the first sequence number seen
+    highest: int  # the highest, extended with its wrap cycles
+    received: int = 0
+    transit: float | None = None
+    jitter: float = 0.0  # in timestamp units
+
+    def arrived(self, parsed: Parsed, now: float) -> None:
+        self.received += 1
+        delta = (parsed.sequence - self.highest) & 0xFFFF
+        if 0 < delta < 0x8000:  # in order, perhaps after a gap (wraps count as cycles)
+            self.highest += delta
+        transit = now * CLOCK - parsed.timestamp
+        if self.transit is not None:
+            self.jitter += (abs(transit - self.transit) - self.jitter) / 16
+        self.transit = transit
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.highest - self.base + 1 - self.received)
 
 
 @dataclass
@@ -131,29 +156,29 @@ class Figures:
     srtp: bool = False
     sent: int = 0
     received: int = 0
-    echoed: int = 0  # received packets that carry this side's own tone
-    lost: int = 0  # by sequence number, of what the far end sent
-    jitter_ms: float = 0.0  # RFC 3550 A.8, of what came back
-    _transit: float | None = field(default=None, repr=False)
-    _jitter: float = field(default=0.0, repr=False)
-    _first: int | None = field(default=None, repr=False)
-    _highest: int | None = field(default=None, repr=False)
+    echoed: int = 0  # received packets that carry this side's own audio
+    _streams: dict[int, _Stream] = field(default_factory=dict, repr=False)
 
     def arrived(self, parsed: Parsed, now: float, own: bool) -> None:
         self.received += 1
         self.echoed += own
-        transit = now * CLOCK - parsed.timestamp
-        if self._transit is not None:
-            self._jitter += (abs(transit - self._transit) - self._jitter) / 16
-            self.jitter_ms = round(self._jitter * 1000 / CLOCK, 3)
-        self._transit = transit
-        if self._first is None:
-            self._first = self._highest = parsed.sequence
-        elif (parsed.sequence - (self._highest or 0)) & 0xFFFF < 0x8000:
-            self._highest = (self._first + ((parsed.sequence - self._first) & 0xFFFF)) or 0
-        if self._first is not None and self._highest is not None:
-            expected = self._highest - self._first + 1
-            self.lost = max(0, expected - self.received)
+        stream = self._streams.get(parsed.ssrc)
+        if stream is None:
+            stream = self._streams[parsed.ssrc] = _Stream(parsed.sequence, parsed.sequence)
+        stream.arrived(parsed, now)
+
+    @property
+    def lost(self) -> int:
+        """Of what the far end sent, by sequence number, over every stream it used."""
+        return sum(stream.lost for stream in self._streams.values())
+
+    @property
+    def jitter_ms(self) -> float:
+        """RFC 3550 A.8 interarrival jitter of the busiest stream."""
+        if not self._streams:
+            return 0.0
+        busiest = max(self._streams.values(), key=lambda stream: stream.received)
+        return round(busiest.jitter * 1000 / CLOCK, 3)
 
     def document(self) -> dict[str, object]:
         return {

@@ -9,6 +9,7 @@ G.711 codec they list; ``checking`` offers it on its test calls.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import secrets
 from dataclasses import dataclass
 
@@ -71,6 +72,7 @@ class Media:
     codecs: tuple[str, ...]  # G.711 codecs by name, in the order listed
     secure: bool
     key: bytes | None = None  # the SDES master key and salt of an AES_CM_128_HMAC_SHA1_80 line
+    tag: str = "1"  # that line's tag, which an answer repeats (RFC 4568 6.1)
 
 
 def media(description: str) -> Media:
@@ -79,6 +81,7 @@ def media(description: str) -> Media:
     port, secure = 0, False
     formats: list[str] = []
     key: bytes | None = None
+    tag = "1"
     names: dict[str, str] = {}
     session_address = None
     in_audio = False
@@ -93,7 +96,8 @@ def media(description: str) -> Media:
             if in_audio:
                 break  # only the first audio stream
             parts = line[2:].split()
-            if parts and parts[0] == "audio" and len(parts) >= 3 and parts[1].isdigit():
+            digits = len(parts) >= 3 and parts[1].isascii() and parts[1].isdigit()
+            if parts and parts[0] == "audio" and digits and 0 < int(parts[1]) < 65536:
                 in_audio, port, formats = True, int(parts[1]), parts[3:]
                 secure = "SAVP" in parts[2]
         elif line.startswith("a=rtpmap:"):
@@ -101,12 +105,25 @@ def media(description: str) -> Media:
             names[payload] = encoding.partition("/")[0].upper()
         elif line.startswith("a=crypto:") and in_audio and key is None:
             key = _sdes_key(line)
+            if key is not None:
+                tag = line[len("a=crypto:") :].split()[0]
     codecs = []
     for payload in formats:
-        name = names.get(payload) or (CODECS.get(int(payload)) if payload.isdigit() else None)
+        number = payload.isascii() and payload.isdigit()
+        name = names.get(payload) or (CODECS.get(int(payload)) if number else None)
         if name in PAYLOADS:
             codecs.append(name)
-    return Media(address or session_address, port, tuple(codecs), secure, key if secure else None)
+    target = _ip(address or session_address)
+    return Media(target, port, tuple(codecs), secure, key if secure else None, tag)
+
+
+def _ip(address: str | None) -> str | None:
+    """A connection address this side can send to: an IP literal (a host name would mean
+    a DNS lookup for every packet)."""
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None
 
 
 def _sdes_key(line: str) -> bytes | None:
@@ -133,7 +150,8 @@ def chosen_codec(answer: str) -> str | None:
             payload, _, encoding = line[len("a=rtpmap:") :].partition(" ")
             names[payload] = encoding.partition("/")[0]
     for payload in formats:
-        name = names.get(payload) or (CODECS.get(int(payload)) if payload.isdigit() else None)
+        number = payload.isascii() and payload.isdigit()
+        name = names.get(payload) or (CODECS.get(int(payload)) if number else None)
         if name and name.lower() != "telephone-event":
             return name.upper()
     return None
@@ -162,5 +180,6 @@ def answer(
         "a=sendrecv",
     ]
     if found.secure and key is not None:
-        lines.append(f"a=crypto:1 {SUITE} inline:{base64.b64encode(key).decode()}")
+        inline = base64.b64encode(key).decode()
+        lines.append(f"a=crypto:{found.tag} {SUITE} inline:{inline}")
     return "\r\n".join(lines) + "\r\n"

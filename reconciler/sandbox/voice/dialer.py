@@ -25,7 +25,7 @@ from reconciler.sip import rtp, sdp
 from reconciler.sip import stream as wire
 
 USER_AGENT = "reconciler-sandbox (Exotel in a box)"
-ALLOW = "INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, UPDATE, PRACK, INFO"
+ALLOW = "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO"  # what this side answers (not re-INVITEs)
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,29 @@ class Settings:
     ca: str | None = None  # --sip-ca: verify partners' TLS against these, not the system's
     answer_timeout: float = 5.0  # no answer of any kind within this: try the next destination
     ring_timeout: float = 45.0  # ringing without an answer this long: no-answer
+
+
+async def race(
+    first: asyncio.Future[object], second: asyncio.Future[object]
+) -> set[asyncio.Future[object]]:
+    """Wait for the first of two to finish; the other is cancelled, whatever happens
+    (a cancelled call, a failed read), so nothing keeps playing to a closed socket."""
+    try:
+        done, _ = await asyncio.wait({first, second}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (first, second):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    return done
+
+
+def said_true(task: asyncio.Future[object], done: set[asyncio.Future[object]]) -> bool:
+    """Whether a finished task returned True (not failed, not cancelled)."""
+    return (
+        task in done and not task.cancelled() and task.exception() is None and task.result() is True
+    )
 
 
 @dataclass(frozen=True)
@@ -291,13 +314,8 @@ class _Run:
                 media.play(codec, (answer.address, answer.port), hangup_after, audio)
             )
         watching: asyncio.Future[object] = asyncio.ensure_future(self.watch_for_bye())
-        done, _ = await asyncio.wait({playback, watching}, return_when=asyncio.FIRST_COMPLETED)
-        partner_hung_up = watching in done and watching.result() is True
-        for task in (playback, watching):
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        done = await race(playback, watching)
+        partner_hung_up = said_true(watching, done)
         if codec is not None:
             leg.media = media.figures.document()
         if partner_hung_up:
@@ -319,11 +337,19 @@ class _Run:
                 return False
             if not isinstance(message, sip.Incoming) or message.call_id != self.dialog.call_id:
                 continue
-            known = message.method in ("BYE", "OPTIONS", "INFO", "UPDATE")
+            known = message.method in ("BYE", "OPTIONS", "INFO")
             code, reason = (200, "OK") if known else (405, "Method Not Allowed")
+            headers = [] if known else [("Allow", ALLOW)]
             self.call.event(self.label, "Exotel", message.method)
             self.writer.write(
-                sip.reply(message, code, reason, to_tag=self.dialog.local_tag, server=USER_AGENT)
+                sip.reply(
+                    message,
+                    code,
+                    reason,
+                    to_tag=self.dialog.local_tag,
+                    server=USER_AGENT,
+                    headers=headers,
+                )
             )
             await self.writer.drain()
             self.call.event("Exotel", self.label, f"{code} {reason}")

@@ -24,6 +24,7 @@ show here before they reach production.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -37,6 +38,7 @@ DEFAULT_TIMEOUT_S = 5.0
 MAX_HEADERS = 3
 MAX_PARAMS_BYTES = 200
 RESERVED = ("exotel-", "veeno-")
+TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # RFC 3261 25.1: a header name
 
 
 class FlowError(ValueError):
@@ -112,9 +114,16 @@ def _seconds(value: object, name: str) -> float:
 def _url(value: object, name: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
-        raise FlowError(f"{name} must be an http or https URL")
-    return value
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        valid = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+        if parts is not None:
+            parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise FlowError(f"{name} must be an http or https URL with a host (and a valid port)")
+    return str(value)
 
 
 def _connect(body: object, where: str) -> Connect:
@@ -219,8 +228,8 @@ async def ask(
     except aiohttp.ClientConnectorError as exc:
         why = exc.os_error.strerror or str(exc.os_error)
         asked.error = f"cannot connect to {exc.host}:{exc.port} ({why})"
-    except aiohttp.ClientError as exc:
-        asked.error = str(exc) or type(exc).__name__
+    except aiohttp.ClientError as exc:  # its text may quote the URL: never its password
+        asked.error = (str(exc) or type(exc).__name__).replace(url, str(shown_url(url)))
     asked.took_ms = int((time.monotonic() - started) * 1000)
     return asked
 
@@ -264,9 +273,14 @@ def read_answer(asked: Asked) -> Destination | None:
         headers = parse_qsl(raw, keep_blank_values=True)
         if len(headers) > MAX_HEADERS:
             asked.problems.append(f"{len(headers)} custom headers: at most {MAX_HEADERS}")
-        for name, _ in headers:
-            if name.lower().startswith(RESERVED):
+        for name, value in headers:
+            shown = repr(name[:40])
+            if not TOKEN.fullmatch(name):
+                asked.problems.append(f"header name {shown} is not a SIP token")
+            elif name.lower().startswith(RESERVED):
                 asked.problems.append(f"header {name}: Exotel- and Veeno- names are Exotel's")
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                asked.problems.append(f"header {shown}: its value holds control characters")
     if asked.problems:
         return None
     channels = answer.get("recording_channels")

@@ -21,7 +21,7 @@ import structlog
 
 from reconciler.sandbox.store import Store
 from reconciler.sandbox.voice import outbound
-from reconciler.sandbox.voice.dialer import USER_AGENT, Settings
+from reconciler.sandbox.voice.dialer import ALLOW, USER_AGENT, Settings, race, said_true
 from reconciler.sandbox.voice.pstn import INDIAN, Pstn
 from reconciler.sandbox.voice.records import Call, Calls, Leg
 from reconciler.sip import message as sip
@@ -35,7 +35,10 @@ log = structlog.get_logger("sandbox.sip")
 class _Dialog:
     """A call the gateway answered, while it lasts: what else arrives for it."""
 
-    requests: asyncio.Queue[sip.Incoming] = field(default_factory=asyncio.Queue)
+    # each request with the connection it came on, where its answer goes (RFC 3261 18.2.2)
+    requests: asyncio.Queue[tuple[sip.Incoming, asyncio.StreamWriter]] = field(
+        default_factory=asyncio.Queue
+    )
     responses: asyncio.Queue[sip.Response] = field(default_factory=asyncio.Queue)
 
 
@@ -94,11 +97,14 @@ class Gateway:
                 await self._dispatch(message, writer, source, port, transport)
         except (
             OSError,
+            ValueError,  # a line over the stream's limit; bytes that are no SIP message
             asyncio.IncompleteReadError,
             asyncio.LimitOverrunError,
             sip.NotSipError,
         ) as exc:
-            log.info("sip.connection_closed", source=source, why=wire.closed(exc))
+            log.info("sip.connection_closed", source=source, why=sip.shown(wire.closed(exc)))
+        except asyncio.CancelledError:
+            pass  # the sandbox is stopping
         finally:
             if task is not None:
                 self.connections.discard(task)
@@ -117,25 +123,29 @@ class Gateway:
             if dialog is not None:
                 dialog.responses.put_nowait(message)
             return
+        if message.method == "ACK" and message.call_id not in self.dialogs:
+            return  # an ACK is never answered (RFC 3261 17.2.1); one for a closed call is done
+        if not message.call_id or not message.header("cseq") or not message.headers.get("via"):
+            self._answer(writer, message, 400, "Bad Request - Call-ID, CSeq and Via are required")
+            return
         dialog = self.dialogs.get(message.call_id)
-        if message.method == "INVITE" and dialog is None:
+        if dialog is not None:
+            dialog.requests.put_nowait((message, writer))
+        elif message.method == "INVITE" and message.to_tag is None:  # a new call
             self.dialogs[message.call_id] = _Dialog()
             runner = _Answering(self, message, writer, (source, port), transport)
             self.calls.start(runner.call, runner.run())
-        elif dialog is not None:
-            dialog.requests.put_nowait(message)
         elif message.method == "OPTIONS":
-            writer.write(sip.reply(message, 200, "OK", to_tag=sip.token(6), server=USER_AGENT))
-        elif message.method != "ACK":  # an ACK is never answered (RFC 3261 17.2.1)
-            writer.write(
-                sip.reply(
-                    message,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    to_tag=sip.token(6),
-                    server=USER_AGENT,
-                )
-            )
+            self._answer(writer, message, 200, "OK")
+        else:  # in a dialog this side does not have (12.2.2)
+            self._answer(writer, message, 481, "Call/Transaction Does Not Exist")
+
+    @staticmethod
+    def _answer(writer: asyncio.StreamWriter, request: sip.Incoming, code: int, why: str) -> None:
+        headers = [("Allow", ALLOW)] if code in (200, 405) else []
+        writer.write(
+            sip.reply(request, code, why, to_tag=sip.token(6), server=USER_AGENT, headers=headers)
+        )
 
 
 class _Answering:
@@ -153,6 +163,7 @@ class _Answering:
         self.invite = invite
         self.writer = writer
         self.transport = transport
+        self.source = peer[0]  # where the partner's packets come from: where media goes
         self.public = outbound.peer_address(peer[0], gateway.peers)
         self.label = f"partner {self.public}"
         self.tag = sip.token(6)
@@ -216,6 +227,11 @@ class _Answering:
             await self._ring()
         except (OSError, asyncio.IncompleteReadError, sip.NotSipError) as exc:
             call.end("failed", f"the partner's connection failed: {wire.closed(exc)}")
+        except Exception as exc:  # a sandbox bug: the partner still gets a final answer
+            log.error("sip.call_failed", call_sid=call.sid, error=type(exc).__name__)
+            with contextlib.suppress(OSError):
+                self.reply(500, "Server Internal Error")
+            call.end("failed", f"the sandbox failed: {type(exc).__name__}")
         finally:
             self.gateway.dialogs.pop(self.invite.call_id, None)
             if not call.done.is_set():
@@ -228,18 +244,16 @@ class _Answering:
         elif admission.code == 403:
             headers.append(("X-Exotel-ErrorCode", "4001"))
         self.reply(admission.code, admission.reason, headers=headers)
-        await self._ack()
+        self._close()
         outcome = "challenged" if admission.code == 407 else "rejected"
         self.leg.outcome, self.leg.detail = outcome, admission.reason
         status = "failed"
         self.call.end(status, admission.reason)
 
-    async def _ack(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
-                while (await self.dialog.requests.get()).method != "ACK":
-                    pass
-        self.call.event(self.label, "Exotel", "ACK")
+    def _close(self) -> None:
+        """After a final refusal: the transaction is done here, its ACK is absorbed, and a
+        new INVITE with the same Call-ID (the answer to a challenge) is a new call."""
+        self.gateway.dialogs.pop(self.invite.call_id, None)
 
     async def _ring(self) -> None:
         """The PSTN phone: rings, then answers, is busy, never answers or is absent."""
@@ -249,7 +263,7 @@ class _Answering:
             reason = "Not Found"
             self.call.event("Exotel", "PSTN", f"{number}: not an Indian number in E.164")
             self.reply(404, reason)
-            await self._ack()
+            self._close()
             self.call.end(
                 "failed", f"{number!r} is not an Indian number in E.164 (+91 and ten digits)"
             )
@@ -276,7 +290,7 @@ class _Answering:
 
     async def _final(self, code: int, reason: str, status: str, detail: str) -> None:
         self.reply(code, reason)
-        await self._ack()
+        self._close()
         self.leg.outcome, self.leg.detail = status, detail
         self.call.end(status, detail)
 
@@ -285,17 +299,17 @@ class _Answering:
         try:
             async with asyncio.timeout(seconds):
                 while True:
-                    request = await self.dialog.requests.get()
-                    if request.method == "CANCEL":
-                        self.call.event(self.label, "Exotel", "CANCEL")
-                        self.writer.write(
-                            sip.reply(request, 200, "OK", to_tag=self.tag, server=USER_AGENT)
-                        )
-                        self.reply(487, "Request Terminated")
-                        await self._ack()
-                        self.leg.outcome, self.leg.detail = "cancelled", "the partner cancelled"
-                        self.call.end("no-answer", "the partner cancelled before an answer")
-                        return True
+                    request, writer = await self.dialog.requests.get()
+                    if request.method != "CANCEL":
+                        self._within(request, writer)
+                        continue
+                    self.call.event(self.label, "Exotel", "CANCEL")
+                    writer.write(sip.reply(request, 200, "OK", to_tag=self.tag, server=USER_AGENT))
+                    self.reply(487, "Request Terminated")
+                    self._close()
+                    self.leg.outcome, self.leg.detail = "cancelled", "the partner cancelled"
+                    self.call.end("no-answer", "the partner cancelled before an answer")
+                    return True
         except TimeoutError:
             return False
 
@@ -326,19 +340,14 @@ class _Answering:
                 kind = "SRTP"
             playing: asyncio.Future[object] = asyncio.ensure_future(
                 media.play(
-                    codec, (offered.address or self.public, offered.port), hangup_after or 3600.0
+                    codec, (offered.address or self.source, offered.port), hangup_after or 3600.0
                 )
             )
             self.call.event("Exotel", self.label, f"{kind} {codec} both ways")
             ended: asyncio.Future[object] = asyncio.ensure_future(self._until_bye())
-            done, _ = await asyncio.wait({playing, ended}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (playing, ended):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            done = await race(playing, ended)
             self.leg.media = media.figures.document()
-            if ended in done and ended.result() is True:
+            if said_true(ended, done):
                 self.leg.ended_by = "partner"
             else:
                 await self._hang_up()
@@ -351,23 +360,35 @@ class _Answering:
     async def _until_bye(self) -> bool:
         """Answer the partner's requests until its BYE (True)."""
         while True:
-            request = await self.dialog.requests.get()
+            request, writer = await self.dialog.requests.get()
             if request.method == "ACK":
                 self.call.event(self.label, "Exotel", "ACK")
                 continue
             self.call.event(self.label, "Exotel", request.method)
-            known = request.method in ("BYE", "OPTIONS", "INFO", "UPDATE")
-            code, reason = (200, "OK") if known else (405, "Method Not Allowed")
-            self.writer.write(sip.reply(request, code, reason, to_tag=self.tag, server=USER_AGENT))
-            self.call.event("Exotel", self.label, f"{code} {reason}")
+            self._within(request, writer)
             if request.method == "BYE":
                 return True
+
+    def _within(self, request: sip.Incoming, writer: asyncio.StreamWriter) -> None:
+        """Answer a request within the call, on the connection it came on: BYE, OPTIONS
+        and INFO 200; a retransmitted INVITE nothing (its answer is on its way); anything
+        else 405 with what is allowed."""
+        if request.method in ("ACK", "INVITE") and request.to_tag is None:
+            return
+        known = request.method in ("BYE", "OPTIONS", "INFO")
+        code, reason = (200, "OK") if known else (405, "Method Not Allowed")
+        headers = [] if known else [("Allow", ALLOW)]
+        writer.write(
+            sip.reply(request, code, reason, to_tag=self.tag, server=USER_AGENT, headers=headers)
+        )
+        self.call.event("Exotel", self.label, f"{code} {reason}")
 
     async def _hang_up(self) -> None:
         """The called party hung up: BYE to the partner within its dialog (RFC 3261 15.1.1)."""
         contact = self.invite.header("contact") or ""
         target = contact.partition("<")[2].partition(">")[0] if "<" in contact else contact
         local = self._local()
+        route = tuple(("Route", hop) for hop in self.invite.values("record-route"))  # 12.1.1
         bye = sip.Request(
             "BYE",
             target or self.invite.uri,
@@ -376,6 +397,7 @@ class _Answering:
             to=self.invite.header("from") or "",
             call_id=self.invite.call_id,
             cseq=1,
+            headers=route,
         )
         self.writer.write(bye.encode(USER_AGENT))
         self.call.event("Exotel", self.label, "BYE")

@@ -47,6 +47,11 @@ class Nonces:
     def known(self) -> set[str]:
         return set(self.issued)
 
+    def spend(self, nonce: str) -> None:
+        """A nonce answers one challenge: used once, it is stale (no replays)."""
+        if nonce in self.issued:
+            self.issued.remove(nonce)
+
 
 def user_of(value: str | None) -> str:
     """The user part of a header's SIP URI: ``"x" <sip:+9180@host>;tag=1`` -> ``+9180``."""
@@ -106,8 +111,13 @@ def admit(store: Store, request: sip.Incoming, *, source: str, nonces: Nonces) -
                 digest.challenge(realm, nonce=nonces.new()),
             )
         verdict, usable = _verify(answered, request, digest_needed, nonces)
+        if verdict.why == "stale or unknown nonce":  # a restart, or a reused nonce: again
+            realm = digest_needed[0].domain_name
+            challenge = digest.challenge(realm, nonce=nonces.new(), stale=True)
+            return Admission(None, 407, "Proxy Authentication Required", challenge)
         if not verdict.ok:
-            return Admission(None, 403, f"Forbidden - {verdict.why}")
+            return Admission(None, 403, f"Forbidden - {sip.shown(verdict.why, 80)}")
+        nonces.spend(digest.params(answered).get("nonce", ""))
         user = verdict.username
         how = "ip+digest" if any(t.whitelisted_ips for t in usable) else "digest"
     caller = user_of(request.header("p-asserted-identity")) or user_of(request.header("from"))
@@ -122,7 +132,8 @@ def admit(store: Store, request: sip.Incoming, *, source: str, nonces: Nonces) -
     return Admission(
         None,
         403,
-        f"Forbidden - caller ID {caller or '(none)'} is not the alias or a DID of trunk {names}",
+        f"Forbidden - caller ID {sip.shown(caller, 40) or '(none)'} is not the alias or a DID "
+        f"of trunk {names}",
     )
 
 
