@@ -312,8 +312,9 @@ class Voice:
             finally:
                 if not call.done.is_set():
                     call.end("failed", "the sandbox stopped during the call")
-                if asked.status_callback:
-                    await _status_callback(session, asked.status_callback, call)
+            # Not reached when the sandbox stops mid-call: nothing holds its shutdown.
+            if asked.status_callback:
+                await _status_callback(session, asked.status_callback, call)
 
         self.calls.start(call, run())
         body, kind = calls_api.render({"Call": calls_api.details(call)}, as_json=as_json)
