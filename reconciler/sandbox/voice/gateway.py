@@ -167,11 +167,11 @@ class _Answering:
         self.public = outbound.peer_address(peer[0], gateway.peers)
         self.label = f"partner {self.public}"
         self.tag = sip.token(6)
-        called = invite.user
         caller = outbound.user_of(invite.header("p-asserted-identity")) or outbound.user_of(
             invite.header("from")
         )
-        self.call = Call("", "outbound", caller, called)
+        # What the partner wrote, as records and ladders may show it (no control characters).
+        self.call = Call("", "outbound", sip.shown(caller, 40), sip.shown(invite.user, 40))
         self.leg = Leg(destination=f"{peer[0]}:{peer[1]}", transport=transport, address=peer[0])
         self.call.legs.append(self.leg)
         self.dialog = gateway.dialogs[invite.call_id]
@@ -233,7 +233,7 @@ class _Answering:
                 self.reply(500, "Server Internal Error")
             call.end("failed", f"the sandbox failed: {type(exc).__name__}")
         finally:
-            self.gateway.dialogs.pop(self.invite.call_id, None)
+            self._close()
             if not call.done.is_set():
                 call.end("failed", self.leg.detail or "ended")
 
@@ -252,8 +252,10 @@ class _Answering:
 
     def _close(self) -> None:
         """After a final refusal: the transaction is done here, its ACK is absorbed, and a
-        new INVITE with the same Call-ID (the answer to a challenge) is a new call."""
-        self.gateway.dialogs.pop(self.invite.call_id, None)
+        new INVITE with the same Call-ID (the answer to a challenge) is a new call, whose
+        dialog this one never removes."""
+        if self.gateway.dialogs.get(self.invite.call_id) is self.dialog:
+            del self.gateway.dialogs[self.invite.call_id]
 
     async def _ring(self) -> None:
         """The PSTN phone: rings, then answers, is busy, never answers or is absent."""
