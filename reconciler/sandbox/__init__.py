@@ -62,6 +62,13 @@ def _connect_to(text: str) -> tuple[str, int, str, int]:
     return parts[0], int(parts[1]), parts[2], int(parts[3])
 
 
+def _livekit(text: str) -> tuple[str, str]:
+    key, colon, secret = text.partition(":")
+    if not key or not colon or not secret:
+        raise argparse.ArgumentTypeError(f"expected KEY:SECRET, like devkey:secret, not {text!r}")
+    return key, secret
+
+
 def _peer(text: str) -> tuple[str, str]:
     """``LOCAL=PUBLIC``: two IPv4 addresses."""
     local, equals, public = text.partition("=")
@@ -187,6 +194,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keyfile", type=Path, metavar="FILE", help="private key for --certfile (PEM)"
     )
+    parser.add_argument(
+        "--livekit",
+        action="append",
+        type=_livekit,
+        metavar="KEY:SECRET",
+        help="also serve LiveKit's SIP API (/twirp/livekit.SIP/...) to this API key and "
+        "secret; repeatable (default: devkey:secret, LiveKit's development pair)",
+    )
     sip = parser.add_argument_group(
         "the SIP side (Exotel in a box: calls through what was applied; docs/sandbox.md)"
     )
@@ -271,6 +286,7 @@ def config_from(args: argparse.Namespace) -> Config:
         sip_tls_port=args.sip_tls_port,
         resolve=tuple(args.resolve),
         connect_to=tuple(args.connect_to),
+        livekit=tuple(args.livekit or [("devkey", "secret")]),
         peers=tuple(args.peer),
         sip_ca=args.sip_ca,
         answer_timeout=args.answer_timeout,

@@ -48,6 +48,7 @@ from reconciler.sandbox.envelope import (
 )
 from reconciler.sandbox.faults import Faults, Rule
 from reconciler.sandbox.limits import Admission, Refusal
+from reconciler.sandbox.livekit import service as livekit
 from reconciler.sandbox.request import ApiRequest
 from reconciler.sandbox.store import Store
 from reconciler.sandbox.voice import calls_api
@@ -127,6 +128,7 @@ class Sandbox:
         self.stats = Stats()
         self.shutting_down = asyncio.Event()
         self.voice = Voice(self.store, _dialing(config), seed=config.seed)
+        self.livekit = livekit.Service(dict(config.livekit))
         # With --state: the document last written, which memory always matches.
         self.saved: dict[str, Any] | None = None
         if config.state_file is not None:
@@ -156,6 +158,7 @@ class Sandbox:
         self.faults.replace([])
         self.stats = Stats()
         self.voice.reset()
+        self.livekit.reset()
         return None
 
     def commit(self, *, force: bool = False, **context: str) -> str | None:
@@ -195,6 +198,13 @@ class Sandbox:
         path = request.path
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
             return await control.handle(self, request)
+        if path.startswith(livekit.PREFIX) and request.method == "POST":
+            body = await request.content.read(self.config.max_body_bytes + 1)
+            if len(body) > self.config.max_body_bytes:
+                return web.Response(status=413, text="request body too large")
+            status, answer, kind = self.livekit.handle(path, request.headers, body)
+            log.info("livekit", path=path, status=status)
+            return web.Response(body=answer, status=status, content_type=kind)
         started = time.perf_counter()
         stats = self.stats  # a request that outlives a reset counts in the old stats
         found = endpoints.match(request.method, path)

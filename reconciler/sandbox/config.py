@@ -62,6 +62,8 @@ class Config:
     sip_ca: Path | None = None
     answer_timeout: float = 5.0
     ring_timeout: float = 45.0
+    # LiveKit's SIP API (docs/sandbox.md, "LiveKit"): API key -> secret; LiveKit's dev pair.
+    livekit: tuple[tuple[str, str], ...] = (("devkey", "secret"),)
 
     @property
     def sip(self) -> bool:
