@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -176,3 +177,11 @@ def test_a_wrong_secret_or_a_missing_grant_is_refused(sandbox: Sandbox) -> None:
     )
     assert plain.status_code == 401
     assert json.loads(plain.text) == {"code": "unauthenticated", "msg": "permissions denied"}
+
+
+def test_odd_requests_get_twirp_answers_not_tracebacks(sandbox: Sandbox) -> None:
+    url = f"{sandbox.url}/twirp/livekit.SIP/ListSIPInboundTrunk"
+    assert httpx.get(url).json()["code"] == "bad_route"
+    odd = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJsa19rZXkiLCJuYmYiOiJzb29uIn0.x"
+    assert httpx.post(url, headers={"Authorization": f"Bearer {odd}"}).status_code == 401
+    assert "Traceback" not in Path(sandbox.log_path).read_text()

@@ -198,9 +198,18 @@ class Sandbox:
         path = request.path
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
             return await control.handle(self, request)
-        if path.startswith(livekit.PREFIX) and request.method == "POST":
-            body = await request.content.read(self.config.max_body_bytes + 1)
-            if len(body) > self.config.max_body_bytes:
+        if path.startswith(livekit.PREFIX):
+            if request.method != "POST":  # Twirp takes POST only
+                return web.json_response(
+                    {"code": "bad_route", "msg": f"unsupported method {request.method}"},
+                    status=404,
+                )
+            limit = self.config.max_body_bytes
+            if request.content_length is not None and request.content_length > limit:
+                return web.Response(status=413, text="request body too large")
+            try:
+                body = await request.read()  # whole (aiohttp refuses more than 1 MiB)
+            except web.HTTPRequestEntityTooLarge:
                 return web.Response(status=413, text="request body too large")
             status, answer, kind = self.livekit.handle(path, request.headers, body)
             log.info("livekit", path=path, status=status)

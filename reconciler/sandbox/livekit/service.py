@@ -64,10 +64,12 @@ def claims(header: str, keys: Mapping[str, str], now: float) -> dict[str, Any]:
     expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256)
     if not hmac.compare_digest(expected.digest(), signature):
         raise UnauthorizedError("invalid token")
-    if (
-        float(body.get("nbf", 0)) > now + LEEWAY_S
-        or float(body.get("exp", now + 1)) < now - LEEWAY_S
-    ):
+    try:
+        early = float(body.get("nbf", 0)) > now + LEEWAY_S
+        late = float(body.get("exp", now + 1)) < now - LEEWAY_S
+    except (TypeError, ValueError):
+        raise UnauthorizedError("invalid token") from None
+    if early or late:
         raise UnauthorizedError("token expired or not yet valid")
     return body
 
