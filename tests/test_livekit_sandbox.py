@@ -141,6 +141,12 @@ def test_dispatch_rules_through_the_sdk(sandbox: Sandbox) -> None:
             )
         )
         listed = await lk.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
+        changed = await lk.sip.update_dispatch_rule_fields(
+            rule.sip_dispatch_rule_id, trunk_ids=["ST_abc", "ST_def"], name="bot_2"
+        )
+        assert list(changed.trunk_ids) == ["ST_abc", "ST_def"]
+        assert changed.name == "bot_2"
+        assert changed.rule.dispatch_rule_individual.room_prefix == "call-"  # kept
         await lk.sip.delete_dispatch_rule(
             api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id)
         )

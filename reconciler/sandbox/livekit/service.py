@@ -309,10 +309,33 @@ class Service:
 
     def update_rule(self, request: sip.UpdateSIPDispatchRuleRequest) -> Message:
         current = self._rule(request.sip_dispatch_rule_id)
-        if request.WhichOneof("action") != "replace":
-            raise TwirpError("invalid_argument", "this emulator updates dispatch rules by replace")
         rule = sip.SIPDispatchRuleInfo()
-        rule.CopyFrom(request.replace)
+        action = request.WhichOneof("action")
+        if action == "replace":
+            rule.CopyFrom(request.replace)
+        elif action == "update":  # livekit/protocol livekit/sip.go SIPDispatchRuleUpdate.Apply
+            rule.CopyFrom(current)
+            change = request.update
+            if change.HasField("trunk_ids"):
+                values = apply_list(list(rule.trunk_ids), change.trunk_ids)
+                del rule.trunk_ids[:]
+                rule.trunk_ids.extend(values)
+            if change.HasField("rule"):
+                rule.rule.CopyFrom(change.rule)
+            for name in ("name", "metadata", "media_encryption"):
+                if change.HasField(name):
+                    setattr(rule, name, getattr(change, name))
+            if change.HasField("media"):
+                rule.media.CopyFrom(change.media)
+            for key, value in change.attributes.items():  # an empty value removes the key
+                if value:
+                    rule.attributes[key] = value
+                else:
+                    rule.attributes.pop(key, None)
+        else:
+            raise TwirpError("invalid_argument", "missing or unsupported update action")
+        if rule.rule.WhichOneof("rule") is None:
+            raise TwirpError("invalid_argument", "missing rule")
         rule.sip_dispatch_rule_id = current.sip_dispatch_rule_id
         rule.created_at.CopyFrom(current.created_at)
         rule.updated_at.CopyFrom(_stamp())
