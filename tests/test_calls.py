@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -650,7 +650,9 @@ class _Handoff(http.server.BaseHTTPRequestHandler):
         return
 
 
-def test_a_down_dynamic_url_is_followed_by_its_fallback(tmp_path: Path) -> None:
+def _bot_call(tmp_path: Path, flow_for: Callable[[str, str, str], dict[str, Any]]) -> Any:
+    """A call to a DID in mode flow whose bot hangs up, with the flow ``flow_for(base,
+    bot trunk, agents trunk)`` against a _Handoff server at ``base``."""
     _Handoff.asked.clear()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handoff)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -662,17 +664,20 @@ def test_a_down_dynamic_url_is_followed_by_its_fallback(tmp_path: Path) -> None:
         ):
             sid = trunk(sandbox, (f"bot.example.com:{bot.port};transport=tcp", 0, 1), mode="flow")
             agents = Api(sandbox.http).create_trunk("agents")
-            flow = {
-                "connect": {
-                    "url": f"{base}/connect",
-                    "fallback_url": f"{base}/static?trunk={sid}",
-                },
-                "passthru": {"url": f"{base}/handoff", "then": {"trunk": agents}},
-            }
-            sandbox.control("PUT", f"flows/{DID}", json=flow)
-            record = call(sandbox, hangup_after_s=3)
+            sandbox.control("PUT", f"flows/{DID}", json=flow_for(base, sid, agents))
+            return call(sandbox, hangup_after_s=3)
     finally:
         server.shutdown()
+
+
+def test_a_down_dynamic_url_is_followed_by_its_fallback(tmp_path: Path) -> None:
+    record = _bot_call(
+        tmp_path,
+        lambda base, sid, agents: {
+            "connect": {"url": f"{base}/connect", "fallback_url": f"{base}/static?trunk={sid}"},
+            "passthru": {"url": f"{base}/handoff", "then": {"trunk": agents}},
+        },
+    )
     # The fallback answered 302 too (not a Dynamic URL answer): the call fails there.
     assert [x["kind"] for x in record["exchanges"]] == ["dynamic_url", "fallback_url"]
     assert record["status"] == "failed"
@@ -681,25 +686,13 @@ def test_a_down_dynamic_url_is_followed_by_its_fallback(tmp_path: Path) -> None:
 
 
 def test_a_302_handoff_hangs_up_after_the_bot(tmp_path: Path) -> None:
-    _Handoff.asked.clear()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handoff)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with (
-            sipp_uas(tmp_path, "bot_hangs_up") as bot,
-            gateway(tmp_path, ("bot.example.com", bot.port)) as sandbox,
-        ):
-            sid = trunk(sandbox, (f"bot.example.com:{bot.port};transport=tcp", 0, 1), mode="flow")
-            agents = Api(sandbox.http).create_trunk("agents")
-            flow = {
-                "connect": {"trunk": sid},
-                "passthru": {"url": f"{base}/handoff", "then": {"trunk": agents}},
-            }
-            sandbox.control("PUT", f"flows/{DID}", json=flow)
-            record = call(sandbox, hangup_after_s=3)
-    finally:
-        server.shutdown()
+    record = _bot_call(
+        tmp_path,
+        lambda base, sid, agents: {
+            "connect": {"trunk": sid},
+            "passthru": {"url": f"{base}/handoff", "then": {"trunk": agents}},
+        },
+    )
     assert record["status"] == "completed"
     assert "the handoff answered 302: hang up" in record["reason"]
     assert [x["kind"] for x in record["exchanges"]] == ["passthru"]

@@ -97,12 +97,10 @@ class Request:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-@dataclass(frozen=True)
-class Response:
-    code: int
-    reason: str
-    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # lower-case full names
-    body: str = ""
+class _Headed:
+    """Reading a received message's headers (lower-case full names, values in order)."""
+
+    headers: Mapping[str, tuple[str, ...]]
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())
@@ -115,6 +113,14 @@ class Response:
             for value in self.headers.get(name.lower(), ())
             for part in _split_commas(value)
         )
+
+
+@dataclass(frozen=True)
+class Response(_Headed):
+    code: int
+    reason: str
+    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # lower-case full names
+    body: str = ""
 
     @property
     def final(self) -> bool:
@@ -178,25 +184,13 @@ def parse_head(head: bytes) -> tuple[int, str, dict[str, tuple[str, ...]], int]:
 
 
 @dataclass(frozen=True)
-class Incoming:
+class Incoming(_Headed):
     """A request as a UAS receives it (RFC 3261 7.1)."""
 
     method: str
     uri: str
     headers: Mapping[str, tuple[str, ...]]
     body: str = ""
-
-    def header(self, name: str) -> str | None:
-        values = self.headers.get(name.lower())
-        return values[0] if values else None
-
-    def values(self, name: str) -> tuple[str, ...]:
-        """Every value of a header, on separate lines or comma-separated (7.3.1)."""
-        return tuple(
-            part.strip()
-            for value in self.headers.get(name.lower(), ())
-            for part in _split_commas(value)
-        )
 
     @property
     def call_id(self) -> str:

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from google.protobuf import json_format
@@ -72,6 +72,25 @@ def claims(header: str, keys: Mapping[str, str], now: float) -> dict[str, Any]:
     if early or late:
         raise UnauthorizedError("token expired or not yet valid")
     return body
+
+
+def _listed(trunks: Iterable[Any], request: Any) -> list[Any]:
+    """The trunks a list request asks for: by id, by number, or all."""
+    wanted, numbers = set(request.trunk_ids), set(request.numbers)
+    return [
+        trunk
+        for trunk in trunks
+        if (not wanted or trunk.sip_trunk_id in wanted)
+        and (not numbers or numbers & set(trunk.numbers))
+    ]
+
+
+def _update_list(message: Any, name: str, change: Any) -> None:
+    """Apply the ``ListUpdate`` a partial update carries for a repeated field, if any."""
+    if change.HasField(name):
+        values = apply_list(list(getattr(message, name)), getattr(change, name))
+        del getattr(message, name)[:]
+        getattr(message, name).extend(values)
 
 
 def _stamp() -> Timestamp:
@@ -177,26 +196,14 @@ class Service:
         return sip.GetSIPOutboundTrunkResponse(trunk=self._outbound(request.sip_trunk_id))
 
     def list_inbound(self, request: sip.ListSIPInboundTrunkRequest) -> Message:
-        wanted = set(request.trunk_ids)
-        numbers = set(request.numbers)
-        items = [
-            trunk
-            for trunk in self.project.inbound.values()
-            if (not wanted or trunk.sip_trunk_id in wanted)
-            and (not numbers or numbers & set(trunk.numbers))
-        ]
-        return sip.ListSIPInboundTrunkResponse(items=items)
+        return sip.ListSIPInboundTrunkResponse(
+            items=_listed(self.project.inbound.values(), request)
+        )
 
     def list_outbound(self, request: sip.ListSIPOutboundTrunkRequest) -> Message:
-        wanted = set(request.trunk_ids)
-        numbers = set(request.numbers)
-        items = [
-            trunk
-            for trunk in self.project.outbound.values()
-            if (not wanted or trunk.sip_trunk_id in wanted)
-            and (not numbers or numbers & set(trunk.numbers))
-        ]
-        return sip.ListSIPOutboundTrunkResponse(items=items)
+        return sip.ListSIPOutboundTrunkResponse(
+            items=_listed(self.project.outbound.values(), request)
+        )
 
     def update_inbound(self, request: sip.UpdateSIPInboundTrunkRequest) -> Message:
         current = self._inbound(request.sip_trunk_id)
@@ -207,10 +214,7 @@ class Service:
             trunk.CopyFrom(current)
             change = request.update
             for name in ("numbers", "allowed_addresses", "allowed_numbers"):
-                if change.HasField(name):
-                    values = apply_list(list(getattr(trunk, name)), getattr(change, name))
-                    del getattr(trunk, name)[:]
-                    getattr(trunk, name).extend(values)
+                _update_list(trunk, name, change)
             for name in ("auth_username", "auth_password", "auth_realm", "name", "metadata"):
                 if change.HasField(name):
                     setattr(trunk, name, getattr(change, name))
@@ -234,10 +238,7 @@ class Service:
         elif request.WhichOneof("action") == "update":
             trunk.CopyFrom(current)
             change = request.update
-            if change.HasField("numbers"):
-                values = apply_list(list(trunk.numbers), change.numbers)
-                del trunk.numbers[:]
-                trunk.numbers.extend(values)
+            _update_list(trunk, "numbers", change)
             for name in (
                 "address",
                 "transport",
@@ -316,10 +317,7 @@ class Service:
         elif action == "update":  # livekit/protocol livekit/sip.go SIPDispatchRuleUpdate.Apply
             rule.CopyFrom(current)
             change = request.update
-            if change.HasField("trunk_ids"):
-                values = apply_list(list(rule.trunk_ids), change.trunk_ids)
-                del rule.trunk_ids[:]
-                rule.trunk_ids.extend(values)
+            _update_list(rule, "trunk_ids", change)
             if change.HasField("rule"):
                 rule.rule.CopyFrom(change.rule)
             for name in ("name", "metadata", "media_encryption"):

@@ -28,6 +28,14 @@ USER_AGENT = "reconciler-sandbox (Exotel in a box)"
 ALLOW = "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO"  # what this side answers (not re-INVITEs)
 
 
+def answer_within(method: str) -> tuple[int, str, list[tuple[str, str]]]:
+    """The answer to a request within a call (either side's): BYE, OPTIONS and INFO 200;
+    anything else 405 with what is allowed (RFC 3261 8.2.1)."""
+    if method in ("BYE", "OPTIONS", "INFO"):
+        return 200, "OK", []
+    return 405, "Method Not Allowed", [("Allow", ALLOW)]
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the gateway reaches partners (``reconciler sandbox`` options)."""
@@ -337,9 +345,7 @@ class _Run:
                 return False
             if not isinstance(message, sip.Incoming) or message.call_id != self.dialog.call_id:
                 continue
-            known = message.method in ("BYE", "OPTIONS", "INFO")
-            code, reason = (200, "OK") if known else (405, "Method Not Allowed")
-            headers = [] if known else [("Allow", ALLOW)]
+            code, reason, headers = answer_within(message.method)
             self.call.event(self.label, "Exotel", message.method)
             self.writer.write(
                 sip.reply(

@@ -297,33 +297,29 @@ def _now(created: datetime, started: float) -> datetime:
     return created + timedelta(seconds=time.monotonic() - started)
 
 
-def connect_query(
-    sid: str, caller: str, did: str, created: datetime, started: float
-) -> dict[str, str]:
-    now = _now(created, started)
+def _common(sid: str, caller: str, did: str, created: datetime, started: float) -> dict[str, str]:
     return {
         "CallSid": sid,
         "CallFrom": national(caller),
         "CallTo": national(did),
         "Direction": "incoming",
-        "Created": stamp(created),
         "StartTime": stamp(created),
-        "CurrentTime": stamp(now),
+        "CurrentTime": stamp(_now(created, started)),
     }
+
+
+def connect_query(
+    sid: str, caller: str, did: str, created: datetime, started: float
+) -> dict[str, str]:
+    return {**_common(sid, caller, did, created, started), "Created": stamp(created)}
 
 
 def passthru_query(
     sid: str, caller: str, did: str, created: datetime, started: float, *, talked_s: float
 ) -> dict[str, str]:
-    now = _now(created, started)
     return {
-        "CallSid": sid,
-        "CallFrom": national(caller),
-        "CallTo": national(did),
-        "Direction": "incoming",
+        **_common(sid, caller, did, created, started),
         "DialCallDuration": str(round(talked_s)),
-        "StartTime": stamp(created),
-        "CurrentTime": stamp(now),
         "CallType": "call-attempt",
     }
 

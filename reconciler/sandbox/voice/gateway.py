@@ -21,7 +21,14 @@ import structlog
 
 from reconciler.sandbox.store import Store
 from reconciler.sandbox.voice import outbound
-from reconciler.sandbox.voice.dialer import ALLOW, USER_AGENT, Settings, race, said_true
+from reconciler.sandbox.voice.dialer import (
+    ALLOW,
+    USER_AGENT,
+    Settings,
+    answer_within,
+    race,
+    said_true,
+)
 from reconciler.sandbox.voice.pstn import INDIAN, Pstn
 from reconciler.sandbox.voice.records import Call, Calls, Leg
 from reconciler.sip import message as sip
@@ -377,9 +384,7 @@ class _Answering:
         else 405 with what is allowed."""
         if request.method in ("ACK", "INVITE") and request.to_tag is None:
             return
-        known = request.method in ("BYE", "OPTIONS", "INFO")
-        code, reason = (200, "OK") if known else (405, "Method Not Allowed")
-        headers = [] if known else [("Allow", ALLOW)]
+        code, reason, headers = answer_within(request.method)
         writer.write(
             sip.reply(request, code, reason, to_tag=self.tag, server=USER_AGENT, headers=headers)
         )
