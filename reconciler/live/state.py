@@ -129,7 +129,7 @@ def sha256_of(value: Any) -> str:
 
 def fingerprint(spec: TrunkSpec) -> str:
     """A stable digest of a trunk's desired state (secret references left out)."""
-    document = spec.model_dump(mode="json")
+    document = spec.model_dump(mode="json", exclude={"partner"})  # the partner end has its own
     for credential in document.get("credentials", []):
         credential.pop("password", None)
     return sha256_of(document)

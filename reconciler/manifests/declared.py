@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from reconciler.manifests.models import AccountSpec
+from reconciler.manifests.models import AccountSpec, PartnerSpec
 from reconciler.manifests.problems import Origin
 
 T = TypeVar("T")
@@ -28,6 +28,13 @@ class Declared(Generic[T]):
 class NamedAccount:
     name: str
     spec: AccountSpec
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class NamedPartner:
+    name: str
+    spec: PartnerSpec
     origin: Origin
 
 

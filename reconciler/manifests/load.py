@@ -28,11 +28,18 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from reconciler.manifests import canonical, consistency, declared, route_consistency, yamlsource
-from reconciler.manifests.declared import Declared, NamedAccount
+from reconciler.manifests import (
+    canonical,
+    consistency,
+    declared,
+    route_consistency,
+    seam,
+    yamlsource,
+)
+from reconciler.manifests.declared import Declared, NamedAccount, NamedPartner
 from reconciler.manifests.document import ManifestFile
 from reconciler.manifests.explain import explain
-from reconciler.manifests.models import ACCOUNT_NAME, AccountSpec, TrunkSpec
+from reconciler.manifests.models import ACCOUNT_NAME, AccountSpec, PartnerSpec, TrunkSpec
 from reconciler.manifests.problems import Loc, Origin, Problem, Severity
 from reconciler.manifests.routes import RouteSpec
 
@@ -51,6 +58,7 @@ class Manifests:
     problems: tuple[Problem, ...] = field(default=())
     routes: tuple[Declared[RouteSpec], ...] = field(default=())
     skipped: tuple[Skipped, ...] = field(default=())
+    partners: Mapping[str, NamedPartner] = field(default_factory=dict)
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -177,6 +185,7 @@ class _Collector:
         self.trunks: list[Declared[TrunkSpec]] = []
         self.routes: list[Declared[RouteSpec]] = []
         self.account_names: set[str] = set()
+        self.partners: list[NamedPartner] = []
 
     def document(self, file: str, document: yamlsource.Document) -> None:
         data, node = document.data, document.node
@@ -199,16 +208,18 @@ class _Collector:
                         (key,), Severity.ERROR, f"unknown key {key!r}; {said}", at_key=True
                     )
                 )
-        accounts = data.get("accounts")
-        if accounts is not None and not isinstance(accounts, dict):
-            self.problems.append(
-                root.problem(
-                    ("accounts",), Severity.ERROR, "accounts must be a map of account names"
+        for section, read in (("accounts", self.account), ("partners", self.partner)):
+            named = data.get(section)
+            if named is not None and not isinstance(named, dict):
+                what = section.removesuffix("s")
+                self.problems.append(
+                    root.problem(
+                        (section,), Severity.ERROR, f"{section} must be a map of {what} names"
+                    )
                 )
-            )
-        elif accounts:
-            for name, raw in accounts.items():
-                self.account(file, node, str(name), raw)
+            elif named:
+                for name, raw in named.items():
+                    read(file, node, str(name), raw)
         self._items(file, node, "trunks", data.get("trunks"), model=TrunkSpec, into=self.trunks)
         self._items(file, node, "routes", data.get("routes"), model=RouteSpec, into=self.routes)
 
@@ -255,6 +266,24 @@ class _Collector:
         self.problems += problems
         if spec is not None:
             self.accounts.append(NamedAccount(name, spec, origin))
+
+    def partner(self, file: str, node: yaml.Node | None, name: str, raw: Any) -> None:
+        origin = Origin(file, ("partners", name), _locator(node))
+        if not ACCOUNT_NAME.fullmatch(name) or name == "none":
+            self.problems.append(
+                origin.problem(
+                    (),
+                    Severity.ERROR,
+                    f"partner name {name!r} must be letters, digits, '_' or '-' (and not "
+                    "'none', which means no partner), like blr_livekit",
+                    at_key=True,
+                )
+            )
+            return
+        spec, origin, problems = _validate(PartnerSpec, raw, origin, node)
+        self.problems += problems
+        if spec is not None:
+            self.partners.append(NamedPartner(name, spec, origin))
 
 
 @contextmanager
@@ -331,6 +360,12 @@ def _load(root: Path) -> Manifests:
                 account.name, account.spec.model_copy(update={"ledger": ledger}), account.origin
             )
     trunks = tuple(_with_defaults(trunk, accounts) for trunk in collector.trunks)
+    partners: dict[str, NamedPartner] = {}
+    for partner in collector.partners:
+        partners.setdefault(partner.name, partner)
+    collector.problems += seam.check(
+        accounts, partners, trunks, tuple(collector.routes), duplicates=collector.partners
+    )
     return Manifests(
         str(root),
         tuple(map(str, files)),
@@ -339,6 +374,7 @@ def _load(root: Path) -> Manifests:
         tuple(sorted(collector.problems)),
         tuple(collector.routes),
         tuple(skipped),
+        partners,
     )
 
 

@@ -13,6 +13,7 @@ list item at fault.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -36,7 +37,7 @@ from reconciler.manifests import canonical
 SECRET_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ACCOUNT_SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-SECRET_FIELDS = frozenset({"api_key", "api_token", "password"})
+SECRET_FIELDS = frozenset({"api_key", "api_token", "password", "api_secret"})
 MAX_PRIORITY = 65535  # same range as DNS SRV priority and weight, which these mirror
 USER_NAME_MAX, FRIENDLY_NAME_MAX = 32, 32  # docs/exotel-api.md section 6a
 
@@ -168,6 +169,123 @@ class Shorthand(Spec):
         return {"anyOf": [text, handler(core_schema)]}
 
 
+def _signalling_host(value: str) -> str:
+    host = value.strip().lower()
+    try:
+        canonical.ipv4_address(host)
+    except ValueError:
+        if not canonical.is_fqdn(host):
+            raise ValueError(
+                f"host {value!r} must be a host name or an IPv4 address, without port or "
+                "scheme, like pstn.in2.exotel.com"
+            ) from None
+    return host
+
+
+def _any_ipv4_network(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value.strip(), strict=True)
+    except ValueError as error:
+        raise ValueError(
+            f"{value!r} is not an IPv4 address or network ({error}), like 203.0.113.10 or "
+            "203.0.113.0/28"
+        ) from None
+    return str(network)
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError(f"port {value} is out of range: use 1 to 65535")
+    return value
+
+
+def _partner_url(value: str) -> str:
+    if SECRET_REFERENCE.fullmatch(value):
+        return value
+    if not re.fullmatch(r"(?:https?|wss?)://[^\s/?#]+/?", value):
+        raise ValueError(
+            f"url {value!r} must be the project's URL, like https://my-project.livekit.cloud "
+            "(or an ${ENV} reference)"
+        )
+    return value.rstrip("/")
+
+
+SignallingAddress = Annotated[
+    StrictStr,
+    AfterValidator(_any_ipv4_network),
+    Field(
+        description="an IPv4 address or network Exotel's signalling comes from",
+        json_schema_extra={"examples": ["203.0.113.10", "203.0.113.0/28"]},
+    ),
+]
+Port = Annotated[StrictInt, AfterValidator(_port)]
+PARTNER_NAME = ACCOUNT_NAME
+NO_PARTNER = "none"
+
+
+class SignallingSpec(Spec):
+    """Exotel's SIP edge as a partner platform meets it (docs/exotel-api.md, section 8)."""
+
+    host: Annotated[StrictStr, AfterValidator(_signalling_host)] | None = Field(
+        None,
+        description="where partners send calls out (default: the trunk's domain_name, "
+        "<account sid>.pstn.exotel.com)",
+    )
+    tls_port: Port = Field(
+        443, description="Exotel's SIP over TLS port (developer.exotel.com: 443)"
+    )
+    tcp_port: Port = Field(
+        5070, description="Exotel's SIP over TCP port (developer.exotel.com: 5070)"
+    )
+    addresses: tuple[SignallingAddress, ...] = Field(
+        (),
+        description="the addresses Exotel's SIP signalling comes from, as Exotel gave them "
+        "(no public source lists them); partners allow exactly these",
+    )
+
+
+class PartnerSpec(Spec):
+    """The platform at the other end of a trunk."""
+
+    platform: Literal["livekit", "kamailio", "freeswitch", "asterisk"] = Field(
+        description="livekit: reconciled through LiveKit's API; kamailio, freeswitch, "
+        "asterisk: configuration rendered by reconciler render-partner"
+    )
+    url: Annotated[StrictStr, AfterValidator(_partner_url)] | None = Field(
+        None,
+        description="livekit: the project's URL (https://<project>.livekit.cloud or your "
+        "server); the LIVEKIT_URL environment variable overrides it",
+    )
+    api_key: (
+        Annotated[StrictStr, AfterValidator(_secret_reference("LIVEKIT_API_KEY")), _SECRET_SCHEMA]
+        | None
+    ) = Field(None, description="livekit: API key, as ${ENV_VAR} only")
+    api_secret: (
+        Annotated[
+            StrictStr, AfterValidator(_secret_reference("LIVEKIT_API_SECRET")), _SECRET_SCHEMA
+        ]
+        | None
+    ) = Field(None, description="livekit: API secret, as ${ENV_VAR} only")
+
+    @model_validator(mode="after")
+    def _platform_fields(self) -> PartnerSpec:
+        given = [name for name in ("url", "api_key", "api_secret") if getattr(self, name)]
+        if self.platform == "livekit":
+            missing = [n for n in ("url", "api_key", "api_secret") if n not in given]
+            if missing:
+                raise ValueError(
+                    f"a livekit partner needs {', '.join(missing)} (url: the project's URL; "
+                    "api_key and api_secret: ${ENV} references)"
+                )
+        elif given:
+            raise ValueError(
+                f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to livekit "
+                f"partners only; {self.platform}'s "
+                "configuration is rendered (reconciler render-partner), not sent to an API"
+            )
+        return self
+
+
 class AccountSpec(Spec):
     """An Exotel account: where its API is and which credentials reach it."""
 
@@ -196,6 +314,15 @@ class AccountSpec(Spec):
         None,
         description="the account's state file, relative to the manifests directory "
         "(default state/<account>.json)",
+    )
+    signalling: SignallingSpec | None = Field(
+        None,
+        description="Exotel's SIP edge for this account's partners: host, ports, addresses",
+    )
+    partner: StrictStr | None = Field(
+        None,
+        description="the partner (a name under partners:) of this account's trunks, unless "
+        "a trunk names its own or none",
     )
     rate_limit: StrictInt = Field(
         200,
@@ -244,6 +371,47 @@ class CredentialSpec(Spec):
     )
 
 
+class DispatchSpec(Spec):
+    """LiveKit: which room an inbound call joins (a dispatch rule)."""
+
+    room_prefix: StrictStr | None = Field(
+        None,
+        description="one new room per call, named <room_prefix><caller> (default: the "
+        "trunk's name and '-')",
+    )
+    room: StrictStr | None = Field(None, description="every call joins this one room")
+    agent: StrictStr | None = Field(
+        None, description="the agent (agent_name) LiveKit dispatches into the room"
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> DispatchSpec:
+        if self.room_prefix is not None and self.room is not None:
+            raise ValueError("give room_prefix (a room per call) or room (one room), not both")
+        return self
+
+
+class TrunkPartnerSpec(Shorthand):
+    """The trunk's partner end. A plain string is shorthand for {name: ...}."""
+
+    name: StrictStr = Field(description="a name under partners:, or none")
+    transport: Literal["tls", "tcp"] | None = Field(
+        None,
+        description="SIP transport between the partner and Exotel (default: the destination "
+        "URIs' transport, else tls)",
+    )
+    credential: Annotated[StrictStr, AfterValidator(_user_name)] | None = Field(
+        None,
+        description="the credential the partner calls out with (default: the trunk's first)",
+    )
+    dispatch: DispatchSpec | None = Field(None, description="livekit: the dispatch rule")
+    attributes: dict[StrictStr, StrictStr] = Field(
+        default_factory=dict,
+        description="livekit: SIP header -> participant attribute (headers_to_attributes); "
+        "X- headers also arrive as sip.h.<name> attributes",
+    )
+
+
 class TrunkSpec(Spec):
     """A vSIP trunk and everything on it."""
 
@@ -279,3 +447,8 @@ class TrunkSpec(Spec):
         None, description="trunk_external_alias: the caller ID on outbound calls, in E.164"
     )
     credentials: tuple[CredentialSpec, ...] = Field((), description="SIP digest credentials")
+    partner: TrunkPartnerSpec | None = Field(
+        None,
+        description="the platform at the trunk's other end (a name under partners:, or none); "
+        "default: the account's partner",
+    )

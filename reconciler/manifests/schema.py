@@ -20,17 +20,25 @@ from reconciler.manifests.models import (
     AccountSpec,
     CredentialSpec,
     DestinationSpec,
+    DispatchSpec,
+    PartnerSpec,
     PhoneNumberSpec,
+    SignallingSpec,
+    TrunkPartnerSpec,
     TrunkSpec,
 )
 from reconciler.manifests.routes import Agents, Conditions, Handoff, RouteSpec, Rule, Target
 
 REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("`accounts.<name>`", AccountSpec),
+    ("`accounts.<name>.signalling`", SignallingSpec),
+    ("`partners.<name>`", PartnerSpec),
     ("`trunks[]`", TrunkSpec),
     ("`trunks[].phone_numbers[]` (or a plain string: the number)", PhoneNumberSpec),
     ("`trunks[].destination_uris[]` (or a plain string: the uri)", DestinationSpec),
     ("`trunks[].credentials[]`", CredentialSpec),
+    ("`trunks[].partner` (or a plain string: the name)", TrunkPartnerSpec),
+    ("`trunks[].partner.dispatch`", DispatchSpec),
     ("`routes[]`", RouteSpec),
     ("`routes[].default` (and each rule)", Target),
     ("`routes[].rules[]`", Rule),
@@ -61,6 +69,9 @@ MODEL_NAMES: dict[type[BaseModel], tuple[str, str]] = {
     PhoneNumberSpec: ("phone number", "phone numbers"),
     DestinationSpec: ("destination", "destinations"),
     CredentialSpec: ("credential", "credentials"),
+    SignallingSpec: ("signalling", "signalling"),
+    TrunkPartnerSpec: ("partner", "partners"),
+    DispatchSpec: ("dispatch rule", "dispatch rules"),
     Target: ("target", "targets"),
     Rule: ("rule", "rules"),
     Conditions: ("conditions", "conditions"),
@@ -70,6 +81,7 @@ MODEL_NAMES: dict[type[BaseModel], tuple[str, str]] = {
 # Where the type alone says too little: (model, field) -> how the reference reads.
 FIELD_TYPES: dict[tuple[type[BaseModel], str], str] = {
     (Target, "custom_params"): "map of header name to value",
+    (TrunkPartnerSpec, "attributes"): "map of header name to attribute name",
 }
 
 
