@@ -11,7 +11,7 @@ the trunks where something did not succeed and plans them anew: what is left to 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from reconciler.apply.executor import Executor, Halt
@@ -21,6 +21,7 @@ from reconciler.exotel.client import ExotelClient
 from reconciler.live import read as live
 from reconciler.live.files import StateWriteError
 from reconciler.live.ledger import Recorder
+from reconciler.livekit.client import LiveKitClient
 from reconciler.plan.actions import AccountPlan, NoticeKind, Outcome, Status
 from reconciler.plan.build import AccountInput, plan_account
 
@@ -36,6 +37,7 @@ class Inputs:
     recorder: Recorder
     journal: Journal
     passwords: Passwords = field(repr=False)
+    livekit: Mapping[str, LiveKitClient] = field(default_factory=dict)  # by partner
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ async def run(
             journal=journal,
             desired={spec.name: spec for spec in inputs.account.desired},
             passwords=inputs.passwords,
+            ends={end.trunk: end for end in inputs.account.ends},
+            livekit=inputs.livekit,
             on_outcome=on_outcome,
             stopping=stopping,
             halt=halt,
@@ -117,7 +121,13 @@ async def verify(inputs: Inputs, outcomes: Sequence[Outcome]) -> AccountPlan:
         profile=inputs.account.profile,
         only=unsettled,
     )
-    remaining = plan_account(inputs.account, ledger, state)
+    partners = {o.action.target.get("partner") for o in outcomes if o.status is not Status.DONE}
+    projects = {
+        name: (await client.read()).objects
+        for name, client in inputs.livekit.items()
+        if name in partners
+    }
+    remaining = plan_account(inputs.account, ledger, state, projects=projects or None)
     return replace(
         remaining,
         notices=tuple(n for n in remaining.notices if n.kind is NoticeKind.RAIL),

@@ -24,11 +24,14 @@ import structlog
 
 from reconciler.apply.handlers import BATCHED, HANDLERS, Handlers, Passwords
 from reconciler.apply.journal import Journal
+from reconciler.apply.partners import PartnerHandlers
 from reconciler.errors import ApiError, Duplicate, ServerError, TransportError
 from reconciler.exotel.client import ExotelClient, NewDestination, answered_destination
 from reconciler.live.ledger import Recorder, StateWriteError
 from reconciler.live.state import fingerprint
+from reconciler.livekit.client import LiveKitClient
 from reconciler.manifests.models import TrunkSpec
+from reconciler.manifests.seam import End
 from reconciler.plan.actions import AccountPlan, Action, Kind, Operation, Outcome, Status
 from reconciler.plan.diff import parts
 
@@ -68,12 +71,21 @@ class Executor:
         journal: Journal,
         desired: Mapping[str, TrunkSpec],
         passwords: Passwords,
+        ends: Mapping[str, End] | None = None,
+        livekit: Mapping[str, LiveKitClient] | None = None,
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
         stopping: asyncio.Event | None = None,
         halt: Halt | None = None,
     ) -> None:
         self.handlers = Handlers(
-            plan=plan, client=client, recorder=recorder, desired=desired, passwords=passwords
+            plan=plan,
+            client=client,
+            recorder=recorder,
+            desired=desired,
+            passwords=passwords,
+            partner=PartnerHandlers(
+                recorder=recorder, ends=ends or {}, clients=livekit or {}, passwords=passwords
+            ),
         )
         self.plan = plan
         self.client = client

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TypeVar
 
+from reconciler.apply.partners import PartnerHandlers
 from reconciler.errors import ApiError, Duplicate, NotFound, ServerError, TransportError
 from reconciler.exotel.client import ExotelClient, answered_alias
 from reconciler.exotel.records import LiveNumber
@@ -54,6 +55,7 @@ class Handlers:
         recorder: Recorder,
         desired: Mapping[str, TrunkSpec],
         passwords: Passwords,
+        partner: PartnerHandlers | None = None,
     ) -> None:
         self.plan = plan
         self.client = client
@@ -62,6 +64,9 @@ class Handlers:
         self.passwords = passwords
         self.full = plan.profile == "full"
         self.sids = {name: entry.sid for name, entry in recorder.ledger.trunks.items()}
+        self.partner = partner or PartnerHandlers(
+            recorder=recorder, ends={}, clients={}, passwords=passwords
+        )
 
     # -- the ledger ----------------------------------------------------------------------
 
@@ -384,5 +389,8 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.DELETE_CREDENTIAL: Handlers.delete_credential,
     Operation.RECORD_ROUTE: Handlers.record_route,
     Operation.RECORD_PROTECT: Handlers.record_protect,
+    Operation.LIVEKIT_CREATE: lambda handlers, action: handlers.partner.create(action),
+    Operation.LIVEKIT_UPDATE: lambda handlers, action: handlers.partner.update(action),
+    Operation.LIVEKIT_DELETE: lambda handlers, action: handlers.partner.delete(action),
 }
 BATCHED = frozenset({Operation.ADD_DESTINATION})  # sent per trunk by the executor

@@ -17,6 +17,10 @@ beside the manifests and committed with them; never a secret in it:
           "fingerprint": "sha256:...",         # of the trunk's last applied desired state
           "parts": {"whitelisted_ip:13.126.40.0/24": "9f2c..."}  # each child's, for drift
         }
+      },
+      "partner_objects": {                      # what it owns on partner platforms
+        "blr_bot/outbound_trunk": {"partner": "blr_livekit", "id": "ST_...",
+                                   "digest": "4be1...", "password_version": 1}
       }
     }
 
@@ -42,7 +46,7 @@ import structlog
 
 from reconciler.errors import LedgerError, Locked
 from reconciler.live.files import StateWriteError, write_atomically
-from reconciler.live.state import FORMAT_VERSION, Ledger, TrunkEntry, fingerprint
+from reconciler.live.state import FORMAT_VERSION, Ledger, PartnerEntry, TrunkEntry, fingerprint
 from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.declared import ledger_path as relative_ledger_path
 
@@ -186,6 +190,9 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
     documents = document.get("route_documents") or {}
     if not isinstance(documents, dict) or not all(isinstance(v, dict) for v in documents.values()):
         raise LedgerError(f"ledger {path}: route_documents must map DIDs to routes")
+    objects = document.get("partner_objects") or {}
+    if not isinstance(objects, dict):
+        raise LedgerError(f"ledger {path}: partner_objects must be an object")
     return Ledger(
         account,
         account_sid,
@@ -193,7 +200,23 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
         tuple(pending),
         routes,
         documents,
+        {key: _partner_object(key, raw, path) for key, raw in objects.items()},
     )
+
+
+def _partner_object(key: str, raw: Any, path: Path) -> PartnerEntry:
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("partner"), str)
+        or not isinstance(raw.get("id"), str)
+        or not isinstance(raw.get("digest", ""), str)
+        or not isinstance(raw.get("password_version", 0), int)
+    ):
+        raise LedgerError(
+            f"ledger {path}: partner object {key!r} must be {{partner, id[, digest, "
+            f"password_version]}}; {RESTORE}"
+        )
+    return PartnerEntry(raw["partner"], raw["id"], raw.get("digest"), raw.get("password_version"))
 
 
 def write(path: Path, ledger: Ledger) -> None:

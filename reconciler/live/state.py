@@ -69,6 +69,26 @@ class TrunkEntry:
 
 
 @dataclass(frozen=True)
+class PartnerEntry:
+    """An object this account owns on a partner platform (LiveKit): the partner, its ID,
+    a digest of the fields last applied (drift is told apart from a manifest edit) and,
+    for an outbound trunk, the password_version it was given."""
+
+    partner: str
+    id: str
+    digest: str | None = None
+    password_version: int | None = None
+
+    def document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"partner": self.partner, "id": self.id}
+        if self.digest is not None:
+            document["digest"] = self.digest
+        if self.password_version is not None:
+            document["password_version"] = self.password_version
+        return document
+
+
+@dataclass(frozen=True)
 class Ledger:
     account: str
     account_sid: str
@@ -81,6 +101,8 @@ class Ledger:
     # DID -> the route last applied (no secrets in routes), so a change is shown field by
     # field; absent for routes recorded before these were kept.
     route_documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # "<trunk>/<kind>" -> the partner object (a LiveKit trunk or dispatch rule) it owns
+    partner_objects: Mapping[str, PartnerEntry] = field(default_factory=dict)
 
     def by_sid(self) -> dict[str, str]:
         return {entry.sid: name for name, entry in self.trunks.items()}
@@ -104,6 +126,13 @@ class Ledger:
                 documents[did] = document
         return replace(self, routes=routes, route_documents=documents)
 
+    def with_partner_object(self, key: str, entry: PartnerEntry | None) -> Ledger:
+        """A copy with the partner object at ``key`` set (or forgotten when None)."""
+        objects = {name: value for name, value in self.partner_objects.items() if name != key}
+        if entry is not None:
+            objects[key] = entry
+        return replace(self, partner_objects=objects)
+
     def document(self) -> dict[str, Any]:
         document: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
@@ -117,6 +146,10 @@ class Ledger:
             document["routes"] = dict(sorted(self.routes.items()))
         if self.route_documents:
             document["route_documents"] = dict(sorted(self.route_documents.items()))
+        if self.partner_objects:
+            document["partner_objects"] = {
+                key: self.partner_objects[key].document() for key in sorted(self.partner_objects)
+            }
         return document
 
 

@@ -42,11 +42,13 @@ def require_secrets(
     *,
     accounts: Sequence[str] | None = None,
     passwords: bool = True,
+    partners: Sequence[str] = (),
 ) -> tuple[Secrets, list[Problem]]:
     """The secrets of the chosen accounts, from the environment; problems name what is missing.
 
     ``validate`` does not call this (pull-request checks run without secrets); every
-    command that calls the API does, before its first call.
+    command that calls the API does, before its first call. ``partners``: the LiveKit
+    partners whose API key and secret the command needs.
     """
     wanted = set(accounts) if accounts is not None else set(manifests.accounts)
     problems: list[Problem] = []
@@ -89,6 +91,12 @@ def require_secrets(
         account = manifests.accounts[name]
         need(account.spec.api_key, account.origin, ("api_key",))
         need(account.spec.api_token, account.origin, ("api_token",))
+    for name in sorted(set(partners) & set(manifests.partners)):
+        partner = manifests.partners[name]
+        for key in ("url", "api_key", "api_secret"):
+            reference = getattr(partner.spec, key)
+            if reference is not None:
+                need(reference, partner.origin, (key,))
     for trunk in manifests.trunks:
         if trunk.spec.account in wanted:
             for index, credential in enumerate(trunk.spec.credentials):

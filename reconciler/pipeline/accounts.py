@@ -24,10 +24,12 @@ from reconciler.exotel.transport import (
     http_client,
 )
 from reconciler.live import ledger as ledgers
+from reconciler.livekit.client import LiveKitClient, partner_url, refuse_foreign
 from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import SECRET_REFERENCE, AccountSpec
 from reconciler.manifests.problems import did_you_mean
+from reconciler.manifests.seam import End, ends
 from reconciler.manifests.secrets import Secrets, require_secrets
 from reconciler.plan.steps import AccountInput
 
@@ -99,6 +101,25 @@ def known_trunks(manifests: Manifests, accounts: Sequence[str], trunks: frozense
 
 
 @dataclass(frozen=True)
+class LiveKitAccess:
+    """Where one LiveKit partner's API is, and its key and secret (never printed)."""
+
+    partner: str
+    url: str
+    api_key: str = field(repr=False)
+    api_secret: str = field(repr=False)
+
+    def client(self, options: Options) -> LiveKitClient:
+        return LiveKitClient(
+            partner=self.partner,
+            url=self.url,
+            api_key=self.api_key,
+            api_secret=self.api_secret,
+            timeout=options.timeout,
+        )
+
+
+@dataclass(frozen=True)
 class Account:
     """One chosen account, resolved once before any call: what it declares, where its
     ledger and its API are, and its secrets (left out of its repr, so never printed).
@@ -113,6 +134,8 @@ class Account:
     # (trunk, username) -> password: all of them for apply; for other commands, those
     # whose variable this run has (plans compare them with the ledger's checks).
     passwords: Mapping[tuple[str, str], str] = field(repr=False)
+    # The LiveKit partners its trunks use, or its ledger still holds objects on.
+    livekit: Mapping[str, LiveKitAccess] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -141,6 +164,48 @@ def client_for(account: Account, options: Options) -> ExotelClient:
     per_minute = spec.rate_limit if options.per_minute is None else options.per_minute
     gate = Gate(per_minute=per_minute, concurrency=options.concurrency, account=account.name)
     return ExotelClient(account=account.name, sid=spec.sid, http=http, gate=gate)
+
+
+def livekit_ends(manifests: Manifests, account: str) -> tuple[End, ...]:
+    """The LiveKit ends of an account's trunks."""
+    found = ends(
+        manifests.accounts,
+        manifests.partners,
+        (t.spec for t in manifests.trunks if t.spec.account == account),
+        [r.spec for r in manifests.routes],
+    )
+    return tuple(end for end in found if end.platform == "livekit")
+
+
+def livekit_partners(manifests: Manifests, account: NamedAccount) -> list[str]:
+    """The LiveKit partners an account needs: those its trunks use, and those its ledger
+    still holds objects on (to delete them), where declared."""
+    used = {end.partner for end in livekit_ends(manifests, account.name)}
+    with contextlib.suppress(LedgerError):  # the command reads it too, and says why not
+        path = ledgers.ledger_path(manifests.root, account)
+        held = ledgers.read(path, account=account.name, account_sid=account.spec.sid)
+        used |= {entry.partner for entry in held.partner_objects.values()}
+    declared = manifests.partners
+    return sorted(n for n in used if n in declared and declared[n].spec.platform == "livekit")
+
+
+def _livekit_access(
+    manifests: Manifests, names: Sequence[str], secrets: Secrets, environ: Mapping[str, str]
+) -> dict[str, LiveKitAccess]:
+    access = {}
+    for name in names:
+        spec = manifests.partners[name].spec
+        assert spec.url is not None
+        assert spec.api_key is not None and spec.api_secret is not None  # noqa: PT018
+        written = SECRET_REFERENCE.fullmatch(spec.url)
+        configured = secrets.get(spec.url) if written else spec.url
+        url = partner_url(configured, environ)
+        if in_ci(environ):
+            refuse_foreign(name, url, environ)
+        access[name] = LiveKitAccess(
+            name, url, secrets.get(spec.api_key), secrets.get(spec.api_secret)
+        )
+    return access
 
 
 def _resolve(
@@ -175,12 +240,14 @@ def _resolve(
             prune=spec.prune,
             desired=desired,
             routes=routes,
+            ends=livekit_ends(manifests, named.name),
         ),
         ledger_path=ledgers.ledger_path(manifests.root, named),
         url=url,
         api_key=secrets.get(spec.api_key),
         api_token=secrets.get(spec.api_token),
         passwords=passwords,
+        livekit=_livekit_access(manifests, livekit_partners(manifests, named), secrets, environ),
     )
 
 
@@ -197,8 +264,13 @@ def choose(
     if manifests.errors:
         raise ManifestError(manifests.errors)
     chosen = select(manifests, names)
+    partners = sorted({p for account in chosen for p in livekit_partners(manifests, account)})
     secrets, problems = require_secrets(
-        manifests, environ, accounts=[a.name for a in chosen], passwords=passwords
+        manifests,
+        environ,
+        accounts=[a.name for a in chosen],
+        passwords=passwords,
+        partners=partners,
     )
     if problems:
         raise ManifestError(problems)

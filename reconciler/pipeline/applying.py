@@ -28,6 +28,7 @@ from reconciler.apply.journal import Journal
 from reconciler.errors import Interrupted, LedgerError, Refused
 from reconciler.exotel.client import ExotelClient
 from reconciler.live import ledger as ledgers
+from reconciler.livekit.client import LiveKitClient
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline.accounts import Account, Options, choose, client_for, ledger_of
 from reconciler.pipeline.planning import plan_one
@@ -161,6 +162,7 @@ async def _apply_locked(
     return await _execute(
         chosen,
         plan,
+        options=options,
         read=read,
         clients=clients,
         on_outcome=on_outcome,
@@ -174,6 +176,7 @@ async def _execute(
     chosen: Sequence[Account],
     plan: Plan,
     *,
+    options: Options,
     read: Mapping[str, ledgers.Ledger],
     clients: Mapping[str, ExotelClient],
     on_outcome: Callable[[Outcome], None],
@@ -183,6 +186,39 @@ async def _execute(
 ) -> ApplyResult:
     """Every account's plan at once: each account's inputs resolved here, once, then run
     by ``apply.account``."""
+    async with contextlib.AsyncExitStack() as partners:
+        livekit = {
+            account.name: {
+                name: await partners.enter_async_context(access.client(options))
+                for name, access in account.livekit.items()
+            }
+            for account in chosen
+        }
+        return await _run_accounts(
+            chosen,
+            plan,
+            read=read,
+            clients=clients,
+            livekit=livekit,
+            on_outcome=on_outcome,
+            stopping=stopping,
+            halt=halt,
+            recorders=recorders,
+        )
+
+
+async def _run_accounts(
+    chosen: Sequence[Account],
+    plan: Plan,
+    *,
+    read: Mapping[str, ledgers.Ledger],
+    clients: Mapping[str, ExotelClient],
+    livekit: Mapping[str, Mapping[str, LiveKitClient]],
+    on_outcome: Callable[[Outcome], None],
+    stopping: asyncio.Event | None,
+    halt: Halt,
+    recorders: dict[str, ledgers.Recorder],
+) -> ApplyResult:
     journals = _open_journals(chosen, halt)
     inputs = []
     for account, account_plan in zip(chosen, plan.accounts, strict=True):
@@ -196,6 +232,7 @@ async def _execute(
                 recorder=recorders[account.name],
                 journal=journals[account.name],
                 passwords=account.passwords,
+                livekit=livekit[account.name],
             )
         )
     runs = await asyncio.gather(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
+from reconciler.errors import ApiError
 from reconciler.exotel.client import ExotelClient
 from reconciler.live import password_check
 from reconciler.live import read as live
@@ -22,6 +24,7 @@ from reconciler.pipeline.accounts import Account, Options, choose, client_for, l
 from reconciler.plan.actions import AccountPlan, Notice, NoticeKind, Plan
 from reconciler.plan.build import plan_account
 from reconciler.plan.dids import did_notices, new_numbers
+from reconciler.plan.livekit import Projects
 
 
 def targeted(planned: AccountPlan, trunks: frozenset[str], held: frozenset[str]) -> AccountPlan:
@@ -88,6 +91,24 @@ def variable(credential: CredentialSpec) -> str:
     return found[1] if found else "its password"
 
 
+async def read_partners(account: Account, options: Options) -> Projects:
+    """What each LiveKit partner of the account lists now, through LiveKit's SDK (three
+    requests each). With ``options.tolerant`` (drift) a partner that cannot be read is
+    reported in the plan instead of failing it."""
+
+    async def one(name: str) -> tuple[str, Mapping[str, Any] | None]:
+        try:
+            async with account.livekit[name].client(options) as client:
+                return name, (await client.read()).objects
+        except ApiError:
+            if not options.tolerant:
+                raise
+            return name, None
+
+    found = await asyncio.gather(*(one(name) for name in sorted(account.livekit)))
+    return dict(found)
+
+
 async def plan_one(
     account: Account, client: ExotelClient, ledger: Ledger, options: Options
 ) -> AccountPlan:
@@ -106,7 +127,10 @@ async def plan_one(
         listing=True if scope is not None else None,
         tolerant=options.tolerant,
     )
-    planned = plan_account(declared, ledger, state, max_delete=options.max_delete)
+    projects = await read_partners(account, options) if account.livekit else {}
+    planned = plan_account(
+        declared, ledger, state, max_delete=options.max_delete, projects=projects
+    )
     planned = replace(planned, notices=(*planned.notices, *await password_notices(account, ledger)))
     if options.trunks:
         held = frozenset(spec.name for spec in declared.desired) | set(ledger.trunks)

@@ -29,6 +29,10 @@ class Resource(StrEnum):
     ALIAS = "alias"
     CREDENTIAL = "credential"
     ROUTE = "route"  # served by reconciler serve; recorded, never sent to Exotel
+    # The partner end on LiveKit (plan.livekit): sent to LiveKit's API, never to Exotel.
+    LIVEKIT_INBOUND_TRUNK = "livekit_inbound_trunk"
+    LIVEKIT_OUTBOUND_TRUNK = "livekit_outbound_trunk"
+    LIVEKIT_DISPATCH_RULE = "livekit_dispatch_rule"
 
 
 class Kind(StrEnum):
@@ -75,6 +79,9 @@ class Operation(StrEnum):
     DELETE_CREDENTIAL = "delete_credential"
     RECORD_ROUTE = "record_route"  # routes are served by reconciler serve: ledger only
     RECORD_PROTECT = "record_protect"  # protect lives in the ledger: no API call
+    LIVEKIT_CREATE = "livekit_create"  # a trunk's LiveKit end (plan.livekit)
+    LIVEKIT_UPDATE = "livekit_update"
+    LIVEKIT_DELETE = "livekit_delete"
 
 
 class Status(StrEnum):
@@ -167,6 +174,8 @@ class NoticeKind(StrEnum):
     UNREADABLE = "unreadable"
     PROFILE = "profile"
     PASSWORD = "password"  # noqa: S105 (a kind of notice: a value changed, its version did not)
+    SEAM = "seam"  # the two ends of a trunk disagree, or another object stands in the way
+    ROTATION = "rotation"  # one credential change, carried out across both ends
 
 
 @dataclass(frozen=True)

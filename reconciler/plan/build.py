@@ -8,7 +8,8 @@ The stages of planning, each a module of this package (docs/architecture.md):
 ``live.pairing`` says what each declared trunk is; ``trunks`` turns each into steps
 (with ``diff`` and ``operations``); here, ledger trunks no longer declared are deleted
 (``prune``) or kept, and live trunks nobody owns are reported; ``routes`` adds route
-records; ``order`` adds dependencies and sorts; ``rails`` adds what apply must refuse.
+records; ``livekit`` the partner end on LiveKit; ``order`` adds dependencies and sorts;
+``rails`` adds what apply must refuse.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from reconciler.live.pairing import pair
 from reconciler.live.state import AccountState, Ledger, TrunkEntry
 from reconciler.plan import rails
 from reconciler.plan.actions import AccountPlan, Kind, NoticeKind, Operation, Resource
+from reconciler.plan.livekit import Projects, plan_livekit, rotations
 from reconciler.plan.order import dependencies, order
 from reconciler.plan.routes import route_actions
 from reconciler.plan.steps import AccountInput, Step, Steps, address
@@ -99,9 +101,16 @@ def _state_notices(steps: Steps, ledger: Ledger, state: AccountState) -> None:
 
 
 def plan_account(
-    account: AccountInput, ledger: Ledger, state: AccountState, *, max_delete: int | None = None
+    account: AccountInput,
+    ledger: Ledger,
+    state: AccountState,
+    *,
+    max_delete: int | None = None,
+    projects: Projects | None = None,
 ) -> AccountPlan:
-    """One account's plan: ordered actions and the notices a reviewer must see."""
+    """One account's plan: ordered actions and the notices a reviewer must see.
+    ``projects``: what LiveKit lists for each partner the account uses (None: LiveKit's
+    end is not looked at)."""
     steps = Steps(account)
     planner = TrunkPlanner(steps, ledger, state)
     pairing = pair(account.desired, ledger, state.listed)
@@ -116,8 +125,17 @@ def plan_account(
         account.name, declared=len(account.desired), tracked=len(ledger.trunks)
     )
     _state_notices(steps, ledger, state)
+    if projects is not None and (account.ends or ledger.partner_objects):
+        deleting = frozenset(
+            a.trunk for a in steps.actions if a.operation is Operation.DELETE_TRUNK
+        )
+        plan_livekit(steps, account.ends, ledger, projects, deleting=deleting)
     managed = rails.managed(state)
-    actions = order(dependencies(steps.actions))
+    linked, rotated = rotations(dependencies(steps.actions), account.ends)
+    for trunk, said in rotated:
+        where = address(account.name, trunk, Resource.TRUNK)
+        steps.notice(NoticeKind.ROTATION, f"one change across both ends of {trunk}: {said}", where)
+    actions = order(linked)
     steps.notices += rails.too_many_deletions(
         account.name, actions, state, managed_objects=managed, max_delete=max_delete
     )

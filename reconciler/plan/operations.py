@@ -44,9 +44,17 @@ TRUNK_RANK: dict[Operation, int] = {
     Operation.DELETE_TRUNK: 12,
     Operation.RECORD_ROUTE: 13,
 }
-RANK: dict[Operation, int] = TRUNK_RANK | {
-    operation: rank for kind in KINDS for operation, rank in kind.rank.items()
+# A trunk's LiveKit end: after Exotel's end has what it needs (plan.livekit).
+PARTNER_RANK: dict[Operation, int] = {
+    Operation.LIVEKIT_CREATE: 10,
+    Operation.LIVEKIT_UPDATE: 10,
+    Operation.LIVEKIT_DELETE: 11,
 }
+RANK: dict[Operation, int] = (
+    TRUNK_RANK
+    | PARTNER_RANK
+    | {operation: rank for kind in KINDS for operation, rank in kind.rank.items()}
+)
 MANUAL_RANK = 11  # a manual step waits for everything apply can do on its trunk
 
 # How a person does what the API (or the profile) cannot.

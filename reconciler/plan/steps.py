@@ -13,6 +13,7 @@ from typing import Any
 
 from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.routes import RouteSpec
+from reconciler.manifests.seam import End
 from reconciler.plan.actions import Action, Kind, Notice, NoticeKind, Operation, Origin, Resource
 from reconciler.plan.operations import MANUAL_HOW, NOT_IN_MINIMAL
 
@@ -39,6 +40,7 @@ class AccountInput:
     prune: bool
     desired: tuple[TrunkSpec, ...]
     routes: tuple[RouteSpec, ...] = ()
+    ends: tuple[End, ...] = ()  # the LiveKit ends of its trunks (plan.livekit)
 
 
 @dataclass(frozen=True, kw_only=True)

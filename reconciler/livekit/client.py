@@ -1,0 +1,269 @@
+"""LiveKit's SIP API, through LiveKit's official SDK (``livekit-api``): read, create,
+replace and delete the inbound trunks, outbound trunks and dispatch rules of a project.
+
+Called by the pipeline (``plan``, ``drift``, ``import``: reads) and by apply's handlers
+(writes). Every failure becomes one of the reconciler's ``ApiError`` kinds, naming the
+partner and never a secret. A replace starts from the object as LiveKit holds it, so
+what this tool does not manage (Krisp, ringing timeouts, room presets) is kept
+(docs/partners/livekit.md).
+
+Where the API secret may go: LiveKit's URL comes from the manifest (or ``LIVEKIT_URL``),
+so in CI, where a pull request may have written it, tokens signed with the secret go
+only to LiveKit Cloud over HTTPS or to hosts the workflow itself lists in
+``RECONCILER_ALLOWED_HOSTS``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from jwt.warnings import InsecureKeyLengthWarning
+from livekit import api
+from livekit.api.sip_service import SipService
+from livekit.protocol import sip as sip_pb
+
+from reconciler.errors import (
+    ApiError,
+    AuthFailed,
+    ConfigError,
+    Invalid,
+    NotFound,
+    ServerError,
+    TransportError,
+)
+from reconciler.livekit.records import (
+    Fields,
+    LiveObject,
+    ObjectKind,
+    dispatch_message,
+    from_dispatch,
+    from_inbound,
+    from_outbound,
+    inbound_message,
+    outbound_message,
+)
+
+CLOUD_SUFFIX = ".livekit.cloud"
+URL_VARIABLE = "LIVEKIT_URL"
+ALLOWED_HOSTS = "RECONCILER_ALLOWED_HOSTS"
+T = TypeVar("T")
+# LiveKit's development secret ("secret", as the sandbox and `livekit-server --dev` use) is
+# short; the SDK's JWT library warns on every request. A tool's output is not the place.
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
+
+
+def partner_url(configured: str, environ: Mapping[str, str]) -> str:
+    """The API's URL: ``LIVEKIT_URL`` over the manifest's, as LiveKit's own tools read it;
+    ``ws(s)://`` (what LiveKit's clients are given) becomes ``http(s)://``."""
+    url = environ.get(URL_VARIABLE) or configured
+    return url.replace("wss://", "https://", 1).replace("ws://", "http://", 1).rstrip("/")
+
+
+def foreign(url: str, allowed: str) -> str | None:
+    """``url``'s host when a token signed with the API secret must not go there from CI:
+    not LiveKit Cloud over HTTPS, and not listed in ``allowed``. None when safe."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host.endswith(CLOUD_SUFFIX) and parts.port in (None, 443):
+        return None
+    listed = {entry.strip().lower() for entry in allowed.split(",") if entry.strip()}
+    with_port = f"{host}:{parts.port}" if parts.port is not None else host
+    if host in listed or with_port in listed:
+        return None
+    return f"{parts.scheme}://{with_port}"
+
+
+@dataclass(frozen=True)
+class Project:
+    """What LiveKit lists for one project: the managed fields, and the messages as read
+    (a replace starts from them)."""
+
+    objects: Mapping[str, LiveObject] = field(default_factory=dict)  # by ID
+    messages: Mapping[str, object] = field(default_factory=dict, repr=False)
+
+    def of(self, kind: ObjectKind) -> list[LiveObject]:
+        return [found for found in self.objects.values() if found.kind is kind]
+
+
+class LiveKitClient:
+    """One LiveKit project's SIP API. An async context manager: the SDK's HTTP session
+    lives as long as the block."""
+
+    def __init__(
+        self, *, partner: str, url: str, api_key: str, api_secret: str, timeout: float = 30.0
+    ) -> None:
+        self.partner = partner
+        self.url = url
+        self._key = api_key
+        self._secret = api_secret
+        self._timeout = timeout
+        self._api: api.LiveKitAPI | None = None
+        self.calls = 0
+
+    def __repr__(self) -> str:
+        return f"LiveKitClient(partner={self.partner!r}, url={self.url!r})"
+
+    async def __aenter__(self) -> LiveKitClient:
+        self._api = api.LiveKitAPI(
+            self.url,
+            self._key,
+            self._secret,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
+
+    @property
+    def _sip(self) -> SipService:
+        if self._api is None:
+            raise RuntimeError("LiveKitClient is used outside its async with block")
+        return self._api.sip
+
+    async def read(self) -> Project:
+        """Every inbound trunk, outbound trunk and dispatch rule: three requests."""
+        inbound = await self._call(
+            "list inbound trunks",
+            self._sip.list_inbound_trunk(sip_pb.ListSIPInboundTrunkRequest()),
+        )
+        outbound = await self._call(
+            "list outbound trunks",
+            self._sip.list_outbound_trunk(sip_pb.ListSIPOutboundTrunkRequest()),
+        )
+        rules = await self._call(
+            "list dispatch rules",
+            self._sip.list_dispatch_rule(sip_pb.ListSIPDispatchRuleRequest()),
+        )
+        objects: dict[str, LiveObject] = {}
+        messages: dict[str, object] = {}
+        for trunk in inbound.items:
+            objects[trunk.sip_trunk_id], messages[trunk.sip_trunk_id] = from_inbound(trunk), trunk
+        for out in outbound.items:
+            objects[out.sip_trunk_id], messages[out.sip_trunk_id] = from_outbound(out), out
+        for rule in rules.items:
+            rule_id = rule.sip_dispatch_rule_id
+            objects[rule_id], messages[rule_id] = from_dispatch(rule), rule
+        return Project(objects, messages)
+
+    async def create(self, kind: ObjectKind, fields: Fields, password: str = "") -> LiveObject:
+        if kind is ObjectKind.INBOUND_TRUNK:
+            request = sip_pb.CreateSIPInboundTrunkRequest(trunk=inbound_message(fields))
+            return from_inbound(
+                await self._call("create inbound trunk", self._sip.create_inbound_trunk(request))
+            )
+        if kind is ObjectKind.OUTBOUND_TRUNK:
+            outbound = sip_pb.CreateSIPOutboundTrunkRequest(
+                trunk=outbound_message(fields, password)
+            )
+            return from_outbound(
+                await self._call("create outbound trunk", self._sip.create_outbound_trunk(outbound))
+            )
+        rule = sip_pb.CreateSIPDispatchRuleRequest(dispatch_rule=dispatch_message(fields))
+        return from_dispatch(
+            await self._call("create dispatch rule", self._sip.create_dispatch_rule(rule))
+        )
+
+    async def replace(
+        self, kind: ObjectKind, object_id: str, fields: Fields, password: str = ""
+    ) -> LiveObject:
+        """Replace the object with its managed fields set, starting from it as LiveKit
+        holds it now (one read, then the write)."""
+        base = (await self.read()).messages.get(object_id)
+        if base is None:
+            raise NotFound(f"LiveKit ({self.partner}): {kind.value} {object_id} does not exist")
+        if kind is ObjectKind.INBOUND_TRUNK:
+            assert isinstance(base, sip_pb.SIPInboundTrunkInfo)
+            message = inbound_message(fields, base)
+            return from_inbound(
+                await self._call(
+                    "replace inbound trunk", self._sip.update_inbound_trunk(object_id, message)
+                )
+            )
+        if kind is ObjectKind.OUTBOUND_TRUNK:
+            assert isinstance(base, sip_pb.SIPOutboundTrunkInfo)
+            outbound = outbound_message(fields, password, base)
+            return from_outbound(
+                await self._call(
+                    "replace outbound trunk", self._sip.update_outbound_trunk(object_id, outbound)
+                )
+            )
+        assert isinstance(base, sip_pb.SIPDispatchRuleInfo)
+        rule = dispatch_message(fields, base)
+        return from_dispatch(
+            await self._call(
+                "replace dispatch rule", self._sip.update_dispatch_rule(object_id, rule)
+            )
+        )
+
+    async def delete(self, kind: ObjectKind, object_id: str) -> None:
+        if kind is ObjectKind.DISPATCH_RULE:
+            request = sip_pb.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=object_id)
+            await self._call("delete dispatch rule", self._sip.delete_dispatch_rule(request))
+        else:
+            trunk = sip_pb.DeleteSIPTrunkRequest(sip_trunk_id=object_id)
+            await self._call(
+                f"delete {kind.value.replace('_', ' ')}", self._sip.delete_trunk(trunk)
+            )
+
+    async def _call(self, what: str, request: Awaitable[T]) -> T:
+        """Await one SDK request; its failure as an ``ApiError`` naming the partner."""
+        self.calls += 1
+        writing = not what.startswith("list")
+        said = f"LiveKit ({self.partner}, {self.url}): {what}"
+        try:
+            return await request
+        except api.TwirpError as error:
+            raise _error(said, error) from None
+        except TimeoutError:
+            raise TransportError(
+                f"{said}: no answer within {self._timeout:g} s", maybe_committed=writing
+            ) from None
+        except aiohttp.ClientConnectorError as error:
+            raise TransportError(
+                f"{said}: cannot connect ({error.os_error.strerror or error})",
+                maybe_committed=False,
+            ) from None
+        except aiohttp.ClientError as error:
+            raise TransportError(
+                f"{said}: {type(error).__name__}: {error}", maybe_committed=writing
+            ) from None
+
+
+def _error(said: str, error: api.TwirpError) -> ApiError:
+    text = f"{said}: {error.code}: {error.message}"
+    if error.code in ("unauthenticated", "permission_denied") or error.status in (401, 403):
+        return AuthFailed(
+            f"{text} (check the partner's api_key and api_secret, and that the key has the "
+            "SIP admin grant)"
+        )
+    if error.code in ("not_found", "bad_route"):
+        return NotFound(text)
+    if error.code in ("invalid_argument", "already_exists", "failed_precondition"):
+        return Invalid(text)
+    return ServerError(text)
+
+
+def refuse_foreign(partner: str, url: str, environ: Mapping[str, str]) -> None:
+    """In CI, refuse to sign requests for a host that is not LiveKit Cloud's or listed."""
+    host = foreign(url, environ.get(ALLOWED_HOSTS, ""))
+    if host is not None:
+        raise ConfigError(
+            f"partner {partner}: refusing to send LiveKit API requests to {host}: in CI they "
+            f"go only to LiveKit Cloud over HTTPS (*{CLOUD_SUFFIX}). A workflow that means "
+            f"to use another (its own server, a sandbox) lists it in its own environment: "
+            f"{ALLOWED_HOSTS}=host:port. Nothing was sent."
+        )

@@ -1,0 +1,325 @@
+"""The LiveKit end of an account's trunks: what to create, update or delete on LiveKit,
+in the same plan, with the same vocabulary, as Exotel's end.
+
+Called by ``plan.build``. Pure: takes each trunk's partner end (``manifests.seam``), the
+ledger (which LiveKit objects this account owns, by ID) and what LiveKit lists now, and
+adds actions and notices to the account's ``Steps``.
+
+* An object is this account's only when the ledger holds its ID; anything else LiveKit
+  lists is reported and never touched (``import`` adopts one).
+* A change is drift when the manifest's fields are those last applied (the ledger's
+  digest) and LiveKit's differ; otherwise it is the manifest's.
+* Passwords are never fields: the outbound trunk's ``password_version`` is compared with
+  the one the ledger says LiveKit was given, and a plan shows only the version.
+* A credential rotation spans both ends in a safe order: the new credential on Exotel,
+  then LiveKit's outbound trunk, then the old credential removed (``rotations``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from reconciler.live.state import Ledger, digest
+from reconciler.livekit.records import (
+    LABEL,
+    OWNER,
+    LiveObject,
+    ObjectKind,
+    desired,
+    metadata,
+    password_version,
+    shown,
+    wanted,
+)
+from reconciler.manifests.seam import End
+from reconciler.plan.actions import Action, Kind, NoticeKind, Operation, Origin, Resource
+from reconciler.plan.steps import Step, Steps, address
+
+RESOURCE = {
+    ObjectKind.INBOUND_TRUNK: Resource.LIVEKIT_INBOUND_TRUNK,
+    ObjectKind.OUTBOUND_TRUNK: Resource.LIVEKIT_OUTBOUND_TRUNK,
+    ObjectKind.DISPATCH_RULE: Resource.LIVEKIT_DISPATCH_RULE,
+}
+KIND_OF = {resource: kind for kind, resource in RESOURCE.items()}
+Projects = Mapping[str, Mapping[str, LiveObject] | None]  # partner -> objects by ID (None: unread)
+
+
+def ledger_key(trunk: str, partner: str, kind: ObjectKind) -> str:
+    return f"{trunk}/{partner}/{kind.value}"
+
+
+def pending_inbound(trunk: str) -> str:
+    """What a dispatch rule names while its inbound trunk is still to be created."""
+    return f"(the inbound trunk of {trunk}, once created)"
+
+
+def fields_digest(fields: Mapping[str, Any]) -> str:
+    return digest(dict(fields))
+
+
+def plan_livekit(
+    steps: Steps,
+    ends: Sequence[End],
+    ledger: Ledger,
+    projects: Projects,
+    *,
+    deleting: frozenset[str] = frozenset(),
+) -> None:
+    """Add the LiveKit actions of the account's trunks (``ends``: those with a LiveKit
+    partner) to ``steps``; ``deleting``: trunks this plan deletes on Exotel."""
+    wanted_keys: set[str] = set()
+    for end in ends:
+        objects = projects.get(end.partner)
+        if objects is None:
+            steps.notice(
+                NoticeKind.UNREADABLE,
+                f"partner {end.partner} (LiveKit) could not be read, so trunk {end.trunk}'s "
+                "LiveKit end was not checked",
+                address(steps.account.name, end.trunk, Resource.TRUNK),
+            )
+            wanted_keys |= {ledger_key(end.trunk, end.partner, kind) for kind in ObjectKind}
+            continue
+        for kind in wanted(end):
+            wanted_keys.add(ledger_key(end.trunk, end.partner, kind))
+            _one(steps, end, kind, ledger, objects)
+    _retired(steps, ledger, projects, wanted_keys, deleting)
+    _unmanaged(steps, ends, ledger, projects)
+
+
+def _inbound_id(end: End, ledger: Ledger, objects: Mapping[str, LiveObject]) -> str:
+    entry = ledger.partner_objects.get(ledger_key(end.trunk, end.partner, ObjectKind.INBOUND_TRUNK))
+    return entry.id if entry is not None and entry.id in objects else pending_inbound(end.trunk)
+
+
+def _one(
+    steps: Steps,
+    end: End,
+    kind: ObjectKind,
+    ledger: Ledger,
+    objects: Mapping[str, LiveObject],
+) -> None:
+    entry = ledger.partner_objects.get(ledger_key(end.trunk, end.partner, kind))
+    fields = desired(end, kind, _inbound_id(end, ledger, objects))
+    version = password_version(end) if kind is ObjectKind.OUTBOUND_TRUNK else None
+    label = f"LiveKit {LABEL[kind]} on {end.partner}"
+    target = {"partner": end.partner, "kind": kind.value}
+    live = objects.get(entry.id) if entry is not None else None
+    if entry is None or live is None:
+        gone = entry is not None
+        inbound = address(
+            steps.account.name, end.trunk, Resource.LIVEKIT_INBOUND_TRUNK, end.partner
+        )
+        waits = kind is ObjectKind.DISPATCH_RULE and fields["trunk_ids"] == [
+            pending_inbound(end.trunk)
+        ]
+        steps.add(
+            Step(
+                trunk=end.trunk,
+                operation=Operation.LIVEKIT_CREATE,
+                kind=Kind.CREATE,
+                resource=RESOURCE[kind],
+                key=end.partner,
+                after=shown(kind, fields, version),
+                reason=(
+                    f"{label} {entry.id} was deleted on LiveKit, outside git: create it again"
+                    if gone and entry is not None
+                    else f"new: trunk {end.trunk}'s {label}"
+                ),
+                origin=Origin.DRIFT if gone else Origin.MANIFEST,
+                target=target,
+                depends=(inbound,) if waits else (),
+            )
+        )
+        return
+    changed = [name for name, value in fields.items() if live.fields.get(name) != value]
+    rotated = (
+        kind is ObjectKind.OUTBOUND_TRUNK
+        and bool(fields.get("auth_username"))
+        and (
+            entry.password_version != version
+            or live.fields.get("auth_username") != fields["auth_username"]
+        )
+    )
+    if not changed and not rotated:
+        return
+    before = {name: live.fields.get(name) for name in changed}
+    after = {name: fields[name] for name in changed}
+    if rotated:
+        before["auth_password"] = f"(sensitive) version {entry.password_version}"
+        after["auth_password"] = f"(sensitive) version {version}"
+    drift = entry.digest == fields_digest(fields) and not rotated
+    steps.add(
+        Step(
+            trunk=end.trunk,
+            operation=Operation.LIVEKIT_UPDATE,
+            kind=Kind.UPDATE,
+            resource=RESOURCE[kind],
+            key=end.partner,
+            before=before,
+            after=after,
+            reason=(
+                f"{label} {entry.id} was changed on LiveKit, outside git: set it back"
+                if drift
+                else f"trunk {end.trunk}'s {label} {entry.id} differs from the manifests"
+            ),
+            origin=Origin.DRIFT if drift else Origin.MANIFEST,
+            target={**target, "id": entry.id},
+        )
+    )
+
+
+def _retired(
+    steps: Steps,
+    ledger: Ledger,
+    projects: Projects,
+    wanted_keys: set[str],
+    deleting: frozenset[str],
+) -> None:
+    """Owned objects nothing wants any more: deleted when their trunk is declared (its
+    partner changed or went) or is being deleted; kept with the trunk otherwise."""
+    declared = {spec.name for spec in steps.account.desired}
+    for key, entry in sorted(ledger.partner_objects.items()):
+        if key in wanted_keys:
+            continue
+        trunk, _, kind_text = key.split("/")
+        kind = ObjectKind(kind_text)
+        if trunk not in deleting and trunk not in declared:
+            continue  # the trunk is kept (not declared, not pruned): its LiveKit end too
+        objects = projects.get(entry.partner)
+        where = address(steps.account.name, trunk, RESOURCE[kind], entry.partner)
+        if objects is None:
+            steps.notice(
+                NoticeKind.UNREADABLE,
+                f"LiveKit {LABEL[kind]} {entry.id} of trunk {trunk} on partner {entry.partner} "
+                "is no longer wanted, but that partner is not declared or could not be read: "
+                "declare it again to delete the object, or delete it by hand and forget it "
+                "with reconciler import",
+                where,
+            )
+            continue
+        steps.add(
+            Step(
+                trunk=trunk,
+                operation=Operation.LIVEKIT_DELETE,
+                kind=Kind.DELETE,
+                resource=RESOURCE[kind],
+                key=entry.partner,
+                before={
+                    "id": entry.id,
+                    **(dict(objects[entry.id].fields) if entry.id in objects else {}),
+                },
+                reason=(
+                    f"trunk {trunk} no longer has this LiveKit {LABEL[kind]}"
+                    if entry.id in objects
+                    else f"LiveKit {LABEL[kind]} {entry.id} is already gone: forget it"
+                ),
+                target={"partner": entry.partner, "kind": kind.value, "id": entry.id},
+            )
+        )
+
+
+def _unmanaged(steps: Steps, ends: Sequence[End], ledger: Ledger, projects: Projects) -> None:
+    """What LiveKit lists that no ledger of this account holds: reported, never touched;
+    one that takes a number of ours (written any way) is the seam's business too."""
+    owned = {entry.id for entry in ledger.partner_objects.values()}
+    ours = {_digits(number): (end, number) for end in ends for number in end.numbers}
+    mine = f"{OWNER}: {steps.account.name}/"
+    for partner in sorted({end.partner for end in ends}):
+        objects = projects.get(partner) or {}
+        for found in sorted(objects.values(), key=lambda o: (o.kind.value, o.id)):
+            if found.id in owned:
+                continue
+            marked = str(found.fields.get("metadata", ""))
+            if marked.startswith(OWNER) and not marked.startswith(mine):
+                continue  # another account's, by its own ledger
+            label = f"LiveKit {LABEL[found.kind]} {found.id} ({found.name or 'no name'})"
+            steps.notice(
+                NoticeKind.UNMANAGED,
+                f"{label} on {partner} is not in this account's ledger: left alone "
+                "(reconciler import can bring it under management)",
+            )
+            if found.kind is not ObjectKind.INBOUND_TRUNK:
+                continue
+            for number in found.fields.get("numbers", []):
+                match = ours.get(_digits(str(number)))
+                if match is None:
+                    continue
+                end, did = match
+                spelled = "" if number == did else f", written {number}"
+                steps.notice(
+                    NoticeKind.SEAM,
+                    f"{label} on {partner} also takes {did}{spelled}, trunk {end.trunk}'s "
+                    "DID: LiveKit refuses two inbound trunks for one number ('Conflicting "
+                    "inbound SIP Trunks') or, when they differ by caller or address, a call "
+                    "may match either; remove it, or import it as this trunk's",
+                    address(steps.account.name, end.trunk, Resource.TRUNK),
+                )
+
+
+def _digits(number: str) -> str:
+    """A number as LiveKit's matching might confuse it: its last ten digits."""
+    return "".join(ch for ch in number if ch.isdigit())[-10:]
+
+
+def owned_by(end: End, objects: Iterable[LiveObject]) -> dict[ObjectKind, LiveObject]:
+    """``import``: the objects on LiveKit this end's trunk already has, found by the
+    metadata this tool writes, else by name."""
+    found: dict[ObjectKind, LiveObject] = {}
+    for candidate in objects:
+        if candidate.kind in found:
+            continue
+        if (
+            candidate.fields.get("metadata") == metadata(end)
+            or candidate.name == f"exotel-{end.trunk}"
+        ):
+            found[candidate.kind] = candidate
+    return found
+
+
+def rotations(
+    actions: list[Action], ends: Sequence[End]
+) -> tuple[list[Action], list[tuple[str, str]]]:
+    """Order a credential change across both ends: LiveKit's outbound trunk after the
+    credential it is given exists on Exotel, the old credential removed after LiveKit
+    stopped using it. Returns the actions and, per rotation, (trunk, what it does)."""
+    by_trunk = {end.trunk: end for end in ends if end.credential is not None}
+    said: list[tuple[str, str]] = []
+    result = list(actions)
+    for index, action in enumerate(result):
+        if action.resource is not Resource.LIVEKIT_OUTBOUND_TRUNK or action.kind is Kind.DELETE:
+            continue
+        end = by_trunk.get(action.trunk)
+        if end is None or end.credential is None:
+            continue
+        username = end.credential.username
+        same = [a for a in result if a.account == action.account and a.trunk == action.trunk]
+        added = [
+            a.address
+            for a in same
+            if a.resource is Resource.CREDENTIAL
+            and a.key == username
+            and a.kind in (Kind.CREATE, Kind.UPDATE, Kind.REPLACE)
+        ]
+        removed = [
+            a
+            for a in same
+            if a.resource is Resource.CREDENTIAL and a.kind is Kind.DELETE and a.key != username
+        ]
+        if not added and not removed:
+            continue
+        if action.kind is Kind.CREATE and not removed:  # a new trunk: nothing to rotate
+            result[index] = replace(action, depends_on=(*action.depends_on, *added))
+            continue
+        result[index] = replace(
+            action, depends_on=tuple(dict.fromkeys((*action.depends_on, *added)))
+        )
+        for old in removed:
+            position = result.index(old)
+            result[position] = replace(old, depends_on=(*old.depends_on, action.address))
+        steps_said = [f"credential {username} set on Exotel"] if added else []
+        steps_said.append(f"LiveKit's outbound trunk on {end.partner} given it")
+        steps_said += [f"old credential {old.key} removed from Exotel" for old in removed]
+        said.append((action.trunk, ", then ".join(steps_said)))
+    return result, said
