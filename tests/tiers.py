@@ -25,6 +25,7 @@ SLOW_MODULES = frozenset(
         "test_cli.py",
         "test_client.py",
         "test_cost.py",
+        "test_livekit_partner.py",
         "test_livekit_sandbox.py",
         "test_demo.py",
         "test_diagram.py",

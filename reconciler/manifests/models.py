@@ -190,7 +190,7 @@ def _any_ipv4_network(value: str) -> str:
             f"{value!r} is not an IPv4 address or network ({error}), like 203.0.113.10 or "
             "203.0.113.0/28"
         ) from None
-    return str(network)
+    return str(network.network_address) if network.prefixlen == 32 else str(network)
 
 
 def _port(value: int) -> int:

@@ -55,6 +55,13 @@ LOUD = (
 )
 WARNED = (Kind.DELETE, Kind.REPLACE, Kind.MANUAL)
 KEYS = frozenset({"number", "ip", "uri", "username"})  # already in the address
+PARTNER_RESOURCES = frozenset(
+    {
+        Resource.LIVEKIT_INBOUND_TRUNK,
+        Resource.LIVEKIT_OUTBOUND_TRUNK,
+        Resource.LIVEKIT_DISPATCH_RULE,
+    }
+)
 
 
 def _value(fields: dict[str, Any] | None, name: str) -> str:
@@ -105,6 +112,9 @@ def describe(action: Action) -> str:
         else:
             text = f"rename {before.get('name')} -> {after.get('name')}"
         return text
+    if action.kind is Kind.UPDATE and action.resource in PARTNER_RESOURCES:
+        changes = "; ".join(f"{name} {before.get(name)} -> {after[name]}" for name in after)
+        return f"{changes}: {action.reason}"
     if action.kind is Kind.CREATE:
         return f"add{_details(after)}"
     if action.kind is Kind.DELETE:
