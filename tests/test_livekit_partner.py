@@ -304,3 +304,47 @@ def test_validate_names_both_sides_of_a_seam_problem(tmp_path: Path) -> None:
     assert (
         "uses port 5061, but LiveKit's SIP server (blr_livekit) takes tcp on 5060" in checked.stdout
     )
+
+
+def test_import_records_the_livekit_end_a_team_already_has(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    write(tmp_path)
+    applied(tmp_path, sandbox)
+    ledger_file = tmp_path / "manifests" / "state" / "demo.json"
+    ledger = json.loads(ledger_file.read_text())
+    owned = ledger.pop("partner_objects")
+    ledger_file.write_text(json.dumps(ledger))  # the ledger lost its LiveKit end
+
+    async def hand_made(lk: api.LiveKitAPI) -> str:
+        await lk.sip.delete_trunk(
+            api.DeleteSIPTrunkRequest(sip_trunk_id=owned["blr_bot/blr_livekit/inbound_trunk"]["id"])
+        )
+        made = await lk.sip.create_inbound_trunk(
+            api.CreateSIPInboundTrunkRequest(
+                trunk=api.SIPInboundTrunkInfo(name="bot numbers", numbers=["+918040264208"])
+            )
+        )
+        return made.sip_trunk_id
+
+    made = on_livekit(sandbox, hand_made)
+    before = reconciler("plan", cwd=tmp_path, environment=env(sandbox))
+    assert "is not in this account's ledger" in before.stdout
+    imported = reconciler(
+        "import", "--account", "demo", "--livekit-id", f"{made}=blr_bot",
+        cwd=tmp_path, environment=env(sandbox),
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert (
+        f"recorded LiveKit inbound trunk {made} on blr_livekit as trunk blr_bot's"
+        in imported.stdout
+    )
+    assert "recorded LiveKit outbound trunk" in imported.stdout  # found by its metadata
+    planned = reconciler("plan", cwd=tmp_path, environment=env(sandbox))
+    assert "~ demo/blr_bot/livekit_inbound_trunk/blr_livekit" in planned.stdout
+    assert "auth_password (sensitive, not set by this tool) -> (sensitive) version 1" in planned.stdout
+    assert "is not in this account's ledger" not in planned.stdout
+    applied(tmp_path, sandbox)
+    (inbound,) = listed(sandbox)["inbound"]
+    assert inbound.sip_trunk_id == made
+    assert list(inbound.numbers) == ["+918040264208", "+918040264209"]

@@ -147,7 +147,11 @@ def _one(
     before = {name: live.fields.get(name) for name in changed}
     after = {name: fields[name] for name in changed}
     if rotated:
-        before["auth_password"] = f"(sensitive) version {entry.password_version}"
+        before["auth_password"] = (
+            f"(sensitive) version {entry.password_version}"
+            if entry.password_version is not None
+            else "(sensitive, not set by this tool)"
+        )
         after["auth_password"] = f"(sensitive) version {version}"
     drift = entry.digest == fields_digest(fields) and not rotated
     steps.add(

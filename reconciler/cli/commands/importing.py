@@ -10,10 +10,11 @@ from reconciler import sandbox
 from reconciler.cli import options
 from reconciler.cli.common import EXIT_OK, run
 from reconciler.errors import ConfigError
-from reconciler.manifests.load import load
+from reconciler.manifests.load import Manifests, load
 from reconciler.manifests.problems import plural
 from reconciler.manifests.secrets import environment
 from reconciler.pipeline import Options, import_trunks
+from reconciler.pipeline.adopting import adopt_livekit
 
 if TYPE_CHECKING:
     from reconciler.cli.options import Commands
@@ -38,6 +39,19 @@ def register(commands: Commands) -> None:
     importer.add_argument(
         "--all", action="store_true", help="every live trunk not yet managed (profile full)"
     )
+    importer.add_argument(
+        "--livekit",
+        action="store_true",
+        help="record the LiveKit objects declared trunks already have (found by the metadata "
+        "this tool writes or the name exotel-<trunk>); writes only the ledger",
+    )
+    importer.add_argument(
+        "--livekit-id",
+        action="append",
+        metavar="ID=TRUNK",
+        help="a LiveKit trunk or dispatch rule (ST_..., SDR_...) to record as TRUNK's "
+        "(repeatable; implies --livekit)",
+    )
     importer.add_argument("--into", metavar="DIR", help="where to write the files (default: PATH)")
     importer.add_argument(
         "--force", action="store_true", help="overwrite existing files and ledger entries"
@@ -54,8 +68,12 @@ def register(commands: Commands) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     manifests = load(args.path)
+    if args.livekit or args.livekit_id:
+        return _run_livekit(args, manifests)
     if not args.trunk_sid and not args.all:
-        raise ConfigError("name the trunks to import: --trunk-sid SID (repeatable), or --all")
+        raise ConfigError(
+            "name the trunks to import: --trunk-sid SID (repeatable), or --all; or --livekit"
+        )
     root = Path(args.path)
     folder = Path(args.into) if args.into else (root if root.is_dir() else root.parent)
     imported = run(
@@ -89,6 +107,32 @@ def run_import(args: argparse.Namespace) -> int:
         print("".join(f"  {variable}\n" for variable in passwords), end="")
     else:
         print("A plan now should show no changes.")
+    return EXIT_OK
+
+
+def _run_livekit(args: argparse.Namespace, manifests: Manifests) -> int:
+    if args.trunk_sid or args.all:
+        raise ConfigError("import Exotel's trunks and LiveKit's objects in two runs")
+    adopted = run(
+        adopt_livekit(
+            manifests,
+            account=args.account,
+            ids=args.livekit_id or [],
+            environ=environment(),
+            options=Options(per_minute=args.rate_limit),
+            force=args.force,
+        )
+    )
+    if not adopted:
+        print(f"Nothing to record: LiveKit lists nothing for account {args.account}'s trunks.")
+        return EXIT_OK
+    for item in adopted:
+        print(f"recorded LiveKit {item.what} {item.id} on {item.partner} as trunk {item.trunk}'s")
+    print(
+        f"\nThe ledger records {plural(len(adopted), 'LiveKit object')} by ID. The next plan "
+        "shows every field that differs from the manifests as a change, and each outbound "
+        "trunk's password as one to set (LiveKit's is unknown to the ledger)."
+    )
     return EXIT_OK
 
 
