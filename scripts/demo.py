@@ -3,8 +3,9 @@
 Starts ``reconciler sandbox`` on a free loopback port, then runs the real CLI on a copy
 of the example manifests (so the repository's own ledger is never touched):
 
-    validate -> plan -> apply -> plan (no changes) -> a change by hand through the
-    sandbox's API -> drift (exit 2, naming it) -> apply -> drift (exit 0)
+    validate -> plan (both ends: Exotel's trunks and the bot's LiveKit end) -> apply
+    -> plan (no changes) -> changes by hand through the sandbox's Exotel and LiveKit
+    APIs -> drift (exit 2, naming them) -> apply -> drift (exit 0)
     -> state list (the SIDs a Connect applet dials)
     -> a call to a contact-centre DID through the sandbox's SIP side (Exotel in a box),
        answered by a stand-in SBC over TLS: its ladder
@@ -17,6 +18,7 @@ command and exit code; the demo exits 0 only when every step answered as expecte
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -27,14 +29,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import demo_partner
 import httpx
 import trustme
+from jwt.warnings import InsecureKeyLengthWarning
+from livekit import api
 
 ROOT = Path(__file__).parents[1]
 AUTH = ("demo_key", "demo_token")
+LIVEKIT = ("devkey", "secret")  # the sandbox's LiveKit key, as `livekit-server --dev` has
+
+
+# The sandbox's LiveKit secret is LiveKit's short development one; the SDK's JWT library
+# would warn on each request.
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
 
 class StepFailedError(Exception):
@@ -108,11 +119,23 @@ def change_by_hand(url: str) -> None:
             json={"phone_number": first["phone_number"], "mode": "pstn"},
         )
         api.post(f"/trunks/{sid}/whitelisted-ips", json={"ip": "52.66.100.1", "mask": 32})
+    asyncio.run(allow_anyone_on_livekit(url))
     print(
         f"\n=== A change by hand, outside git\n"
-        f"Through the API: {first['phone_number']} switched from flow to pstn on blr_voicebot, "
-        "and 52.66.100.1 added to its ACL."
+        f"Through Exotel's API: {first['phone_number']} switched from flow to pstn on "
+        "blr_voicebot, and 52.66.100.1 added to its ACL.\n"
+        "Through LiveKit's API: the bot's inbound trunk opened to any address."
     )
+
+
+async def allow_anyone_on_livekit(url: str) -> None:
+    """The LiveKit end changed by hand, as someone debugging refused calls might: its
+    inbound trunk opened to every address."""
+    async with api.LiveKitAPI(url, *LIVEKIT) as lk:
+        listed = await lk.sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest())
+        for trunk in listed.items:
+            update = api.ListUpdate(add=["0.0.0.0/0"])
+            await lk.sip.update_inbound_trunk_fields(trunk.sip_trunk_id, allowed_addresses=update)
 
 
 # A Wednesday, inside and outside the business hours of manifests/routes.yaml (IST).
@@ -220,9 +243,12 @@ def replace_trunk(folder: Path, env: dict[str, str], workdir: Path) -> None:
     if "-/+" not in planned:
         raise StepFailedError("the plan should replace the trunk (-/+)")
     step(
-        "Apply: the trunk is rebuilt with a new SID",
+        "Apply: the trunk is rebuilt with a new SID (its 7 objects with it: over the "
+        "default share of deletions, so the limit is raised for this reviewed replacement)",
         "apply",
         "--auto-approve",
+        "--max-delete",
+        "7",
         env=env,
         cwd=workdir,
     )
@@ -244,17 +270,26 @@ def main() -> int:
         "EXOTEL_API_KEY": AUTH[0],
         "EXOTEL_API_TOKEN": AUTH[1],
         "SIP_PASSWORD_MUM_PBX": "demo_pbx_password_1",
+        "SIP_PASSWORD_BLR_BOT": "demo_bot_password_1",
+        # The sandbox serves LiveKit's SIP API too, with LiveKit's development key.
+        "LIVEKIT_URL": url,
+        "LIVEKIT_API_KEY": LIVEKIT[0],
+        "LIVEKIT_API_SECRET": LIVEKIT[1],
         "NO_COLOR": "1",
     }
     try:
         step("Validate the example manifests", "validate", env=env, cwd=workdir)
-        step("Plan: what would change", "plan", env=env, cwd=workdir)
+        planned = step("Plan: both ends of every trunk", "plan", env=env, cwd=workdir)
+        if "livekit_outbound_trunk/blr_livekit" not in planned:
+            raise StepFailedError("the plan should hold the bot's LiveKit end beside Exotel's")
         step("Apply", "apply", "--auto-approve", env=env, cwd=workdir)
         step("Plan again: nothing to do", "plan", "--detailed-exitcode", env=env, cwd=workdir)
         change_by_hand(url)
         drift = step("Drift: what changed by hand", "drift", env=env, cwd=workdir, expect=2)
         if "52.66.100.1" not in drift or "mode flow -> pstn" not in drift:
-            raise StepFailedError("drift did not name both hand-made changes")
+            raise StepFailedError("drift did not name both hand-made changes on Exotel")
+        if "livekit_inbound_trunk blr_livekit changed by hand" not in drift:
+            raise StepFailedError("drift did not name the hand-made change on LiveKit")
         step("Apply: back to what git says", "apply", "--auto-approve", env=env, cwd=workdir)
         step("Drift once more: none", "drift", env=env, cwd=workdir)
         sids = step(
