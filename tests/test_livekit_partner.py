@@ -342,9 +342,32 @@ def test_import_records_the_livekit_end_a_team_already_has(
     assert "recorded LiveKit outbound trunk" in imported.stdout  # found by its metadata
     planned = reconciler("plan", cwd=tmp_path, environment=env(sandbox))
     assert "~ demo/blr_bot/livekit_inbound_trunk/blr_livekit" in planned.stdout
-    assert "auth_password (sensitive, not set by this tool) -> (sensitive) version 1" in planned.stdout
+    assert (
+        "auth_password (sensitive, not set by this tool) -> (sensitive) version 1" in planned.stdout
+    )
     assert "is not in this account's ledger" not in planned.stdout
     applied(tmp_path, sandbox)
     (inbound,) = listed(sandbox)["inbound"]
     assert inbound.sip_trunk_id == made
     assert list(inbound.numbers) == ["+918040264208", "+918040264209"]
+
+
+def test_a_create_whose_answer_was_lost_is_found_not_made_twice(tmp_path: Path) -> None:
+    log = tmp_path / "sandbox.log"
+    with running("--livekit", f"{KEY}:{SECRET}", "--hold-seconds", "0.3", log_path=log) as sandbox:
+        write(tmp_path)
+        sandbox.faults(
+            {
+                "method": "POST",
+                "path": "/twirp/livekit.SIP/CreateSIPOutboundTrunk",
+                "fault": "timeout_after_commit",
+                "count": 1,
+            }
+        )
+        applied(tmp_path, sandbox)
+        assert sandbox.control("GET", "faults")["rules"][0]["count"] == 0  # the answer was lost
+        (outbound,) = listed(sandbox)["outbound"]  # one, though its answer never came
+        ledger = json.loads((tmp_path / "manifests" / "state" / "demo.json").read_text())
+        assert ledger["partner_objects"]["blr_bot/blr_livekit/outbound_trunk"]["id"] == (
+            outbound.sip_trunk_id
+        )

@@ -211,9 +211,7 @@ class Sandbox:
                 body = await request.read()  # whole (aiohttp refuses more than 1 MiB)
             except web.HTTPRequestEntityTooLarge:
                 return web.Response(status=413, text="request body too large")
-            status, answer, kind = self.livekit.handle(path, request.headers, body)
-            log.info("livekit", path=path, status=status)
-            return web.Response(body=answer, status=status, content_type=kind)
+            return await self._livekit(request, path, body)
         started = time.perf_counter()
         stats = self.stats  # a request that outlives a reset counts in the old stats
         found = endpoints.match(request.method, path)
@@ -274,6 +272,28 @@ class Sandbox:
             return await self._send(exchange, reply)
         finally:
             self.admission.leave(ticket)
+
+    async def _livekit(
+        self, request: web.BaseRequest, path: str, body: bytes
+    ) -> web.StreamResponse:
+        """LiveKit's SIP API (``livekit.service``), with the injected faults of
+        ``/_sandbox/faults`` as for Exotel's: an error or a dropped connection before the
+        change, or the change made and its answer never sent."""
+        exchange = Exchange(
+            method="POST", path=path, route=f"POST {path}", request_id=self.store.new_request_id()
+        )
+        rule = self.faults.pick("POST", path)
+        if rule is not None and rule.fault == "drop_connection":
+            return self._drop(request, exchange, "dropped")
+        if rule is not None and rule.fault in ("error_500", "rate_limit"):
+            status = 500 if rule.fault == "error_500" else 429
+            code = "internal" if status == 500 else "resource_exhausted"
+            return web.json_response({"code": code, "msg": "injected fault"}, status=status)
+        status, answer, kind = self.livekit.handle(path, request.headers, body)
+        log.info("livekit", path=path, status=status)
+        if rule is not None:  # timeout_after_commit
+            return await self._hold(request, exchange)
+        return web.Response(body=answer, status=status, content_type=kind)
 
     async def _calls_api(
         self, request: web.BaseRequest, exchange: Exchange, account: str
