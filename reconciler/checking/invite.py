@@ -4,6 +4,12 @@ Called by ``checking.probe`` after OPTIONS was answered. The INVITE offers PCMA 
 (``sdp.offer``) with the headers the DID's route would send; RFC 3261 says how to end each
 outcome: ACK and BYE after a 2xx (13.2.2.4, 15.1.1), ACK after a refusal (17.1.1.3),
 CANCEL when it only rings (9.1). It rings a real bot or agent, hence an option.
+
+To a LiveKit partner the call is dressed as Exotel's own (``EXOTEL_CALLER`` at the
+trunk's ``pstn.exotel.com`` domain, ``P-Asserted-Identity``, ``X-Exotel-CallSid``,
+``X-Exotel-LegSid``, ``X-Exotel-TrunkSid``), since LiveKit picks the inbound trunk by the
+called number, the caller and the From host, and its answer is judged by
+``checking.livekit``.
 """
 
 from __future__ import annotations
@@ -14,12 +20,18 @@ import ssl
 import time
 from collections.abc import Sequence
 
-from reconciler.checking.results import Call, Result, Ringing, Settings
+from reconciler.checking import livekit
+from reconciler.checking.results import NO_ANSWER, Call, Result, Ringing, Settings
 from reconciler.checking.wire import Dialog, context
 from reconciler.sip import message as sip
 from reconciler.sip import sdp
 from reconciler.sip import stream as wire
 from reconciler.sip.stream import STREAM_LIMIT, closed, ssl_reason
+
+# The caller of a test call dressed as Exotel's: a number no phone has (+91 then 0), so
+# nothing on the partner's side takes it for a customer.
+EXOTEL_CALLER = "+910000000000"
+EXOTEL_ALLOW = "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO"  # what Exotel's gateway answers
 
 
 async def call(
@@ -50,7 +62,11 @@ async def call(
         result.invite = await _invite(result, call, reader, writer, settings)
     finally:
         await wire.close(writer)
-    judge(result, result.invite)
+    partner = destination.partner
+    if partner is not None and partner.livekit:
+        livekit.judge(result, result.invite, partner)
+    else:
+        judge(result, result.invite)
 
 
 async def _invite(
@@ -64,6 +80,11 @@ async def _invite(
     secure = dialog.transport == "tls"
     branch = sip.branch()
     to = f"<{dialog.uri(call.did)}>"
+    headers = call.headers
+    partner = result.destination.partner
+    if partner is not None and partner.livekit:
+        dialog.as_exotel(EXOTEL_CALLER, partner.realm)
+        headers = _as_exotel(call, partner.realm)
     invite = sip.Request(
         "INVITE",
         dialog.uri(call.did),
@@ -73,7 +94,7 @@ async def _invite(
         call_id=dialog.call_id,
         cseq=1,
         contact=dialog.contact,
-        headers=call.headers,
+        headers=headers,
         body=sdp.offer(
             dialog.local_host,
             40000,
@@ -92,14 +113,45 @@ async def _invite(
             return await _cancel(dialog, invite, reader, seen, settings)
         codec = sdp.chosen_codec(answer.body) if answer.body else _early_codec(seen)
         ringing = _ringing(seen)
+        srtp = sdp.media(answer.body).secure if answer.body else None
         ended = await _end(dialog, invite, answer, reader, settings)
-        return Ringing(call.did, answer.code, answer.reason, codec, ringing, ended)
+        return Ringing(
+            call.did, answer.code, answer.reason, codec, ringing, ended, _codes(seen), srtp
+        )
     except sip.NotSipError as exc:
-        return Ringing(call.did, None, f"not SIP: {exc}", None, _ringing(seen), "no answer")
+        return Ringing(
+            call.did, None, f"not SIP: {exc}", None, _ringing(seen), "no answer", _codes(seen)
+        )
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as exc:
         return Ringing(
-            call.did, None, f"the far end {closed(exc)}", None, _ringing(seen), "no answer"
+            call.did,
+            None,
+            f"the far end {closed(exc)}",
+            None,
+            _ringing(seen),
+            "no answer",
+            _codes(seen),
         )
+
+
+def _as_exotel(call: Call, realm: str) -> tuple[tuple[str, str], ...]:
+    """The headers of Exotel's INVITE to a trunk (docs/exotel-api.md, section 9), with
+    call and leg SIDs that say they are a test, then the trunk's SID and the route's
+    custom headers (``call.headers``)."""
+    test = sip.token()
+    return (
+        ("P-Asserted-Identity", f"<sip:{EXOTEL_CALLER}@{realm}>"),
+        ("P-Early-Media", "supported"),
+        ("Supported", "replaces"),
+        ("Allow", EXOTEL_ALLOW),
+        ("X-Exotel-CallSid", f"reconciler-check-{test}"),
+        ("X-Exotel-LegSid", f"reconciler-check-{test}-1"),
+        *call.headers,
+    )
+
+
+def _codes(seen: Sequence[sip.Response]) -> tuple[int, ...]:
+    return tuple(response.code for response in seen)
 
 
 def _ringing(seen: Sequence[sip.Response]) -> int | None:
@@ -162,7 +214,8 @@ async def _cancel(
     did = invite.uri.partition("sip:")[2].partition("@")[0]
     ringing = _ringing(seen)
     if not seen:
-        return Ringing(did, None, "no answer to INVITE", None, None, "no answer")
+        return Ringing(did, None, NO_ANSWER, None, None, "no answer")
+    heard = _codes(seen)  # before the CANCEL: what the far end said of its own accord
     cancel = _in_dialog(dialog, "CANCEL", invite.uri, via=invite.via, to=invite.to, cseq=1)
     await dialog.send(cancel)
     with contextlib.suppress(
@@ -175,7 +228,7 @@ async def _cancel(
     reason = f"rang ({ringing}) without an answer within {settings.timeout:g} s"
     if ringing is None:
         reason = f"only 100 Trying within {settings.timeout:g} s"
-    return Ringing(did, None, reason, _early_codec(seen), ringing, "cancelled")
+    return Ringing(did, None, reason, _early_codec(seen), ringing, "cancelled", heard)
 
 
 def judge(result: Result, ringing: Ringing) -> None:

@@ -16,6 +16,10 @@ where a destination fails, not only that it does:
 5. with ``--invite``, an ``INVITE`` to one of the trunk's DIDs offering PCMA and PCMU,
    then ACK and BYE after an answer, ACK after a refusal, CANCEL when it only rings.
 
+For a trunk whose partner is LiveKit, OPTIONS proves only that its SIP server runs
+(``checking.livekit``), and the INVITE is dressed and judged as LiveKit would take
+Exotel's.
+
 ``timeout`` bounds steps 1 to 4 together, and separately the INVITE's answer.
 """
 
@@ -31,7 +35,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.checking import invite
+from reconciler.checking import invite, livekit
 from reconciler.checking.results import (
     EXPIRY_WARNING_DAYS,
     Answer,
@@ -74,6 +78,9 @@ async def probe(
                     reader, writer = await _handshake(result, reader, writer, settings, verified)
                 stage = "waiting for the answer to OPTIONS"
                 await _options(result, reader, writer, settings)
+                partner = destination.partner
+                if partner is not None and partner.livekit:
+                    livekit.options(result, partner, invited=call is not None)
             except BaseException:  # out of time, or stopped: no waiting on the far end
                 writer.transport.abort()
                 raise

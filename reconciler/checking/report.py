@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from reconciler.checking.results import Destination, Result
+from reconciler.checking.results import Destination, Partner, Result
 from reconciler.manifests.problems import plural
 
 MARK = {"up": "up  ", "warning": "WARN", "down": "DOWN"}
@@ -26,6 +26,13 @@ class TrunkReport:
     trunk: str
     sid: str | None
     results: tuple[Result, ...]  # in Exotel's order
+    partner: Partner | None = None  # the platform at the trunk's other end, if named
+
+    @property
+    def ends(self) -> str:
+        """The trunk's far end, for the headings: ``, partner blr_lk (livekit)``."""
+        partner = self.partner
+        return f", partner {partner.name} ({partner.platform})" if partner else ""
 
     @property
     def summary(self) -> str:
@@ -111,7 +118,7 @@ def text(reports: Sequence[TrunkReport]) -> str:
     lines: list[str] = []
     for report in reports:
         sid = f", {report.sid}" if report.sid else ""
-        lines.append(f"{report.trunk} ({report.account}{sid}): {report.summary}")
+        lines.append(f"{report.trunk} ({report.account}{sid}{report.ends}): {report.summary}")
         for result in report.results:
             lines.append(f"  {MARK[result.state]}  {result.destination.uri}  {_where(result)}")
             lines += [f"          {step}" for step in _steps(result)]
@@ -141,7 +148,8 @@ def markdown(reports: Sequence[TrunkReport]) -> str:
     lines = [MARKER, f"### reconciler check: {verdict}", "", _total(reports), ""]
     for report in reports:
         sid = f" `{report.sid}`" if report.sid else ""
-        lines += [f"#### {_cell(report.trunk)}{sid} ({_cell(report.account)})", "", report.summary]
+        heading = f"#### {_cell(report.trunk)}{sid} ({_cell(report.account + report.ends)})"
+        lines += [heading, "", report.summary]
         if report.results:
             lines += [
                 "",
@@ -175,6 +183,9 @@ def document(reports: Sequence[TrunkReport], checked_at: datetime) -> dict[str, 
                 "account": report.account,
                 "trunk": report.trunk,
                 "sid": report.sid,
+                "partner": None
+                if report.partner is None
+                else {"name": report.partner.name, "platform": report.partner.platform},
                 "summary": report.summary,
                 "healthy": report.healthy,
                 "destinations": [result.document() for result in report.results],

@@ -12,8 +12,24 @@ from datetime import datetime
 from typing import Any, Literal
 
 EXPIRY_WARNING_DAYS = 21
+NO_ANSWER = "no answer to INVITE"  # a test call's reason when nothing at all came back
 Severity = Literal["error", "warning", "note"]
 State = Literal["up", "warning", "down"]
+
+
+@dataclass(frozen=True)
+class Partner:
+    """The platform at a trunk's other end, as a probe needs it (``manifests.seam.End``)."""
+
+    name: str  # its name under partners:
+    platform: str  # livekit | kamailio | freeswitch | asterisk
+    realm: str  # the trunk's domain, <account sid>.pstn.exotel.com: From's host on Exotel's calls
+    exotel_addresses: tuple[str, ...] = ()  # signalling.addresses: all the partner should allow
+    agent: str | None = None  # LiveKit: the agent its dispatch rule sends into the room
+
+    @property
+    def livekit(self) -> bool:
+        return self.platform == "livekit"
 
 
 @dataclass(frozen=True)
@@ -26,6 +42,7 @@ class Destination:
     priority: int
     weight: int
     share: float  # of the calls at its priority, by weight (0 to 1)
+    partner: Partner | None = None  # the trunk's partner platform, when the manifests name one
 
     @property
     def host(self) -> str:
@@ -90,6 +107,8 @@ class Ringing:
     codec: str | None
     provisional: int | None  # the last 1xx above 100 before the end
     ended: str  # "hung up" | "acknowledged" | "cancelled" | "no answer"
+    provisionals: tuple[int, ...] = ()  # every 1xx, in order (LiveKit re-sends 180 while ringing)
+    srtp: bool | None = None  # the 2xx's SDP answer is RTP/SAVP; None without an answer
 
 
 @dataclass
@@ -130,8 +149,12 @@ class Result:
     def document(self) -> dict[str, Any]:
         destination = self.destination
         tls = self.tls
+        partner = destination.partner
         return {
             "uri": destination.uri,
+            "partner": None
+            if partner is None
+            else {"name": partner.name, "platform": partner.platform},
             "priority": destination.priority,
             "weight": destination.weight,
             "share": round(destination.share, 4),

@@ -45,17 +45,25 @@ class Dialog:
         self.tag = sip.token(6)
         self.writer = writer
         self.user_agent = settings.user_agent
+        self.user, self.display, self.domain = "check", "reconciler check", self.sent_by
+
+    def as_exotel(self, caller: str, domain: str) -> None:
+        """Speak as Exotel's gateway does on a call to a trunk: From the caller at the
+        account's ``pstn.exotel.com`` domain, Contact the caller here (docs/exotel-api.md,
+        section 9; ``sandbox.voice.dialer``)."""
+        self.user, self.display, self.domain = caller, caller, domain
+        self.call_id = f"{sip.token()}@{domain}"
 
     def via(self, branch: str) -> str:
         return f"{sip.SIP_VERSION}/{self.transport.upper()} {self.sent_by};branch={branch};rport"
 
     @property
     def from_(self) -> str:
-        return f'"reconciler check" <sip:check@{self.sent_by}>;tag={self.tag}'
+        return f'"{self.display}" <sip:{self.user}@{self.domain}>;tag={self.tag}'
 
     @property
     def contact(self) -> str:
-        return f"<sip:check@{self.sent_by};transport={self.transport}>"
+        return f"<sip:{self.user}@{self.sent_by};transport={self.transport}>"
 
     def uri(self, user: str | None = None) -> str:
         return f"sip:{user + '@' if user else ''}{self.target};transport={self.transport}"

@@ -2,8 +2,9 @@
 
 Called by the CLI, and by ``pipeline.tracing`` for ``trace --probe``. It takes the
 chosen trunks' destination URIs from the manifests and probes them all
-(``checking.probe``), concurrently within a bound, in the order Exotel tries them. It
-sends nothing to Exotel.
+(``checking.probe``), concurrently within a bound, in the order Exotel tries them. Each
+destination knows its trunk's partner platform (``manifests.seam``), so a LiveKit end is
+judged as LiveKit answers. It sends nothing to Exotel.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from datetime import UTC, datetime
 from reconciler import __version__
 from reconciler.checking.probe import probe
 from reconciler.checking.report import TrunkReport, exotel_order
-from reconciler.checking.results import Call, Destination, Result, Settings
+from reconciler.checking.results import Call, Destination, Partner, Result, Settings
 from reconciler.checking.wire import context
 from reconciler.errors import ConfigError, ManifestError
 from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import TrunkSpec
 from reconciler.manifests.problems import did_you_mean
+from reconciler.manifests.seam import ends
 from reconciler.pipeline.accounts import select
 from reconciler.routing import decide
 from reconciler.routing.snapshot import build
@@ -93,8 +95,11 @@ def unused_resolves(
     return [f"{host}:{port}" for host, port in options.resolve if (host, port) not in used]
 
 
-def destinations(account: str, spec: TrunkSpec) -> list[Destination]:
-    """A trunk's destination URIs in Exotel's order, each with its share of its priority."""
+def destinations(
+    account: str, spec: TrunkSpec, partner: Partner | None = None
+) -> list[Destination]:
+    """A trunk's destination URIs in Exotel's order, each with its share of its priority
+    (and the trunk's partner, when the manifests name one)."""
     totals: dict[int, int] = {}
     counts: dict[int, int] = {}
     for item in spec.destination_uris:
@@ -113,6 +118,7 @@ def destinations(account: str, spec: TrunkSpec) -> list[Destination]:
                 if totals[item.priority]
                 else 1 / counts[item.priority]
             ),
+            partner=partner,
         )
         for item in spec.destination_uris
     ]
@@ -137,6 +143,26 @@ def _chosen(
         declared = ", ".join(trunk_names) or "none"
         raise ConfigError(f"no trunk named {', '.join(unknown)}{hint} (declared: {declared})")
     return sorted(chosen, key=lambda pair: (pair[0].name, pair[1].name))
+
+
+def partners(manifests: Manifests) -> dict[tuple[str, str], Partner]:
+    """Each trunk's partner, by (account, trunk), as the seam derives its end."""
+    found = ends(
+        manifests.accounts,
+        manifests.partners,
+        [t.spec for t in manifests.trunks],
+        [r.spec for r in manifests.routes],
+    )
+    return {
+        (end.account, end.trunk): Partner(
+            name=end.partner,
+            platform=end.platform,
+            realm=end.realm,
+            exotel_addresses=end.exotel_addresses,
+            agent=end.dispatch.agent,
+        )
+        for end in found
+    }
 
 
 def _call(
@@ -184,29 +210,31 @@ async def check(
             options.on_result(result)
         return result
 
-    # One probe per distinct destination (and test call): trunks often share SBCs, and
-    # an SBC asked the same question many times at once may take it for a flood.
-    probes: dict[tuple[str, Call | None], asyncio.Task[Result]] = {}
+    # One probe per distinct destination (test call and partner): trunks often share
+    # SBCs, and an SBC asked the same question many times at once may take it for a flood.
+    probes: dict[tuple[str, Partner | None, Call | None], asyncio.Task[Result]] = {}
     plans = []
+    by_trunk = partners(manifests)
     for account, spec in chosen:
         call = _call(account.name, spec, snapshot, now) if options.invite else None
-        targets = destinations(account.name, spec)
+        partner = by_trunk.get((account.name, spec.name))
+        targets = destinations(account.name, spec, partner)
         for destination in targets:
-            key = (destination.uri, call)
+            key = (destination.uri, partner, call)
             if key not in probes:
                 probes[key] = asyncio.create_task(one(destination, call))
-        plans.append((account, spec, call, targets))
+        plans.append((account, spec, partner, call, targets))
     if options.on_start is not None:
         options.on_start(len(probes))
     await asyncio.gather(*probes.values())
     reports = []
-    for account, spec, call, targets in plans:
-        results = [_as_of(probes[(d.uri, call)].result(), d) for d in targets]
+    for account, spec, partner, call, targets in plans:
+        results = [_as_of(probes[(d.uri, partner, call)].result(), d) for d in targets]
         if options.invite and spec.destination_uris and not spec.phone_numbers:
             for result in results:
                 result.note("--invite: the trunk has no DID to call")
         sid = snapshot.sids.get((account.name, spec.name))
-        reports.append(TrunkReport(account.name, spec.name, sid, tuple(results)))
+        reports.append(TrunkReport(account.name, spec.name, sid, tuple(results), partner))
     return reports
 
 

@@ -28,9 +28,13 @@ def register(commands: Commands) -> None:
             "Probe every destination URI of the chosen trunks from here, in the order Exotel "
             "tries them: the name resolves, the port accepts TCP, TLS verifies (host name, "
             "expiry: a warning within 21 days), and a SIP OPTIONS gets a final answer. With "
-            "--invite, also place a test call to one of each trunk's DIDs. Calls nothing at "
-            "Exotel. Exit 0 when every destination is up, 2 when problems or warnings were "
-            "found, 1 when the check could not run."
+            "--invite, also place a test call to one of each trunk's DIDs. A LiveKit partner "
+            "answers OPTIONS with 200 whatever its trunks say (livekit/sip issue 764), so for "
+            "its trunks only --invite tests anything: the call is sent as Exotel sends it, and "
+            "LiveKit's answer is explained (no trunk for the number, no dispatch rule, no "
+            "agent, digest demanded, codecs). Calls nothing at Exotel. Exit 0 when every "
+            "destination is up, 2 when problems or warnings were found, 1 when the check "
+            "could not run."
         ),
     )
     options.path(check)
@@ -51,7 +55,8 @@ def register(commands: Commands) -> None:
         "--invite",
         action="store_true",
         help="also send an INVITE to the trunk's first DID, offering PCMA and PCMU, then hang "
-        "up (CANCEL, or ACK and BYE). CAUTION: this rings a real bot or agent",
+        "up (CANCEL, or ACK and BYE); the only real test of a LiveKit partner's trunk. "
+        "CAUTION: this rings a real bot or agent",
     )
     options.github(check)
     check.set_defaults(run=run_check, unfinished="nothing was checked")
