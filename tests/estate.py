@@ -57,6 +57,10 @@ def environ(sandbox: Sandbox, **extra: str) -> dict[str, str]:
         "EXOTEL_API_KEY": "demo_key",
         "EXOTEL_API_TOKEN": TOKEN,
         "SIP_PASSWORD": PASSWORD,
+        # The sandbox serves LiveKit's SIP API too, to LiveKit's development key.
+        "LIVEKIT_URL": sandbox.url,
+        "LIVEKIT_API_KEY": "devkey",
+        "LIVEKIT_API_SECRET": "secret",
         **extra,
     }
 

@@ -56,7 +56,7 @@ def test_the_plan_comment_pictures_what_changes(tmp_path: Path, sandbox: Sandbox
     del api
     folder = tmp_path / "manifests"
     shutil.copytree(ROOT / "manifests", folder, ignore=shutil.ignore_patterns("state"))
-    env = environ(sandbox, SIP_PASSWORD_MUM_PBX="a_password_1")
+    env = environ(sandbox, SIP_PASSWORD_MUM_PBX="a_password_1", SIP_PASSWORD_BLR_BOT="b_pw_1")
     first: Plan = plan(folder, sandbox)
     created = diagram.changes(first)
     assert "class " in created

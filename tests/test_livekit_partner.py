@@ -166,6 +166,9 @@ def test_one_plan_shows_both_ends_and_apply_builds_them(tmp_path: Path, sandbox:
         "blr_bot/blr_livekit/outbound_trunk": outbound.sip_trunk_id,
         "blr_bot/blr_livekit/dispatch_rule": rule.sip_dispatch_rule_id,
     }
+    shown = reconciler("state", "show", "blr_bot", cwd=tmp_path, environment={})
+    assert "  partner blr_livekit\n" in shown.stdout
+    assert f"  blr_livekit inbound trunk {inbound_trunk.sip_trunk_id}\n" in shown.stdout
     again = reconciler("plan", "--detailed-exitcode", cwd=tmp_path, environment=env(sandbox))
     assert again.returncode == 0, again.stdout + again.stderr
     for text in (

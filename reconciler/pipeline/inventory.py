@@ -22,6 +22,7 @@ from reconciler.live.pairing import Match, pair
 from reconciler.live.state import fingerprint
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.problems import did_you_mean
+from reconciler.manifests.seam import partner_name
 from reconciler.pipeline.accounts import select
 from reconciler.routing.snapshot import build
 
@@ -83,7 +84,8 @@ def show(manifests: Manifests, trunk: str, *, accounts: Sequence[str]) -> dict[s
     [row] = matches
     account = manifests.accounts[row.account]
     path = ledgers.ledger_path(manifests.root, account)
-    entry = ledgers.read(path, account=row.account, account_sid=account.spec.sid).trunks.get(trunk)
+    ledger = ledgers.read(path, account=row.account, account_sid=account.spec.sid)
+    entry = ledger.trunks.get(trunk)
     spec = next(
         (
             t.spec
@@ -97,8 +99,15 @@ def show(manifests: Manifests, trunk: str, *, accounts: Sequence[str]) -> dict[s
         "dial": f"sip:{row.sid}" if row.sid else None,
         "alias": entry.alias if entry else None,
         "credentials": dict(entry.credentials) if entry else {},
+        # What it owns on its partner platform: "<kind>" -> {partner, id}
+        "partner_objects": {
+            key.split("/")[2]: {"partner": held.partner, "id": held.id}
+            for key, held in sorted(ledger.partner_objects.items())
+            if key.split("/")[0] == trunk
+        },
     }
     if spec is not None:
+        document["partner"] = partner_name(spec, account)
         document |= {
             "domain_name": spec.domain_name,
             "phone_numbers": [{"number": n.number, "mode": n.mode} for n in spec.phone_numbers],

@@ -215,6 +215,10 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"  destination {uri['uri']} (priority {uri['priority']}, weight {uri['weight']})")
     for username, version in sorted(document["credentials"].items()):
         print(f"  credential {username} (password_version {version})")
+    if document.get("partner"):
+        print(f"  partner {document['partner']}")
+    for kind, held in document["partner_objects"].items():
+        print(f"  {held['partner']} {kind.replace('_', ' ')} {held['id']}")
     if document["status"] != "applied":
         print("  (values from the manifests: not all of them are applied yet; see `plan`)")
     return EXIT_OK
