@@ -5,6 +5,7 @@ finding pull requests and posting comments, cannot run here; their inputs can.)"
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -21,9 +22,10 @@ import pytest
 import yaml
 
 from tests import sshd
-from tests.estate import PASSWORD, environ, live_trunks, write
+from tests.estate import PASSWORD, TOKEN, environ, live_trunks, write
 from tests.expressions import evaluate
 from tests.sandboxes import Api, Sandbox
+from tests.test_livekit_partner import ACCOUNTS, TRUNK
 from tests.test_plan import BASE
 from tests.test_trust import Listener, manifests_pointing_at
 
@@ -304,6 +306,243 @@ def test_a_foreign_base_url_in_a_pull_request_never_receives_credentials(
         listener.close()
 
 
+# -- LiveKit's key and secret ---------------------------------------------------------
+
+LIVEKIT_SECRETS = ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+# The steps that call LiveKit's API (plan, apply, drift), each in its job's environment.
+LIVEKIT_STEPS = {
+    ("plan.yml", "plan", "Plan"): "exotel-plan",
+    ("apply.yml", "reviewed", "Plan a manual run (reviewed before the apply job starts)"): (
+        "exotel-plan"
+    ),
+    ("apply.yml", "apply", "Apply the reviewed plans"): "production",
+    ("drift.yml", "drift", "Look for drift"): "exotel-plan",
+}
+# What the environments hold, as the secrets context gives it; LiveKit's pair is the
+# sandbox's default (devkey:secret, as `livekit-server --dev` has).
+ENVIRONMENT_SECRETS = {
+    "EXOTEL_API_KEY": "demo_key",
+    "EXOTEL_API_TOKEN": TOKEN,
+    "LIVEKIT_API_KEY": "devkey",
+    "LIVEKIT_API_SECRET": "secret",
+    "SIP_PASSWORDS": f"SIP_PASSWORD={PASSWORD}\n",
+    "RECONCILER_PLAN_KEY": "0123456789abcdef" * 4,
+}
+SECRET_VARIABLES = (
+    "EXOTEL_API_KEY",
+    "EXOTEL_API_TOKEN",
+    "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET",
+    "RECONCILER_PLAN_KEY",
+    "RECONCILER_SECRETS",
+)
+
+
+def _steps_reading(secret: str) -> set[tuple[str, str, str]]:
+    found = set()
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for job_name, job in yaml.safe_load(path.read_text())["jobs"].items():
+            for each in job.get("steps", []):
+                if f"secrets.{secret}" in yaml.safe_dump(each):
+                    found.add((path.name, job_name, each.get("name", "")))
+    return found
+
+
+def secret_env(workflow: str, job: str, name: str, secrets: dict[str, str]) -> dict[str, str]:
+    """The variables a step's env gives it from ``secrets.NAME``, evaluated as the runner
+    does with ``secrets`` as the secrets context (a secret that is not set is '')."""
+    given = {}
+    for variable, value in (step(workflow, job, name).get("env") or {}).items():
+        if "secrets." in str(value):
+            given[variable] = str(evaluate(str(value), {"secrets": secrets}) or "")
+    return given
+
+
+def test_livekit_secrets_go_where_exotels_api_key_goes_and_nowhere_else() -> None:
+    """LIVEKIT_API_KEY and LIVEKIT_API_SECRET: optional workflow_call secrets of plan.yml,
+    apply.yml and drift.yml, in the env of exactly the steps that run plan, apply and
+    drift (the steps that get EXOTEL_API_KEY), in those jobs' environments; never in a
+    job's or workflow's env, never in the jobs that write the state branch, comment or
+    probe. No workflow sets LIVEKIT_URL (it would point every LiveKit partner at one
+    project) or RECONCILER_ALLOWED_HOSTS (in CI LiveKit's secret goes to LiveKit Cloud)."""
+    for name in ("plan.yml", "apply.yml", "drift.yml"):
+        declared = yaml.safe_load((WORKFLOWS / name).read_text())[True]["workflow_call"]["secrets"]
+        for secret in LIVEKIT_SECRETS:
+            assert declared[secret]["required"] is False, (name, secret)
+    assert _steps_reading("EXOTEL_API_KEY") == set(LIVEKIT_STEPS)
+    for secret in LIVEKIT_SECRETS:
+        assert _steps_reading(secret) == set(LIVEKIT_STEPS), secret
+    for (workflow, job, name), environment in LIVEKIT_STEPS.items():
+        document = yaml.safe_load((WORKFLOWS / workflow).read_text())
+        assert document["jobs"][job]["environment"] == environment, (workflow, job)
+        env = step(workflow, job, name)["env"]
+        for secret in LIVEKIT_SECRETS:
+            assert env[secret] == f"${{{{ secrets.{secret} }}}}", (workflow, name, secret)
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        document = yaml.safe_load(path.read_text())
+        assert "secrets." not in yaml.safe_dump(document.get("env", {})), path.name
+        for job_name, job in document["jobs"].items():
+            assert "secrets." not in yaml.safe_dump(job.get("env", {})), (path.name, job_name)
+        for variable in ("LIVEKIT_URL", "RECONCILER_ALLOWED_HOSTS"):
+            assert variable not in path.read_text(), (path.name, variable)
+
+
+def _main_names_a_livekit_partner(github: GitHub) -> None:
+    """A merged change on main: the trunk's LiveKit end, with refs/pull/1/head at it."""
+    seed = github.checkout("livekit-seed")
+    shutil.rmtree(seed / "manifests")
+    (seed / "manifests").mkdir()
+    (seed / "manifests" / "accounts.yaml").write_text(ACCOUNTS)
+    (seed / "manifests" / "trunks.yaml").write_text(TRUNK)
+    git(seed, "add", "-A")
+    git(seed, "commit", "--quiet", "-m", "the bot's LiveKit end")
+    git(seed, "push", "--quiet", "origin", "HEAD:main", "HEAD:refs/pull/1/head")
+    github.commit = git(seed, "rev-parse", "HEAD")
+
+
+def _without_secrets(env: dict[str, str]) -> dict[str, str]:
+    """The test environment without the credentials a step's env is to give it."""
+    for variable in (*SECRET_VARIABLES, "SIP_PASSWORD", "LIVEKIT_URL"):
+        env.pop(variable, None)
+    return env
+
+
+def _livekit_env(
+    github: GitHub, workflow: str, job: str, name: str, **extra: str
+) -> dict[str, str]:
+    """The job's environment: the runner's, plus what the step's env gives it from the
+    environment's secrets, and the sandbox standing in for LiveKit Cloud (LIVEKIT_URL)."""
+    env = _without_secrets(github.env(**extra))
+    env["LIVEKIT_URL"] = github.sandbox.url
+    return {**env, **secret_env(workflow, job, name, ENVIRONMENT_SECRETS)}
+
+
+def _livekit_objects(sandbox: Sandbox) -> dict[str, int]:
+    from livekit import api as livekit  # noqa: PLC0415
+
+    async def count() -> dict[str, int]:
+        async with livekit.LiveKitAPI(sandbox.url, "devkey", "secret") as lk:
+            sip = lk.sip
+            return {
+                "inbound": len(
+                    (await sip.list_inbound_trunk(livekit.ListSIPInboundTrunkRequest())).items
+                ),
+                "outbound": len(
+                    (await sip.list_outbound_trunk(livekit.ListSIPOutboundTrunkRequest())).items
+                ),
+                "rules": len(
+                    (await sip.list_dispatch_rule(livekit.ListSIPDispatchRuleRequest())).items
+                ),
+            }
+
+    return asyncio.run(count())
+
+
+def _delete_the_dispatch_rule(sandbox: Sandbox) -> None:
+    from livekit import api as livekit  # noqa: PLC0415
+
+    async def delete() -> None:
+        async with livekit.LiveKitAPI(sandbox.url, "devkey", "secret") as lk:
+            request = livekit.ListSIPDispatchRuleRequest()
+            [rule] = (await lk.sip.list_dispatch_rule(request)).items
+            await lk.sip.delete_dispatch_rule(
+                livekit.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id)
+            )
+
+    asyncio.run(delete())
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # devkey's secret
+def test_livekit_secrets_reach_plan_apply_and_drift_through_the_workflow_steps(
+    github: GitHub, sandbox: Sandbox
+) -> None:
+    """A trunk with a LiveKit partner, through plan.yml's, apply.yml's and drift.yml's own
+    steps, each given only what its env maps from the environment's secrets: the plan
+    shows LiveKit's end, apply builds it, drift reads it back; without the LiveKit secrets
+    the plan stops before any call and says which is missing."""
+    _main_names_a_livekit_partner(github)
+    workspace = github.tmp / "plan-job"
+    workspace.mkdir()
+    plan_env = _livekit_env(github, "plan.yml", "plan", "Plan", RECONCILER_COMMIT=github.commit)
+    plan_env.update(PR="1", HEAD_SHA=github.commit, BASE_REF="main")
+    assert "SIP_PASSWORD" not in plan_env  # a plan is never given a SIP password
+    for name in ("Merge the pull request onto main's tip (data, never run)",
+                 "Take the ledgers from the state branch"):  # fmt: skip
+        ran = run_step("plan.yml", "plan", name, cwd=workspace, env=plan_env)
+        assert ran.returncode == 0, ran.stderr
+
+    # A config repository that has not created the LiveKit secrets: '' for each.
+    others = {k: v for k, v in ENVIRONMENT_SECRETS.items() if k not in LIVEKIT_SECRETS}
+    without = {**plan_env, **secret_env("plan.yml", "plan", "Plan", others)}
+    missing = run_step("plan.yml", "plan", "Plan", cwd=workspace, env=without)
+    assert missing.returncode == 1
+    assert "environment variable LIVEKIT_API_KEY is set but empty" in missing.stderr
+    assert "EXOTEL_API_KEY" not in missing.stderr
+    assert _livekit_objects(sandbox) == {"inbound": 0, "outbound": 0, "rules": 0}
+
+    planned = run_step("plan.yml", "plan", "Plan", cwd=workspace, env=plan_env)
+    assert planned.returncode == 0, planned.stderr
+    shown = (workspace / "plan.md").read_text()
+    assert shown.count("| `+` | livekit_") == 3, shown  # inbound, dispatch rule, outbound
+
+    apply_workspace, _ = apply_job(github, "apply-job", workspace / "plan.json")
+    apply_env = _livekit_env(
+        github, "apply.yml", "apply", "Apply the reviewed plans", ACCOUNT="demo",
+        COMMIT=github.commit,
+    )  # fmt: skip
+    applied = run_step(
+        "apply.yml", "apply", "Apply the reviewed plans", cwd=apply_workspace, env=apply_env
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert _livekit_objects(sandbox) == {"inbound": 1, "outbound": 1, "rules": 1}
+    saved = save_job(github, "save-job", apply_workspace)
+    assert saved.returncode == 0, saved.stderr
+
+    drift_workspace = github.checkout("drift-job")
+    drift_env = _livekit_env(github, "drift.yml", "drift", "Look for drift")
+    pulled = run_step(
+        "drift.yml", "drift", "Take the ledgers from the state branch", cwd=drift_workspace,
+        env=drift_env,
+    )  # fmt: skip
+    assert pulled.returncode == 0, pulled.stderr
+    drifted = run_step("drift.yml", "drift", "Look for drift", cwd=drift_workspace, env=drift_env)
+    assert drifted.returncode == 0, drifted.stdout + drifted.stderr
+    assert "status=0" in (drift_workspace / "github_output").read_text()
+
+    _delete_the_dispatch_rule(sandbox)  # by hand, on LiveKit
+    again = run_step("drift.yml", "drift", "Look for drift", cwd=drift_workspace, env=drift_env)
+    assert again.returncode == 0, again.stdout + again.stderr  # drift found is not a failure
+    assert "status=2" in (drift_workspace / "github_output").read_text()
+    assert "livekit_dispatch_rule" in (drift_workspace / "drift.md").read_text()
+
+
+def test_a_pull_request_cannot_send_livekits_secret_elsewhere(github: GitHub) -> None:
+    """plan.yml gives the Plan step LiveKit's secret; a pull request that points the
+    partner's url at another host gets a refusal before any byte is sent."""
+    listener = Listener()
+    try:
+        workspace = github.tmp / "plan-job"
+        proposed = workspace / "proposed" / "manifests"
+        proposed.mkdir(parents=True)
+        url = f"http://127.0.0.1:{listener.port}"
+        (proposed / "accounts.yaml").write_text(
+            ACCOUNTS.replace("https://blr-voicebot.livekit.cloud", url)
+        )
+        (proposed / "trunks.yaml").write_text(TRUNK)
+        env = _without_secrets(github.env())  # no LIVEKIT_URL: the manifest's url counts
+        env.update(secret_env("plan.yml", "plan", "Plan", ENVIRONMENT_SECRETS))
+        assert env["LIVEKIT_API_SECRET"] == "secret"
+        planned = run_step("plan.yml", "plan", "Plan", cwd=workspace, env=env)
+        assert planned.returncode == 1
+        assert (
+            f"refusing to send LiveKit API requests to {url}"
+            in (workspace / "plan.err").read_text()
+        )
+        assert listener.received == b""
+    finally:
+        listener.close()
+
+
 # -- Called from a team's config repository ---------------------------------------------
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "config-repo"
@@ -343,7 +582,9 @@ def test_every_secret_a_called_workflow_uses_can_reach_it() -> None:
                 checked += 1
                 assert name in declared, f"{caller_path.name}: {name} is not declared"
                 assert passed == "inherit" or name in (passed or {}), (caller_path.name, name)
-    assert checked >= 7  # a test that finds nothing would prove nothing
+    # Exotel's key and token, the plan key, SIP_PASSWORDS, the state key, LiveKit's key and
+    # secret, across plan.yml, apply.yml and drift.yml.
+    assert checked >= 17  # a test that finds nothing would prove nothing
 
 
 def test_a_config_repository_calls_each_workflow_pinned_by_commit() -> None:
