@@ -34,6 +34,7 @@ SLOW_MODULES = frozenset(
         "test_newman.py",
         "test_plan_cli.py",
         "test_precommit.py",
+        "test_render_partner_calls.py",
         "test_serve.py",
         "test_signing.py",
         "test_sipservers.py",

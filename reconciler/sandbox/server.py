@@ -78,11 +78,11 @@ async def _start_sip(
         sandbox.store, sandbox.voice.calls, sandbox.voice.pstn, settings, peers=dict(config.peers)
     )
     urls = []
+    if config.sip_tls_port is not None and context is None:
+        raise StartupError("--sip-tls-port needs --certfile (and --keyfile)")
     for port, tls in ((config.sip_port, None), (config.sip_tls_port, context)):
         if port is None:
             continue
-        if tls is None and port == config.sip_tls_port:
-            raise StartupError("--sip-tls-port needs --certfile (and --keyfile)")
         try:
             urls.append(await gateway.listen(config.host, port, tls))
         except OSError as exc:
