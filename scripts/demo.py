@@ -4,8 +4,8 @@ Starts ``reconciler sandbox`` on a free loopback port, then runs the real CLI on
 of the example manifests (so the repository's own ledger is never touched):
 
     validate -> plan (both ends: Exotel's trunks and the bot's LiveKit end) -> apply
-    -> plan (no changes) -> changes by hand through the sandbox's Exotel and LiveKit
-    APIs -> drift (exit 2, naming them) -> apply -> drift (exit 0)
+    -> plan (no changes) -> render-partner (the Kamailio and Asterisk ends) -> changes
+    by hand through the sandbox's Exotel and LiveKit APIs -> drift (exit 2, naming them) -> apply -> drift (exit 0)
     -> state list (the SIDs a Connect applet dials)
     -> a call to a contact-centre DID through the sandbox's SIP side (Exotel in a box),
        answered by a stand-in SBC over TLS: its ladder
@@ -284,6 +284,13 @@ def main() -> int:
             raise StepFailedError("the plan should hold the bot's LiveKit end beside Exotel's")
         step("Apply", "apply", "--auto-approve", env=env, cwd=workdir)
         step("Plan again: nothing to do", "plan", "--detailed-exitcode", env=env, cwd=workdir)
+        rendered = step(
+            "The other end of the Kamailio and Asterisk trunks, rendered from the manifests",
+            "render-partner", "--output", "partner-config",
+            env=env, cwd=workdir,
+        )  # fmt: skip
+        if "mum_kamailio/dispatcher.list" not in rendered:
+            raise StepFailedError("render-partner should write the contact centre's Kamailio files")
         change_by_hand(url)
         drift = step("Drift: what changed by hand", "drift", env=env, cwd=workdir, expect=2)
         if "52.66.100.1" not in drift or "mode flow -> pstn" not in drift:
