@@ -5,7 +5,8 @@ of the example manifests (so the repository's own ledger is never touched):
 
     validate -> plan (both ends: Exotel's trunks and the bot's LiveKit end) -> apply
     -> plan (no changes) -> render-partner (the Kamailio and Asterisk ends) -> changes
-    by hand through the sandbox's Exotel and LiveKit APIs -> drift (exit 2, naming them) -> apply -> drift (exit 0)
+    by hand through the sandbox's Exotel and LiveKit APIs -> drift (exit 2, naming them)
+    -> apply -> drift (exit 0)
     -> state list (the SIDs a Connect applet dials)
     -> a call to a contact-centre DID through the sandbox's SIP side (Exotel in a box),
        answered by a stand-in SBC over TLS: its ladder
