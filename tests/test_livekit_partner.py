@@ -123,6 +123,16 @@ def applied(tmp_path: Path, sandbox: Sandbox, **extra: str) -> subprocess.Comple
     return done
 
 
+def saved_plan(
+    tmp_path: Path, sandbox: Sandbox
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``plan --out``: what it printed, and its actions' addresses in order."""
+    planned = reconciler("plan", "--out", "plan.json", cwd=tmp_path, environment=env(sandbox))
+    assert planned.returncode == 0, planned.stderr
+    saved = json.loads((tmp_path / "plan.json").read_text())
+    return planned, [action["address"] for action in saved["actions"]]
+
+
 def test_one_plan_shows_both_ends_and_apply_builds_them(tmp_path: Path, sandbox: Sandbox) -> None:
     write(tmp_path)
     planned = reconciler("plan", "--out", "plan.json", cwd=tmp_path, environment=env(sandbox))
@@ -224,13 +234,12 @@ def test_a_password_rotation_spans_both_ends_in_order(tmp_path: Path, sandbox: S
     write(tmp_path)
     applied(tmp_path, sandbox)
     write(tmp_path, TRUNK.replace("password_version: 1", "password_version: 2"))
-    planned = reconciler("plan", "--out", "plan.json", cwd=tmp_path, environment=env(sandbox))
+    planned, order = saved_plan(tmp_path, sandbox)
     assert (
         "one change across both ends of blr_bot: credential bot_user set on Exotel, then "
         in planned.stdout
     )
     assert "auth_password (sensitive) version 1 -> (sensitive) version 2" in planned.stdout
-    order = [a["address"] for a in json.loads((tmp_path / "plan.json").read_text())["actions"]]
     assert order == [
         "demo/blr_bot/credential/bot_user",
         "demo/blr_bot/livekit_outbound_trunk/blr_livekit",
@@ -247,12 +256,11 @@ def test_a_new_username_is_added_then_given_to_livekit_then_the_old_removed(
     write(tmp_path)
     applied(tmp_path, sandbox)
     write(tmp_path, TRUNK.replace("bot_user", "bot_user_2"))
-    planned = reconciler("plan", "--out", "plan.json", cwd=tmp_path, environment=env(sandbox))
+    planned, order = saved_plan(tmp_path, sandbox)
     assert (
         "credential bot_user_2 set on Exotel, then LiveKit's outbound trunk on blr_livekit "
         "given it, then old credential bot_user removed from Exotel"
     ) in planned.stdout
-    order = [a["address"] for a in json.loads((tmp_path / "plan.json").read_text())["actions"]]
     assert (
         order.index("demo/blr_bot/credential/bot_user_2")
         < order.index("demo/blr_bot/livekit_outbound_trunk/blr_livekit")

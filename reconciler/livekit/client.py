@@ -16,7 +16,7 @@ only to LiveKit Cloud over HTTPS or to hosts the workflow itself lists in
 from __future__ import annotations
 
 import warnings
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TypeVar
@@ -31,7 +31,6 @@ from livekit.protocol import sip as sip_pb
 from reconciler.errors import (
     ApiError,
     AuthFailed,
-    ConfigError,
     Invalid,
     NotFound,
     ServerError,
@@ -51,7 +50,6 @@ from reconciler.livekit.records import (
 
 CLOUD_SUFFIX = ".livekit.cloud"
 URL_VARIABLE = "LIVEKIT_URL"
-ALLOWED_HOSTS = "RECONCILER_ALLOWED_HOSTS"
 T = TypeVar("T")
 # LiveKit's development secret ("secret", as the sandbox and `livekit-server --dev` use) is
 # short; the SDK's JWT library warns on every request. A tool's output is not the place.
@@ -65,16 +63,16 @@ def partner_url(configured: str, environ: Mapping[str, str]) -> str:
     return url.replace("wss://", "https://", 1).replace("ws://", "http://", 1).rstrip("/")
 
 
-def foreign(url: str, allowed: str) -> str | None:
+def foreign(url: str, allowed: Sequence[str]) -> str | None:
     """``url``'s host when a token signed with the API secret must not go there from CI:
-    not LiveKit Cloud over HTTPS, and not listed in ``allowed``. None when safe."""
+    not LiveKit Cloud over HTTPS, and not in ``allowed`` (``host`` or ``host:port``, as a
+    workflow lists them). None when safe."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme == "https" and host.endswith(CLOUD_SUFFIX) and parts.port in (None, 443):
         return None
-    listed = {entry.strip().lower() for entry in allowed.split(",") if entry.strip()}
     with_port = f"{host}:{parts.port}" if parts.port is not None else host
-    if host in listed or with_port in listed:
+    if host in allowed or with_port in allowed:
         return None
     return f"{parts.scheme}://{with_port}"
 
@@ -255,15 +253,3 @@ def _error(said: str, error: api.TwirpError) -> ApiError:
     if error.code in ("invalid_argument", "already_exists", "failed_precondition"):
         return Invalid(text)
     return ServerError(text)
-
-
-def refuse_foreign(partner: str, url: str, environ: Mapping[str, str]) -> None:
-    """In CI, refuse to sign requests for a host that is not LiveKit Cloud's or listed."""
-    host = foreign(url, environ.get(ALLOWED_HOSTS, ""))
-    if host is not None:
-        raise ConfigError(
-            f"partner {partner}: refusing to send LiveKit API requests to {host}: in CI they "
-            f"go only to LiveKit Cloud over HTTPS (*{CLOUD_SUFFIX}). A workflow that means "
-            f"to use another (its own server, a sandbox) lists it in its own environment: "
-            f"{ALLOWED_HOSTS}=host:port. Nothing was sent."
-        )

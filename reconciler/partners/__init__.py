@@ -15,7 +15,7 @@ its files; the labels and the header are made here, once for all platforms.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.manifests.models import SECRET_REFERENCE
@@ -112,6 +112,37 @@ def files() -> frozenset[str]:
 
 
 # Last: the platforms' modules use the vocabulary above.
+
+
+def wrapped(marker: str, *paragraphs: str, width: int = 88) -> list[str]:
+    """Comment lines starting ``marker`` (``#``, ``;``), each paragraph wrapped to
+    ``width``; an empty one is a blank comment, and one indented by four spaces (code) is
+    kept as it is."""
+    lines: list[str] = []
+    for paragraph in paragraphs:
+        if not paragraph or paragraph.startswith("    "):
+            lines.append(f"{marker} {paragraph}".rstrip())
+            continue
+        line = marker
+        for word in paragraph.split(" "):
+            if len(line) + 1 + len(word) > width and line != marker:
+                lines.append(line)
+                line = marker
+            line += " " + word
+        lines.append(line)
+    return lines
+
+
+def heading(marker: str, header: str, *paragraphs: str) -> list[str]:
+    """A file's first comment: the header line as it is (render-partner looks for it
+    there), then what the file is."""
+    return [f"{marker} {header}", *wrapped(marker, "", *paragraphs)]
+
+
+def text(lines: Iterable[str]) -> str:
+    return "\n".join(lines) + "\n"
+
+
 from reconciler.partners import asterisk, freeswitch, kamailio  # noqa: E402
 
 __all__ = [
@@ -121,9 +152,12 @@ __all__ = [
     "Rendering",
     "files",
     "header",
+    "heading",
     "labels",
     "no_calls_out",
     "platforms",
     "render",
+    "text",
     "variable",
+    "wrapped",
 ]

@@ -19,10 +19,10 @@ Checked against those documents and golden files, not against a running Asterisk
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from reconciler.manifests.seam import End
-from reconciler.partners import Labelled, no_calls_out, variable
+from reconciler.partners import Labelled, heading, no_calls_out, text, variable, wrapped
 
 WIZARD = "pjsip_wizard_exotel.conf"
 SECRETS = "exotel_secrets.conf"
@@ -53,34 +53,6 @@ def _sends_auth(end: End) -> bool:
     return no_calls_out(end) is None and end.credential is not None and variable(end) is not None
 
 
-def _comment(*paragraphs: str, width: int = 88) -> list[str]:
-    """``;`` lines, each paragraph wrapped to ``width`` (one indented by four spaces, code,
-    kept as it is); a line never starts ``;--``, Asterisk's block comment."""
-    lines: list[str] = []
-    for paragraph in paragraphs:
-        if not paragraph or paragraph.startswith("    "):
-            lines.append(f"; {paragraph}".rstrip())
-            continue
-        line = ";"
-        for word in paragraph.split(" "):
-            if len(line) + 1 + len(word) > width and line != ";":
-                lines.append(line)
-                line = ";"
-            line += " " + word
-        lines.append(line)
-    return lines
-
-
-def _heading(header: str, *paragraphs: str) -> list[str]:
-    """A file's first comment: the header line as it is (render-partner looks for it
-    there), then what the file is."""
-    return [f"; {header}", *_comment("", *paragraphs)]
-
-
-def _text(lines: Iterable[str]) -> str:
-    return "\n".join(lines) + "\n"
-
-
 def _who(label: str, end: End) -> str:
     return f"{label} (account {end.account})"
 
@@ -93,7 +65,8 @@ def _match(address: str) -> str:
 def _wizard(trunks: Sequence[Labelled], header: str, *, secrets: bool) -> str:
     transports = sorted({f"transport-{end.transport}" for _, end in trunks})
     names = ", ".join(_who(label, end) for label, end in trunks)
-    lines = _heading(
+    lines = heading(
+        ";",
         header,
         f"Asterisk PJSIP configuration wizard: the Exotel end of trunks {names}. Include it "
         f"from pjsip_wizard.conf (#include {WIZARD}); it needs the transport"
@@ -101,7 +74,8 @@ def _wizard(trunks: Sequence[Labelled], header: str, *, secrets: bool) -> str:
         f"in arrive in the dialplan context {CONTEXT}, ${{EXTEN}} being the DID in E.164.",
     )
     if secrets:
-        lines += _comment(
+        lines += wrapped(
+            ";",
             "",
             f"The digest passwords are not here: this file ends by including {SECRETS}, "
             f"which the deployment makes from {TEMPLATE} where Asterisk runs, with the "
@@ -113,7 +87,7 @@ def _wizard(trunks: Sequence[Labelled], header: str, *, secrets: bool) -> str:
         lines += ["", *_section(label, end)]
     if secrets:
         lines += ["", f"#include {SECRETS}"]
-    return _text(lines)
+    return text(lines)
 
 
 def _section(label: str, end: End) -> list[str]:
@@ -137,7 +111,7 @@ def _section(label: str, end: End) -> list[str]:
             "by the address of Exotel's proxy (remote_hosts)"
         )
     lines = [
-        *_comment(said + "."),
+        *wrapped(";", said + "."),
         f"[{label}]",
         "type = wizard",
         f"transport = transport-{end.transport}",
@@ -163,7 +137,8 @@ def _section(label: str, end: End) -> list[str]:
 
 
 def _template(trunks: Sequence[Labelled], header: str) -> str:
-    lines = _heading(
+    lines = heading(
+        ";",
         header,
         f"A template, not Asterisk configuration: the digest passwords of the Exotel trunks "
         f"as environment references. Make {SECRETS} from it where Asterisk runs, with the "
@@ -179,12 +154,13 @@ def _template(trunks: Sequence[Labelled], header: str) -> str:
         lines += [
             "",
             f"[{label}](+)",
-            *_comment(
-                f"{end.credential.username}, password_version {end.credential.password_version}"
+            *wrapped(
+                ";",
+                f"{end.credential.username}, password_version {end.credential.password_version}",
             ),
             f"outbound_auth/password = {end.credential.password}",
         ]
-    return _text(lines)
+    return text(lines)
 
 
 __all__ = ["CONTEXT", "FILES", "SECRETS", "TEMPLATE", "WIZARD", "envsubst", "render"]

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from reconciler.manifests.seam import End
-from reconciler.partners import Labelled, no_calls_out, variable
+from reconciler.partners import Labelled, no_calls_out, text, variable
 
 GATEWAYS = "sip_profiles/external/exotel.xml"
 ACL = "exotel-acl.xml"
@@ -78,10 +78,6 @@ def _heading(header: str) -> str:
     return f"<!-- {_safe(header)} -->"
 
 
-def _text(lines: Iterable[str]) -> str:
-    return "\n".join(lines) + "\n"
-
-
 def _who(label: str, end: End) -> str:
     return f"{label} (account {end.account})"
 
@@ -105,7 +101,7 @@ def _gateways(trunks: Sequence[Labelled], header: str) -> str:
     for label, end in trunks:
         lines += ["", *_gateway(label, end)]
     lines.append("</include>")
-    return _text(lines)
+    return text(lines)
 
 
 def _gateway(label: str, end: End) -> list[str]:
@@ -189,7 +185,7 @@ def _acl(trunks: Sequence[Labelled], header: str) -> str:
         lines += _comment(", ".join(labels), indent="    ")
         lines.append(f'    <node type="allow" cidr="{cidr}"/>')
     lines += ["  </list>", "</include>"]
-    return _text(lines)
+    return text(lines)
 
 
 __all__ = ["ACL", "ACL_NAME", "FILES", "GATEWAYS", "password_variable", "render"]

@@ -27,7 +27,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 from reconciler.manifests.seam import End
-from reconciler.partners import Labelled, no_calls_out, variable
+from reconciler.partners import Labelled, heading, no_calls_out, text, variable, wrapped
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's (package ca-certificates)
 DEFAULT_DIR = "/etc/kamailio/exotel/"
@@ -47,34 +47,6 @@ def render(trunks: Sequence[Labelled], header: str) -> dict[str, str]:
     if any(end.transport == "tls" for _, end in trunks):
         files[tls] = _tls(trunks, header)
     return files
-
-
-def _comment(*paragraphs: str, width: int = 88) -> list[str]:
-    """``#`` lines, each paragraph wrapped to ``width``; an empty one is a blank comment,
-    and one indented by four spaces (code) is kept as it is."""
-    lines: list[str] = []
-    for paragraph in paragraphs:
-        if not paragraph or paragraph.startswith("    "):
-            lines.append(f"# {paragraph}".rstrip())
-            continue
-        line = "#"
-        for word in paragraph.split(" "):
-            if len(line) + 1 + len(word) > width and line != "#":
-                lines.append(line)
-                line = "#"
-            line += " " + word
-        lines.append(line)
-    return lines
-
-
-def _heading(header: str, *paragraphs: str) -> list[str]:
-    """A file's first comment: the header line as it is (render-partner looks for it
-    there), then what the file is."""
-    return [f"# {header}", *_comment("", *paragraphs)]
-
-
-def _text(lines: Iterable[str]) -> str:
-    return "\n".join(lines) + "\n"
 
 
 def _string(value: str) -> str:
@@ -106,7 +78,8 @@ def _any_of(pv: str, values: Sequence[str]) -> str:
 
 
 def _dispatcher(trunks: Sequence[Labelled], header: str) -> str:
-    lines = _heading(
+    lines = heading(
+        "#",
         header,
         "Kamailio dispatcher list: Exotel's SIP proxy for calls out, one set per trunk (setid "
         "destination flags priority attrs). exotel.cfg loads it (list_file) and "
@@ -117,8 +90,8 @@ def _dispatcher(trunks: Sequence[Labelled], header: str) -> str:
         if why is None:
             lines.append(f"{number} {_exotel(end)} 0 0 duid={label}")
         else:
-            lines += _comment(f"{number} {_who(label, end)}: no calls out: {why}")
-    return _text(lines)
+            lines += wrapped("#", f"{number} {_who(label, end)}: no calls out: {why}")
+    return text(lines)
 
 
 def _network(address: str) -> tuple[str, int]:
@@ -127,7 +100,8 @@ def _network(address: str) -> tuple[str, int]:
 
 
 def _addresses(trunks: Sequence[Labelled], header: str) -> str:
-    lines = _heading(
+    lines = heading(
+        "#",
         header,
         "Kamailio permissions address file: where Exotel's SIP signalling comes from, for "
         "calls in, one group per trunk (group address netmask port tag); port 0 is any source "
@@ -137,22 +111,24 @@ def _addresses(trunks: Sequence[Labelled], header: str) -> str:
     )
     for number, (label, end) in enumerate(trunks, 1):
         if not end.exotel_addresses:
-            lines += _comment(
+            lines += wrapped(
+                "#",
                 f"{number} {_who(label, end)}: account {end.account} lists no signalling "
                 "addresses (signalling.addresses), so route[EXOTEL_IN] takes calls to its "
-                "DIDs from any address"
+                "DIDs from any address",
             )
         for address in end.exotel_addresses:
             host, mask = _network(address)
             lines.append(f"{number} {host} {mask} 0 {label}")
-    return _text(lines)
+    return text(lines)
 
 
 # -- tls.cfg ---------------------------------------------------------------------------------
 
 
 def _tls(trunks: Sequence[Labelled], header: str) -> str:
-    lines = _heading(
+    lines = heading(
+        "#",
         header,
         "Kamailio TLS client profiles for Exotel's SIP over TLS (tls module): add them to the "
         'file modparam("tls", "config") names, beside your own [server:default]. A call out '
@@ -165,7 +141,10 @@ def _tls(trunks: Sequence[Labelled], header: str) -> str:
         if end.transport == "tls" and no_calls_out(end) is None:
             profiles.setdefault((end.exotel_host, end.exotel_port), []).append(label)
     for (host, port), labels in profiles.items():
-        lines += ["", *_comment(f"{'trunks' if len(labels) > 1 else 'trunk'} {', '.join(labels)}")]
+        lines += [
+            "",
+            *wrapped("#", f"{'trunks' if len(labels) > 1 else 'trunk'} {', '.join(labels)}"),
+        ]
         if _is_address(host):
             lines.append(f"[client:{host}:{port}]")
         else:
@@ -176,7 +155,7 @@ def _tls(trunks: Sequence[Labelled], header: str) -> str:
             "require_certificate = yes",
             f"ca_list = {CA_BUNDLE}",
         ]
-    return _text(lines)
+    return text(lines)
 
 
 # -- exotel.cfg ------------------------------------------------------------------------------
@@ -186,7 +165,8 @@ def _routes(trunks: Sequence[Labelled], header: str) -> str:
     variables = sorted({name for _, end in trunks if (name := variable(end))})
     tls = any(end.transport == "tls" for _, end in trunks)
     names = ", ".join(_who(label, end) for label, end in trunks)
-    lines = _heading(
+    lines = heading(
+        "#",
         header,
         f"Kamailio 5.6: the Exotel end of trunks {names}. Include it in kamailio.cfg after "
         f"the loadmodule lines, defining EXOTEL_DIR first unless this folder is {DEFAULT_DIR}:",
@@ -234,15 +214,16 @@ def _routes(trunks: Sequence[Labelled], header: str) -> str:
     for number, (label, end) in enumerate(trunks, 1):
         lines += ["", *_one_out(number, label, end)]
     lines += ["", *_auth(trunks)]
-    return _text(lines)
+    return text(lines)
 
 
 def _incoming(trunks: Sequence[Labelled]) -> list[str]:
     lines = [
-        *_comment(
+        *wrapped(
+            "#",
             "Calls from Exotel. True for a new INVITE from Exotel's signalling to a DID of a "
             "trunk, with $avp(exotel_trunk) naming the trunk; a 404 for any other number "
-            "Exotel sends; false for anything that does not come from Exotel."
+            "Exotel sends; false for anything that does not come from Exotel.",
         ),
         "route[EXOTEL_IN] {",
         '    if (!is_method("INVITE") || has_totag()) {',
@@ -253,7 +234,9 @@ def _incoming(trunks: Sequence[Labelled]) -> list[str]:
     checked = False
     for number, (label, end) in enumerate(trunks, 1):
         if not end.numbers:
-            lines += _indent(_comment(f"{_who(label, end)}: no DIDs, so Exotel sends it no calls"))
+            lines += _indent(
+                wrapped("#", f"{_who(label, end)}: no DIDs, so Exotel sends it no calls")
+            )
             continue
         said = f"{_who(label, end)}: DIDs {', '.join(end.numbers)}"
         if end.headers:
@@ -269,7 +252,7 @@ def _incoming(trunks: Sequence[Labelled]) -> list[str]:
         ]
         if end.exotel_addresses:
             checked = True
-            lines += _indent(_comment(f"{said}; from group {number} of address.list"))
+            lines += _indent(wrapped("#", f"{said}; from group {number} of address.list"))
             lines += [
                 f'    if (allow_source_address("{number}")) {{',
                 "        $var(exotel_source) = 1;",
@@ -278,9 +261,10 @@ def _incoming(trunks: Sequence[Labelled]) -> list[str]:
             ]
         else:
             lines += _indent(
-                _comment(
+                wrapped(
+                    "#",
                     f"{said}; from any address, as account {end.account} lists no "
-                    "signalling addresses"
+                    "signalling addresses",
                 )
             )
             lines += accept
@@ -299,10 +283,11 @@ def _outgoing(trunks: Sequence[Labelled]) -> list[str]:
     calling = [(label, end) for label, end in trunks if no_calls_out(end) is None]
     otherwise = f"else through {calling[0][0]}" if len(calling) == 1 else "else a 403"
     lines = [
-        *_comment(
+        *wrapped(
+            "#",
             "Calls out to the PSTN through Exotel, from your side: through the trunk whose "
             f"caller IDs (alias, DIDs) include the From user, {otherwise}. Relays the INVITE "
-            "and exits."
+            "and exits.",
         ),
         "route[EXOTEL_OUT] {",
     ]
@@ -329,7 +314,7 @@ def _one_out(number: int, label: str, end: End) -> list[str]:
     why = no_calls_out(end)
     if why is not None:
         return [
-            *_comment(f"{_who(label, end)}: no calls out: {why}."),
+            *wrapped("#", f"{_who(label, end)}: no calls out: {why}."),
             f"route[EXOTEL_OUT_{label}] {{",
             f'    send_reply("403", "Forbidden - trunk {label} makes no calls through Exotel");',
             "    exit;",
@@ -356,10 +341,11 @@ def _one_out(number: int, label: str, end: End) -> list[str]:
     at = f"@{end.realm}"
     named_tls = end.transport == "tls" and not _is_address(end.exotel_host)
     return [
-        *_comment(
+        *wrapped(
+            "#",
             f"{_who(label, end)}: to Exotel's proxy {end.exotel_host}:{end.exotel_port} over "
             f"{end.transport.upper()} (dispatcher set {number}); {shown}; From and "
-            f"Request-URI in the realm {end.realm}; {auth}. {media}."
+            f"Request-URI in the realm {end.realm}; {auth}. {media}.",
         ),
         f"route[EXOTEL_OUT_{label}] {{",
         "    if ($rU == $null) {",
@@ -389,9 +375,10 @@ def _one_out(number: int, label: str, end: End) -> list[str]:
         "    exit;",
         "}",
         "",
-        *_comment(
+        *wrapped(
+            "#",
             f"Where {label}'s calls go: Exotel's proxy (set {number})"
-            + (", and its TLS profile." if named_tls else ".")
+            + (", and its TLS profile." if named_tls else "."),
         ),
         f"route[EXOTEL_TO_{label}] {{",
         f'    if (!ds_select_dst("{number}", "{ROUND_ROBIN}")) {{',
@@ -412,10 +399,11 @@ def _one_out(number: int, label: str, end: End) -> list[str]:
 
 def _auth(trunks: Sequence[Labelled]) -> list[str]:
     lines = [
-        *_comment(
+        *wrapped(
+            "#",
             "Exotel challenges a call out (401, 407): answered once, with the trunk's "
             "credential. The password is read from Kamailio's environment at that moment, "
-            "never written here."
+            "never written here.",
         ),
         "failure_route[EXOTEL_AUTH] {",
         '    if (t_is_canceled() || !t_check_status("401|407")) {',

@@ -19,12 +19,13 @@ from reconciler.exotel.gate import DEFAULT_CONCURRENCY, Gate
 from reconciler.exotel.transport import (
     OFFICIAL_HOSTS,
     Transport,
+    allowed_hosts,
     base_url,
     foreign_host,
     http_client,
 )
 from reconciler.live import ledger as ledgers
-from reconciler.livekit.client import LiveKitClient, partner_url, refuse_foreign
+from reconciler.livekit.client import CLOUD_SUFFIX, LiveKitClient, foreign, partner_url
 from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import SECRET_REFERENCE, AccountSpec
@@ -166,6 +167,17 @@ def client_for(account: Account, options: Options) -> ExotelClient:
     return ExotelClient(account=account.name, sid=spec.sid, http=http, gate=gate)
 
 
+def _only_to(owner: str, what: str, found: str | None, official: str, other: str) -> None:
+    """In CI, refuse a host the manifests chose (``found``: not ``official``, not listed by
+    the workflow) before anything is sent to it."""
+    if found is not None:
+        raise ConfigError(
+            f"{owner}: refusing to send {what} to {found}: in CI they go only to "
+            f"{official}. A workflow that means to use another ({other}) lists it in its "
+            f"own environment: {ALLOWED_HOSTS}=host:port. Nothing was sent."
+        )
+
+
 def livekit_ends(manifests: Manifests, account: str) -> tuple[End, ...]:
     """The LiveKit ends of an account's trunks."""
     found = ends(
@@ -201,7 +213,13 @@ def _livekit_access(
         configured = secrets.get(spec.url) if written else spec.url
         url = partner_url(configured, environ)
         if in_ci(environ):
-            refuse_foreign(name, url, environ)
+            _only_to(
+                f"partner {name}",
+                "LiveKit API requests",
+                foreign(url, allowed_hosts(environ.get(ALLOWED_HOSTS, ""))),
+                f"LiveKit Cloud over HTTPS (*{CLOUD_SUFFIX})",
+                "its own server, a sandbox",
+            )
         access[name] = LiveKitAccess(
             name, url, secrets.get(spec.api_key), secrets.get(spec.api_secret)
         )
@@ -214,15 +232,13 @@ def _resolve(
     spec = named.spec
     url = base_url(spec.region, spec.base_url, environ)
     if in_ci(environ):
-        foreign = foreign_host(url, environ.get(ALLOWED_HOSTS, ""))
-        if foreign is not None:
-            raise ConfigError(
-                f"account {named.name}: refusing to send its API credentials to "
-                f"{foreign}: in CI they go only to Exotel's API hosts over HTTPS "
-                f"({', '.join(sorted(OFFICIAL_HOSTS))}). A workflow that means to use "
-                f"another (a sandbox) lists it in its own environment: {ALLOWED_HOSTS}="
-                "host:port. Nothing was sent."
-            )
+        _only_to(
+            f"account {named.name}",
+            "its API credentials",
+            foreign_host(url, environ.get(ALLOWED_HOSTS, "")),
+            f"Exotel's API hosts over HTTPS ({', '.join(sorted(OFFICIAL_HOSTS))})",
+            "a sandbox",
+        )
     desired = tuple(t.spec for t in manifests.trunks if t.spec.account == named.name)
     routes = tuple(r.spec for r in manifests.routes if r.spec.account == named.name)
     passwords = {

@@ -28,7 +28,6 @@ from reconciler.apply.journal import Journal
 from reconciler.errors import Interrupted, LedgerError, Refused
 from reconciler.exotel.client import ExotelClient
 from reconciler.live import ledger as ledgers
-from reconciler.livekit.client import LiveKitClient
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline.accounts import Account, Options, choose, client_for, ledger_of
 from reconciler.pipeline.planning import plan_one
@@ -186,58 +185,33 @@ async def _execute(
 ) -> ApplyResult:
     """Every account's plan at once: each account's inputs resolved here, once, then run
     by ``apply.account``."""
-    async with contextlib.AsyncExitStack() as partners:
-        livekit = {
-            account.name: {
+    journals = _open_journals(chosen, halt)
+    inputs = []
+    async with contextlib.AsyncExitStack() as partners:  # LiveKit's clients, while it runs
+        for account, account_plan in zip(chosen, plan.accounts, strict=True):
+            recorders[account.name] = ledgers.Recorder(account.ledger_path, read[account.name])
+            livekit = {
                 name: await partners.enter_async_context(access.client(options))
                 for name, access in account.livekit.items()
             }
-            for account in chosen
-        }
-        return await _run_accounts(
-            chosen,
-            plan,
-            read=read,
-            clients=clients,
-            livekit=livekit,
-            on_outcome=on_outcome,
-            stopping=stopping,
-            halt=halt,
-            recorders=recorders,
-        )
-
-
-async def _run_accounts(
-    chosen: Sequence[Account],
-    plan: Plan,
-    *,
-    read: Mapping[str, ledgers.Ledger],
-    clients: Mapping[str, ExotelClient],
-    livekit: Mapping[str, Mapping[str, LiveKitClient]],
-    on_outcome: Callable[[Outcome], None],
-    stopping: asyncio.Event | None,
-    halt: Halt,
-    recorders: dict[str, ledgers.Recorder],
-) -> ApplyResult:
-    journals = _open_journals(chosen, halt)
-    inputs = []
-    for account, account_plan in zip(chosen, plan.accounts, strict=True):
-        recorders[account.name] = ledgers.Recorder(account.ledger_path, read[account.name])
-        inputs.append(
-            one_account.Inputs(
-                account=account.declared,
-                plan=account_plan,
-                checksum=plan.checksum,
-                client=clients[account.name],
-                recorder=recorders[account.name],
-                journal=journals[account.name],
-                passwords=account.passwords,
-                livekit=livekit[account.name],
+            inputs.append(
+                one_account.Inputs(
+                    account=account.declared,
+                    plan=account_plan,
+                    checksum=plan.checksum,
+                    client=clients[account.name],
+                    recorder=recorders[account.name],
+                    journal=journals[account.name],
+                    passwords=account.passwords,
+                    livekit=livekit,
+                )
+            )
+        runs = await asyncio.gather(
+            *(
+                one_account.run(i, on_outcome=on_outcome, stopping=stopping, halt=halt)
+                for i in inputs
             )
         )
-    runs = await asyncio.gather(
-        *(one_account.run(i, on_outcome=on_outcome, stopping=stopping, halt=halt) for i in inputs)
-    )
     outcomes = tuple(outcome for ran in runs for outcome in ran.outcomes)
     if halt:
         raise LedgerError(halted(halt, chosen, recorders, outcomes))
