@@ -79,6 +79,7 @@ class CallInfo:
     status: int | None = None
     code: int | None = None
     request_id: str | None = None
+    partner: str = ""  # set for a partner platform's API (LiveKit), not Exotel's
 
 
 class ApiError(ReconcilerError):
@@ -101,6 +102,8 @@ class ApiError(ReconcilerError):
             said += f", error {call.code}"
         request = f", request_id {call.request_id}" if call.request_id else ""
         account = f"account {call.account}: " if call.account else ""
+        if call.partner:
+            account = f"partner {call.partner}: "
         return f"{account}{where}: {self.message} ({said}{request})"
 
 

@@ -340,27 +340,78 @@ def test_import_records_the_livekit_end_a_team_already_has(
 
     made = on_livekit(sandbox, hand_made)
     before = reconciler("plan", cwd=tmp_path, environment=env(sandbox))
-    assert "is not in this account's ledger" in before.stdout
+    assert f"LiveKit inbound trunk {made} (bot numbers) on blr_livekit is not in" in before.stdout
     imported = reconciler(
         "import", "--account", "demo", "--livekit-id", f"{made}=blr_bot",
         cwd=tmp_path, environment=env(sandbox),
     )  # fmt: skip
     assert imported.returncode == 0, imported.stdout + imported.stderr
-    assert (
+    assert imported.stdout.splitlines()[0] == (
         f"recorded LiveKit inbound trunk {made} on blr_livekit as trunk blr_bot's"
-        in imported.stdout
-    )
-    assert "recorded LiveKit outbound trunk" in imported.stdout  # found by its metadata
+    )  # only what was named
     planned = reconciler("plan", cwd=tmp_path, environment=env(sandbox))
     assert "~ demo/blr_bot/livekit_inbound_trunk/blr_livekit" in planned.stdout
+    # The outbound trunk and the rule carry the trunk's mark: adopted, not made twice.
+    assert "carries this trunk's mark but the ledger does not hold it" in planned.stdout
     assert (
         "auth_password (sensitive, not set by this tool) -> (sensitive) version 1" in planned.stdout
     )
     assert "is not in this account's ledger" not in planned.stdout
+    assert "+ demo/blr_bot/livekit_" not in planned.stdout
     applied(tmp_path, sandbox)
-    (inbound,) = listed(sandbox)["inbound"]
+    live = listed(sandbox)
+    (inbound,) = live["inbound"]
     assert inbound.sip_trunk_id == made
     assert list(inbound.numbers) == ["+918040264208", "+918040264209"]
+    assert [o.sip_trunk_id for o in live["outbound"]] == [
+        owned["blr_bot/blr_livekit/outbound_trunk"]["id"]
+    ]
+    assert list(live["rules"][0].trunk_ids) == [made]
+
+
+def test_a_ledger_that_lost_its_livekit_end_adopts_it_by_its_mark(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    write(tmp_path)
+    applied(tmp_path, sandbox)
+    before = listed(sandbox)
+    ledger_file = tmp_path / "manifests" / "state" / "demo.json"
+    ledger = json.loads(ledger_file.read_text())
+    del ledger["partner_objects"]  # restored from before the LiveKit end was made, say
+    ledger_file.write_text(json.dumps(ledger))
+    planned = reconciler("plan", cwd=tmp_path, environment=env(sandbox))
+    assert planned.stdout.count("carries this trunk's mark") == 3, planned.stdout
+    applied(tmp_path, sandbox)
+    assert {k: len(v) for k, v in listed(sandbox).items()} == dict.fromkeys(before, 1)
+    again = reconciler("plan", "--detailed-exitcode", cwd=tmp_path, environment=env(sandbox))
+    assert again.returncode == 0, again.stdout
+
+
+def test_livekit_failures_say_livekit_and_a_protected_trunk_keeps_its_end(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    write(tmp_path, TRUNK.replace("    account: demo\n", "    account: demo\n    protect: true\n"))
+    wrong = reconciler("plan", cwd=tmp_path, environment=env(sandbox, LIVEKIT_API_SECRET="x" * 40))
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith(
+        "reconciler: partner blr_livekit: LiveKit refused the API key and secret (HTTP 401)"
+    ), wrong.stderr
+    assert "x" * 40 not in wrong.stderr
+    elsewhere = reconciler(
+        "plan", cwd=tmp_path, environment=env(sandbox, LIVEKIT_URL="ftp://lk.example.com")
+    )
+    assert "LIVEKIT_URL 'ftp://lk.example.com' must be a LiveKit project's URL" in elsewhere.stderr
+    applied(tmp_path, sandbox)
+    write(
+        tmp_path,
+        TRUNK.replace("    account: demo\n", "    account: demo\n    protect: true\n").replace(
+            "name: blr_livekit\n      dispatch: {agent: support-bot}", "name: none"
+        ),
+    )
+    refused = reconciler("apply", "--auto-approve", cwd=tmp_path, environment=env(sandbox))
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "trunk blr_bot is protected: deleting its LiveKit inbound trunk" in refused.stderr
+    assert len(listed(sandbox)["inbound"]) == 1
 
 
 def test_a_create_whose_answer_was_lost_is_found_not_made_twice(tmp_path: Path) -> None:

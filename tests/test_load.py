@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -435,3 +436,20 @@ def test_zero_weights_at_one_priority_and_short_indian_numbers(tmp_path: Path) -
     fixed = trunk.replace("'+91804026420', ", "")
     spec = load(write(tmp_path, {"a.yaml": ACCOUNT + fixed})).trunks[0].spec
     assert [round(d.share, 2) for d in destinations("prod", spec)] == [0.5, 0.5, 1.0]
+
+
+def test_every_yaml_example_in_the_docs_parses() -> None:
+    """A reader copies them: each ```yaml block of README.md and docs/ is YAML."""
+    root = Path(__file__).parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    blocks = [
+        (page, block)
+        for page in pages
+        for block in re.findall(r"```yaml\n(.*?)```", page.read_text(), re.S)
+    ]
+    assert len(blocks) > 10
+    for page, block in blocks:
+        try:
+            yaml.safe_load(block)
+        except yaml.YAMLError as error:
+            pytest.fail(f"{page.relative_to(root)}: {error}")

@@ -391,6 +391,7 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.RECORD_PROTECT: Handlers.record_protect,
     Operation.LIVEKIT_CREATE: lambda handlers, action: handlers.partner.create(action),
     Operation.LIVEKIT_UPDATE: lambda handlers, action: handlers.partner.update(action),
+    Operation.LIVEKIT_ADOPT: lambda handlers, action: handlers.partner.update(action),
     Operation.LIVEKIT_DELETE: lambda handlers, action: handlers.partner.delete(action),
 }
 BATCHED = frozenset({Operation.ADD_DESTINATION})  # sent per trunk by the executor

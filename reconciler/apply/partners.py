@@ -26,7 +26,7 @@ from reconciler.livekit.records import (
     password_version,
 )
 from reconciler.manifests.seam import End
-from reconciler.plan.actions import Action
+from reconciler.plan.actions import Action, Operation
 from reconciler.plan.livekit import fields_digest, ledger_key, pending_inbound
 
 Passwords = Mapping[tuple[str, str], str]
@@ -105,9 +105,18 @@ class PartnerHandlers:
         return None
 
     async def update(self, action: Action) -> None:
+        """A replace with the managed fields (and an outbound trunk's password); also how an
+        object carrying the trunk's mark is adopted, recorded before it is written."""
         end, kind, fields = self._fields(action)
         object_id = action.target["id"]
         client = self._client(action)
+        if action.operation is Operation.LIVEKIT_ADOPT:
+            key = ledger_key(end.trunk, end.partner, kind)
+            owned = self.recorder.ledger.with_partner_object(
+                key, PartnerEntry(end.partner, object_id)
+            )
+            self.recorder.update(owned)
+            await self.recorder.save()
         updated = await client.replace(kind, object_id, fields, self._password(end, kind, fields))
         await self._remember(end, kind, updated.id, fields)
         _expect(kind, fields, updated)

@@ -62,6 +62,14 @@ def _report(error: ReconcilerError, args: argparse.Namespace) -> None:
         outcome = getattr(args, "unfinished", "nothing was sent to Exotel")
         print(f"{plural(len(error.problems), 'problem')}: {outcome}", file=sys.stderr)
         return
+    if isinstance(error, AuthFailed) and error.call.partner:
+        print(
+            f"reconciler: partner {error.call.partner}: LiveKit refused the API key and secret "
+            f"(HTTP {error.call.status}): check the partner's api_key/api_secret variables, "
+            "that the key has the SIP admin grant, and its url (LIVEKIT_URL overrides it)",
+            file=sys.stderr,
+        )
+        return
     if isinstance(error, AuthFailed):
         print(
             f"reconciler: account {error.call.account}: Exotel refused the API key and token "
@@ -70,7 +78,9 @@ def _report(error: ReconcilerError, args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
         return
-    prefix = "reconciler: Exotel API: " if isinstance(error, ApiError) else "reconciler: "
+    prefix = "reconciler: "
+    if isinstance(error, ApiError):
+        prefix += "LiveKit API: " if error.call.partner else "Exotel API: "
     print(f"{prefix}{error}", file=sys.stderr)
 
 

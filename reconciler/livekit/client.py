@@ -15,14 +15,16 @@ only to LiveKit Cloud over HTTPS or to hosts the workflow itself lists in
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+import structlog
 from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 from livekit.api.sip_service import SipService
@@ -31,6 +33,8 @@ from livekit.protocol import sip as sip_pb
 from reconciler.errors import (
     ApiError,
     AuthFailed,
+    CallInfo,
+    ConfigError,
     Invalid,
     NotFound,
     ServerError,
@@ -48,6 +52,7 @@ from reconciler.livekit.records import (
     outbound_message,
 )
 
+log = structlog.get_logger("reconciler.livekit")
 CLOUD_SUFFIX = ".livekit.cloud"
 URL_VARIABLE = "LIVEKIT_URL"
 T = TypeVar("T")
@@ -60,6 +65,12 @@ def partner_url(configured: str, environ: Mapping[str, str]) -> str:
     """The API's URL: ``LIVEKIT_URL`` over the manifest's, as LiveKit's own tools read it;
     ``ws(s)://`` (what LiveKit's clients are given) becomes ``http(s)://``."""
     url = environ.get(URL_VARIABLE) or configured
+    if not re.fullmatch(r"(?:https?|wss?)://[^\s/?#]+/?", url):
+        where = URL_VARIABLE if environ.get(URL_VARIABLE) else "the partner's url"
+        raise ConfigError(
+            f"{where} {url!r} must be a LiveKit project's URL, like "
+            "https://my-project.livekit.cloud (http, https, ws or wss; no path)"
+        )
     return url.replace("wss://", "https://", 1).replace("ws://", "http://", 1).rstrip("/")
 
 
@@ -113,6 +124,9 @@ class LiveKitClient:
             self._key,
             self._secret,
             timeout=aiohttp.ClientTimeout(total=self._timeout),
+            # No silent resend to another URL: a create resent unseen could land twice;
+            # apply looks for a lost create itself before it sends one again.
+            failover=False,
         )
         return self
 
@@ -218,38 +232,56 @@ class LiveKitClient:
             )
 
     async def _call(self, what: str, request: Awaitable[T]) -> T:
-        """Await one SDK request; its failure as an ``ApiError`` naming the partner."""
+        """Await one SDK request; its failure as an ``ApiError`` naming the partner, the
+        Twirp method and LiveKit's answer (never a secret)."""
         self.calls += 1
         writing = not what.startswith("list")
-        said = f"LiveKit ({self.partner}, {self.url}): {what}"
+        call = CallInfo(partner=self.partner, method="POST", path=f"{SERVICE}/{METHODS[what]}")
+        said = f"{what} at {self.url}"
+        log.debug("livekit.request", partner=self.partner, method=METHODS[what])
         try:
             return await request
         except api.TwirpError as error:
-            raise _error(said, error) from None
+            raise _error(said, error, replace(call, status=error.status)) from None
         except TimeoutError:
             raise TransportError(
-                f"{said}: no answer within {self._timeout:g} s", maybe_committed=writing
+                f"{said}: no answer within {self._timeout:g} s", call, maybe_committed=writing
             ) from None
         except aiohttp.ClientConnectorError as error:
             raise TransportError(
                 f"{said}: cannot connect ({error.os_error.strerror or error})",
+                call,
                 maybe_committed=False,
             ) from None
         except aiohttp.ClientError as error:
             raise TransportError(
-                f"{said}: {type(error).__name__}: {error}", maybe_committed=writing
+                f"{said}: {type(error).__name__}: {error}", call, maybe_committed=writing
             ) from None
 
 
-def _error(said: str, error: api.TwirpError) -> ApiError:
+SERVICE = "/twirp/livekit.SIP"
+METHODS = {  # what the reconciler calls it -> LiveKit's Twirp method
+    "list inbound trunks": "ListSIPInboundTrunk",
+    "list outbound trunks": "ListSIPOutboundTrunk",
+    "list dispatch rules": "ListSIPDispatchRule",
+    "create inbound trunk": "CreateSIPInboundTrunk",
+    "create outbound trunk": "CreateSIPOutboundTrunk",
+    "create dispatch rule": "CreateSIPDispatchRule",
+    "replace inbound trunk": "UpdateSIPInboundTrunk",
+    "replace outbound trunk": "UpdateSIPOutboundTrunk",
+    "replace dispatch rule": "UpdateSIPDispatchRule",
+    "delete inbound trunk": "DeleteSIPTrunk",
+    "delete outbound trunk": "DeleteSIPTrunk",
+    "delete dispatch rule": "DeleteSIPDispatchRule",
+}
+
+
+def _error(said: str, error: api.TwirpError, call: CallInfo) -> ApiError:
     text = f"{said}: {error.code}: {error.message}"
     if error.code in ("unauthenticated", "permission_denied") or error.status in (401, 403):
-        return AuthFailed(
-            f"{text} (check the partner's api_key and api_secret, and that the key has the "
-            "SIP admin grant)"
-        )
+        return AuthFailed(text, call)
     if error.code in ("not_found", "bad_route"):
-        return NotFound(text)
+        return NotFound(text, call)
     if error.code in ("invalid_argument", "already_exists", "failed_precondition"):
-        return Invalid(text)
-    return ServerError(text)
+        return Invalid(text, call)
+    return ServerError(text, call)

@@ -186,6 +186,7 @@ class _Collector:
         self.routes: list[Declared[RouteSpec]] = []
         self.account_names: set[str] = set()
         self.partners: list[NamedPartner] = []
+        self.invalid_partners: set[str] = set()  # declared, with problems of their own
 
     def document(self, file: str, document: yamlsource.Document) -> None:
         data, node = document.data, document.node
@@ -284,6 +285,8 @@ class _Collector:
         self.problems += problems
         if spec is not None:
             self.partners.append(NamedPartner(name, spec, origin))
+        else:
+            self.invalid_partners.add(name)
 
 
 @contextmanager
@@ -363,8 +366,19 @@ def _load(root: Path) -> Manifests:
     partners: dict[str, NamedPartner] = {}
     for partner in collector.partners:
         partners.setdefault(partner.name, partner)
+    unfit = {
+        f"signalling:{name}"
+        for name in accounts
+        for problem in collector.problems
+        if problem.path.startswith(f"accounts.{name}.signalling")
+    }
     collector.problems += seam.check(
-        accounts, partners, trunks, tuple(collector.routes), duplicates=collector.partners
+        accounts,
+        partners,
+        trunks,
+        tuple(collector.routes),
+        duplicates=collector.partners,
+        invalid=frozenset(collector.invalid_partners - set(partners) | unfit),
     )
     return Manifests(
         str(root),

@@ -371,16 +371,34 @@ class CredentialSpec(Spec):
     )
 
 
+def _header_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", value):
+        raise ValueError(
+            f"{value!r} is not a SIP header name (letters, digits and -, like X-Bot-Persona)"
+        )
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+HeaderName = Annotated[StrictStr, AfterValidator(_header_name)]
+Named = Annotated[StrictStr, AfterValidator(_not_blank)]
+
+
 class DispatchSpec(Spec):
     """LiveKit: which room an inbound call joins (a dispatch rule)."""
 
-    room_prefix: StrictStr | None = Field(
+    room_prefix: Named | None = Field(
         None,
         description="one new room per call, named <room_prefix><caller> (default: the "
         "trunk's name and '-')",
     )
-    room: StrictStr | None = Field(None, description="every call joins this one room")
-    agent: StrictStr | None = Field(
+    room: Named | None = Field(None, description="every call joins this one room")
+    agent: Named | None = Field(
         None, description="the agent (agent_name) LiveKit dispatches into the room"
     )
 
@@ -405,7 +423,7 @@ class TrunkPartnerSpec(Shorthand):
         description="the credential the partner calls out with (default: the trunk's first)",
     )
     dispatch: DispatchSpec | None = Field(None, description="livekit: the dispatch rule")
-    attributes: dict[StrictStr, StrictStr] = Field(
+    attributes: dict[HeaderName, Named] = Field(
         default_factory=dict,
         description="livekit: SIP header -> participant attribute (headers_to_attributes); "
         "X- headers also arrive as sip.h.<name> attributes",

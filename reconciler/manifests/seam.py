@@ -170,12 +170,15 @@ def check(
     routes: Sequence[Declared[RouteSpec]],
     *,
     duplicates: Sequence[NamedPartner] = (),
+    invalid: frozenset[str] = frozenset(),
 ) -> list[Problem]:
     """Every problem of the seam at once: names that lead nowhere, options for another
-    platform, and the ends disagreeing (each finding names both sides)."""
-    problems = list(_names(accounts, partners, trunks, duplicates))
+    platform, and the ends disagreeing (each finding names both sides). ``invalid``:
+    partners declared with problems of their own, and accounts whose ``signalling`` has
+    them: each is told once, where it is written, not again at every trunk."""
+    problems = list(_names(accounts, partners, trunks, duplicates, invalid))
     specs = [route.spec for route in routes]
-    quiet: set[str] = set()  # accounts already told they list no signalling addresses
+    open_to_all: dict[str, list[str]] = {}  # account -> its partners and trunks, unguarded
     for trunk in trunks:
         spec, origin = trunk.spec, trunk.origin
         account = accounts.get(spec.account)
@@ -184,26 +187,54 @@ def check(
             continue
         end = end_of(spec, account, partners[name], specs)
         where = ("partner",) if spec.partner is not None else ()
-        problems += [origin.problem(where, severity, said) for severity, said in findings(end)]
-        if spec.partner is not None and spec.partner.credential and end.credential is None:
+        chosen = spec.partner.credential if spec.partner is not None else None
+        said = findings(end, credential_named=chosen is not None)
+        problems += [origin.problem(where, severity, text) for severity, text in said]
+        if chosen and end.credential is None:
             message = (
-                f"partner credential {spec.partner.credential!r} is none of trunk "
-                f"{spec.name}'s credentials ({_names_of(spec)}): {name} could not authenticate"
+                f"partner credential {chosen!r} is none of trunk {spec.name}'s credentials "
+                f"({_names_of(spec)}): {name} could not authenticate"
             )
             problems.append(origin.problem(("partner", "credential"), ERROR, message))
-        if end.exotel_addresses or account.name in quiet:
-            continue
-        quiet.add(account.name)
+        if not end.exotel_addresses and f"signalling:{account.name}" not in invalid:
+            open_to_all.setdefault(account.name, []).append(f"{name} (trunk {spec.name})")
+    for name, unguarded in open_to_all.items():
         problems.append(
-            account.origin.problem(
+            accounts[name].origin.problem(
                 ("signalling",),
                 WARNING,
-                f"account {account.name} lists no signalling addresses, so partner {name} "
-                f"({end.platform}, trunk {spec.name}) allows calls from any address: ask "
-                "Exotel for the addresses its SIP signalling comes from and list them under "
-                "signalling.addresses (no public source lists them; docs/exotel-api.md)",
+                f"account {name} lists no signalling addresses, so its partners allow calls "
+                f"from any address: {', '.join(unguarded)}; ask Exotel for the addresses its "
+                "SIP signalling comes from and list them under signalling.addresses (no "
+                "public source lists them; docs/exotel-api.md)",
             )
         )
+    for account in accounts.values():
+        problems += _addresses(account)
+    return problems
+
+
+WIDEST = 16  # a wider network than this lets in far more than one carrier's edge
+
+
+def _addresses(account: NamedAccount) -> list[Problem]:
+    listed = account.spec.signalling.addresses if account.spec.signalling else ()
+    problems = []
+    seen: set[str] = set()
+    for index, address in enumerate(listed):
+        where = ("signalling", "addresses", index)
+        if address in seen:
+            said = f"{address} is listed twice in account {account.name}'s signalling addresses"
+            problems.append(account.origin.problem(where, ERROR, said))
+        seen.add(address)
+        prefix = int(address.partition("/")[2] or 32)
+        if prefix < WIDEST:
+            said = (
+                f"{address} lets every partner of account {account.name} take calls from "
+                f"{2 ** (32 - prefix):,} addresses, not just Exotel's: list the addresses "
+                "Exotel gives you"
+            )
+            problems.append(account.origin.problem(where, WARNING, said))
     return problems
 
 
@@ -216,6 +247,7 @@ def _names(
     partners: Mapping[str, NamedPartner],
     trunks: Sequence[Declared[TrunkSpec]],
     duplicates: Sequence[NamedPartner],
+    invalid: frozenset[str],
 ) -> Iterable[Problem]:
     seen: dict[str, NamedPartner] = {}
     for partner in duplicates:
@@ -235,28 +267,34 @@ def _names(
 
     for account in accounts.values():
         name = account.spec.partner
-        if name not in (None, NO_PARTNER) and name not in partners:
+        if name not in (None, NO_PARTNER, *invalid) and name not in partners:
             yield account.origin.problem(("partner",), ERROR, unknown(str(name)))
     for trunk in trunks:
         chosen = trunk.spec.partner
         if chosen is None:
             continue
+        if chosen.name in invalid:
+            continue  # its own problems are told where it is declared
         if chosen.name != NO_PARTNER and chosen.name not in partners:
             yield trunk.origin.problem(("partner", "name"), ERROR, unknown(chosen.name))
             continue
         platform = partners[chosen.name].spec.platform if chosen.name in partners else None
-        for option in ("dispatch", "attributes"):
+        for option, what in (
+            ("dispatch", "LiveKit's dispatch rule"),
+            ("attributes", "which SIP headers become LiveKit participant attributes"),
+        ):
             if getattr(chosen, option) and platform != "livekit":
                 said = f"partner {chosen.name} is {platform}" if platform else "no partner"
                 yield trunk.origin.problem(
                     ("partner", option),
                     ERROR,
-                    f"{option} configures a LiveKit dispatch; {said}: remove it",
+                    f"{option} sets {what}; {said}: remove it",
                 )
 
 
-def findings(end: End) -> list[tuple[Severity, str]]:
-    """Where the two ends would disagree, each naming both sides."""
+def findings(end: End, *, credential_named: bool = False) -> list[tuple[Severity, str]]:
+    """Where the two ends would disagree, each naming both sides. ``credential_named``:
+    the trunk names a credential for its partner (a wrong name is told on its own)."""
     said: list[tuple[Severity, str]] = []
     for uri in end.destinations:
         transport = uri.rpartition("transport=")[2]
@@ -266,8 +304,12 @@ def findings(end: End) -> list[tuple[Severity, str]]:
                     WARNING,
                     f"trunk {end.trunk} sends calls to {end.partner} over {transport} "
                     f"(destination {uri}) but {end.partner} calls Exotel over {end.transport}: "
-                    "use one transport on both ends (an ACK can follow the wrong one, "
-                    "livekit/sip issue 730)",
+                    "use one transport on both ends"
+                    + (
+                        " (an ACK can follow the wrong one, livekit/sip issue 730)"
+                        if end.platform == "livekit"
+                        else ""
+                    ),
                 )
             )
         port = int(uri.split(";")[0].rpartition(":")[2])
@@ -282,11 +324,11 @@ def findings(end: End) -> list[tuple[Severity, str]]:
                 )
             )
     if end.platform == "livekit":
-        said += _livekit(end)
+        said += _livekit(end, credential_named=credential_named)
     return said
 
 
-def _livekit(end: End) -> list[tuple[Severity, str]]:
+def _livekit(end: End, *, credential_named: bool) -> list[tuple[Severity, str]]:
     said: list[tuple[Severity, str]] = []
     if end.takes_calls and not end.destinations:
         said.append(
@@ -305,7 +347,7 @@ def _livekit(end: End) -> list[tuple[Severity, str]]:
                 "its DIDs as caller IDs and Exotel shows whichever LiveKit picks: set alias",
             )
         )
-    if end.outbound_numbers and end.credential is None and end.whitelisted:
+    if end.outbound_numbers and end.credential is None and end.whitelisted and not credential_named:
         said.append(
             (
                 WARNING,

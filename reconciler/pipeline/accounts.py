@@ -109,6 +109,7 @@ class LiveKitAccess:
     url: str
     api_key: str = field(repr=False)
     api_secret: str = field(repr=False)
+    overridden: str = ""  # the manifest's url, when LIVEKIT_URL replaces it
 
     def client(self, options: Options) -> LiveKitClient:
         return LiveKitClient(
@@ -178,21 +179,22 @@ def _only_to(owner: str, what: str, found: str | None, official: str, other: str
         )
 
 
-def livekit_ends(manifests: Manifests, account: str) -> tuple[End, ...]:
-    """The LiveKit ends of an account's trunks."""
-    found = ends(
-        manifests.accounts,
-        manifests.partners,
-        (t.spec for t in manifests.trunks if t.spec.account == account),
-        [r.spec for r in manifests.routes],
+def partner_ends(manifests: Manifests, account: str) -> tuple[End, ...]:
+    """The partner ends of an account's trunks, of every platform."""
+    return tuple(
+        ends(
+            manifests.accounts,
+            manifests.partners,
+            (t.spec for t in manifests.trunks if t.spec.account == account),
+            [r.spec for r in manifests.routes],
+        )
     )
-    return tuple(end for end in found if end.platform == "livekit")
 
 
 def livekit_partners(manifests: Manifests, account: NamedAccount) -> list[str]:
     """The LiveKit partners an account needs: those its trunks use, and those its ledger
     still holds objects on (to delete them), where declared."""
-    used = {end.partner for end in livekit_ends(manifests, account.name)}
+    used = {e.partner for e in partner_ends(manifests, account.name) if e.platform == "livekit"}
     with contextlib.suppress(LedgerError):  # the command reads it too, and says why not
         path = ledgers.ledger_path(manifests.root, account)
         held = ledgers.read(path, account=account.name, account_sid=account.spec.sid)
@@ -220,8 +222,13 @@ def _livekit_access(
                 f"LiveKit Cloud over HTTPS (*{CLOUD_SUFFIX})",
                 "its own server, a sandbox",
             )
+        written_url = partner_url(configured, {})
         access[name] = LiveKitAccess(
-            name, url, secrets.get(spec.api_key), secrets.get(spec.api_secret)
+            name,
+            url,
+            secrets.get(spec.api_key),
+            secrets.get(spec.api_secret),
+            overridden=written_url if written_url != url else "",
         )
     return access
 
@@ -256,7 +263,7 @@ def _resolve(
             prune=spec.prune,
             desired=desired,
             routes=routes,
-            ends=livekit_ends(manifests, named.name),
+            ends=partner_ends(manifests, named.name),
         ),
         ledger_path=ledgers.ledger_path(manifests.root, named),
         url=url,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from reconciler.errors import ConfigError
 from reconciler.live import ledger as ledgers
 from reconciler.live.state import PartnerEntry
-from reconciler.livekit.records import LABEL, LiveObject, ObjectKind
+from reconciler.livekit.records import LABEL
 from reconciler.manifests.load import Manifests
 from reconciler.pipeline.accounts import Options, choose
 from reconciler.pipeline.planning import read_partners
@@ -55,7 +55,7 @@ async def adopt_livekit(
     force: bool,
 ) -> list[Adopted]:
     [resolved] = choose(manifests, [account], environ, passwords=False)
-    ends = {end.trunk: end for end in resolved.declared.ends}
+    ends = {end.trunk: end for end in resolved.declared.ends if end.platform == "livekit"}
     if not ends:
         raise ConfigError(f"account {account} declares no trunk with a LiveKit partner")
     explicit = _explicit(ids)
@@ -71,12 +71,20 @@ async def adopt_livekit(
         owned = {entry.id for entry in ledger.partner_objects.values()}
         adopted: list[Adopted] = []
         for trunk, end in sorted(ends.items()):
-            objects = [o for o in (projects.get(end.partner) or {}).values() if o.id not in owned]
-            chosen: dict[ObjectKind, LiveObject] = {
-                o.kind: o for o in objects if explicit.get(o.id) == trunk
-            }
-            for kind, found in owned_by(end, objects).items():
-                chosen.setdefault(kind, found)
+            listed = projects.get(end.partner)
+            objects = (
+                [o for o in listed.values() if o.id not in owned]
+                if isinstance(listed, dict)
+                else []
+            )
+            if explicit:  # exactly the objects named, and nothing else
+                chosen = {o.kind: o for o in objects if explicit.get(o.id) == trunk}
+            else:  # what carries the trunk's mark or name, where the ledger holds nothing
+                chosen = {
+                    kind: found
+                    for kind, found in owned_by(end, objects).items()
+                    if force or ledger_key(trunk, end.partner, kind) not in ledger.partner_objects
+                }
             for found in chosen.values():
                 key = ledger_key(trunk, end.partner, found.kind)
                 held = ledger.partner_objects.get(key)

@@ -96,14 +96,14 @@ async def read_partners(account: Account, options: Options) -> Projects:
     requests each). With ``options.tolerant`` (drift) a partner that cannot be read is
     reported in the plan instead of failing it."""
 
-    async def one(name: str) -> tuple[str, Mapping[str, Any] | None]:
+    async def one(name: str) -> tuple[str, Mapping[str, Any] | str]:
         try:
             async with account.livekit[name].client(options) as client:
                 return name, (await client.read()).objects
-        except ApiError:
+        except ApiError as error:
             if not options.tolerant:
                 raise
-            return name, None
+            return name, str(error)
 
     found = await asyncio.gather(*(one(name) for name in sorted(account.livekit)))
     return dict(found)
@@ -131,7 +131,18 @@ async def plan_one(
     planned = plan_account(
         declared, ledger, state, max_delete=options.max_delete, projects=projects
     )
-    planned = replace(planned, notices=(*planned.notices, *await password_notices(account, ledger)))
+    overridden = [
+        Notice(
+            NoticeKind.SEAM,
+            account.name,
+            f"partner {name}: LIVEKIT_URL sends its requests to {access.url}, not to the "
+            f"manifest's {access.overridden}: the objects planned are that project's",
+        )
+        for name, access in sorted(account.livekit.items())
+        if access.overridden
+    ]
+    notices = (*planned.notices, *overridden, *await password_notices(account, ledger))
+    planned = replace(planned, notices=notices)
     if options.trunks:
         held = frozenset(spec.name for spec in declared.desired) | set(ledger.trunks)
         planned = targeted(planned, options.trunks, held)

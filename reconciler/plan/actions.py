@@ -80,6 +80,7 @@ class Operation(StrEnum):
     RECORD_ROUTE = "record_route"  # routes are served by reconciler serve: ledger only
     RECORD_PROTECT = "record_protect"  # protect lives in the ledger: no API call
     LIVEKIT_CREATE = "livekit_create"  # a trunk's LiveKit end (plan.livekit)
+    LIVEKIT_ADOPT = "livekit_adopt"  # one carrying the trunk's mark, not in the ledger
     LIVEKIT_UPDATE = "livekit_update"
     LIVEKIT_DELETE = "livekit_delete"
 

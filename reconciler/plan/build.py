@@ -20,7 +20,7 @@ from reconciler.live.pairing import pair
 from reconciler.live.state import AccountState, Ledger, TrunkEntry
 from reconciler.plan import rails
 from reconciler.plan.actions import AccountPlan, Kind, NoticeKind, Operation, Resource
-from reconciler.plan.livekit import Projects, plan_livekit, rotations
+from reconciler.plan.livekit import Projects, plan_livekit, rotations, seam_notices
 from reconciler.plan.order import dependencies, order
 from reconciler.plan.routes import route_actions
 from reconciler.plan.steps import AccountInput, Step, Steps, address
@@ -125,11 +125,13 @@ def plan_account(
         account.name, declared=len(account.desired), tracked=len(ledger.trunks)
     )
     _state_notices(steps, ledger, state)
-    if projects is not None and (account.ends or ledger.partner_objects):
+    livekit = [end for end in account.ends if end.platform == "livekit"]
+    if projects is not None and (livekit or ledger.partner_objects):
         deleting = frozenset(
             a.trunk for a in steps.actions if a.operation is Operation.DELETE_TRUNK
         )
-        plan_livekit(steps, account.ends, ledger, projects, deleting=deleting)
+        plan_livekit(steps, livekit, ledger, projects, deleting=deleting)
+    seam_notices(steps, account.ends)
     managed = rails.managed(state)
     linked, rotated = rotations(dependencies(steps.actions), account.ends)
     for trunk, said in rotated:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from reconciler.live.state import Ledger, digest
+from reconciler.live.state import Ledger, PartnerEntry, digest
 from reconciler.livekit.records import (
     LABEL,
     OWNER,
@@ -33,7 +33,7 @@ from reconciler.livekit.records import (
     shown,
     wanted,
 )
-from reconciler.manifests.seam import End
+from reconciler.manifests.seam import End, findings
 from reconciler.plan.actions import Action, Kind, NoticeKind, Operation, Origin, Resource
 from reconciler.plan.steps import Step, Steps, address
 
@@ -43,7 +43,8 @@ RESOURCE = {
     ObjectKind.DISPATCH_RULE: Resource.LIVEKIT_DISPATCH_RULE,
 }
 KIND_OF = {resource: kind for kind, resource in RESOURCE.items()}
-Projects = Mapping[str, Mapping[str, LiveObject] | None]  # partner -> objects by ID (None: unread)
+# partner -> what it lists, by ID; or, when it could not be read (drift goes on), why not
+Projects = Mapping[str, Mapping[str, LiveObject] | str]
 
 
 def ledger_key(trunk: str, partner: str, kind: ObjectKind) -> str:
@@ -72,11 +73,11 @@ def plan_livekit(
     wanted_keys: set[str] = set()
     for end in ends:
         objects = projects.get(end.partner)
-        if objects is None:
+        if objects is None or isinstance(objects, str):
             steps.notice(
                 NoticeKind.UNREADABLE,
                 f"partner {end.partner} (LiveKit) could not be read, so trunk {end.trunk}'s "
-                "LiveKit end was not checked",
+                f"LiveKit end was not checked: {objects or 'not asked'}",
                 address(steps.account.name, end.trunk, Resource.TRUNK),
             )
             wanted_keys |= {ledger_key(end.trunk, end.partner, kind) for kind in ObjectKind}
@@ -88,9 +89,28 @@ def plan_livekit(
     _unmanaged(steps, ends, ledger, projects)
 
 
+def marked(
+    end: End, kind: ObjectKind, objects: Mapping[str, LiveObject], owned: set[str]
+) -> LiveObject | None:
+    """An object no ledger holds that carries this trunk's own mark (a ledger restored
+    from before it was made, say): adopted rather than made twice."""
+    for found in sorted(objects.values(), key=lambda o: o.id):
+        if (
+            found.kind is kind
+            and found.id not in owned
+            and found.fields.get("metadata") == metadata(end)
+        ):
+            return found
+    return None
+
+
 def _inbound_id(end: End, ledger: Ledger, objects: Mapping[str, LiveObject]) -> str:
     entry = ledger.partner_objects.get(ledger_key(end.trunk, end.partner, ObjectKind.INBOUND_TRUNK))
-    return entry.id if entry is not None and entry.id in objects else pending_inbound(end.trunk)
+    if entry is not None and entry.id in objects:
+        return entry.id
+    owned = {held.id for held in ledger.partner_objects.values()}
+    found = marked(end, ObjectKind.INBOUND_TRUNK, objects, owned) if entry is None else None
+    return found.id if found is not None else pending_inbound(end.trunk)
 
 
 def _one(
@@ -105,15 +125,33 @@ def _one(
     version = password_version(end) if kind is ObjectKind.OUTBOUND_TRUNK else None
     label = f"LiveKit {LABEL[kind]} on {end.partner}"
     target = {"partner": end.partner, "kind": kind.value}
+    inbound = address(steps.account.name, end.trunk, Resource.LIVEKIT_INBOUND_TRUNK, end.partner)
+    after_inbound = (inbound,) if kind is ObjectKind.DISPATCH_RULE else ()
+    owned = {held.id for held in ledger.partner_objects.values()}
+    found = marked(end, kind, objects, owned) if entry is None else None
+    if found is not None:
+        before, after = _differences(kind, fields, found, None, version)
+        steps.add(
+            Step(
+                trunk=end.trunk,
+                operation=Operation.LIVEKIT_ADOPT,
+                kind=Kind.UPDATE,
+                resource=RESOURCE[kind],
+                key=end.partner,
+                before={"id": found.id, **before},
+                after={"id": found.id, **after},
+                reason=(
+                    f"{label} {found.id} carries this trunk's mark but the ledger does not "
+                    "hold it: adopt it, and set what differs"
+                ),
+                target={**target, "id": found.id},
+                depends=after_inbound,
+            )
+        )
+        return
     live = objects.get(entry.id) if entry is not None else None
     if entry is None or live is None:
         gone = entry is not None
-        inbound = address(
-            steps.account.name, end.trunk, Resource.LIVEKIT_INBOUND_TRUNK, end.partner
-        )
-        waits = kind is ObjectKind.DISPATCH_RULE and fields["trunk_ids"] == [
-            pending_inbound(end.trunk)
-        ]
         steps.add(
             Step(
                 trunk=end.trunk,
@@ -129,30 +167,14 @@ def _one(
                 ),
                 origin=Origin.DRIFT if gone else Origin.MANIFEST,
                 target=target,
-                depends=(inbound,) if waits else (),
+                depends=after_inbound,
             )
         )
         return
-    changed = [name for name, value in fields.items() if live.fields.get(name) != value]
-    rotated = (
-        kind is ObjectKind.OUTBOUND_TRUNK
-        and bool(fields.get("auth_username"))
-        and (
-            entry.password_version != version
-            or live.fields.get("auth_username") != fields["auth_username"]
-        )
-    )
-    if not changed and not rotated:
+    before, after = _differences(kind, fields, live, entry, version)
+    if not after:
         return
-    before = {name: live.fields.get(name) for name in changed}
-    after = {name: fields[name] for name in changed}
-    if rotated:
-        before["auth_password"] = (
-            f"(sensitive) version {entry.password_version}"
-            if entry.password_version is not None
-            else "(sensitive, not set by this tool)"
-        )
-        after["auth_password"] = f"(sensitive) version {version}"
+    rotated = "auth_password" in after
     drift = entry.digest == fields_digest(fields) and not rotated
     steps.add(
         Step(
@@ -170,8 +192,40 @@ def _one(
             ),
             origin=Origin.DRIFT if drift else Origin.MANIFEST,
             target={**target, "id": entry.id},
+            depends=after_inbound,
         )
     )
+
+
+def _differences(
+    kind: ObjectKind,
+    fields: Mapping[str, Any],
+    live: LiveObject,
+    entry: PartnerEntry | None,
+    version: int | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(before, after) of the managed fields that differ; for an outbound trunk with a
+    credential, its password too when the ledger does not say LiveKit has this version
+    for this username (a password shows only as its version)."""
+    changed = [name for name, value in fields.items() if live.fields.get(name) != value]
+    before = {name: live.fields.get(name) for name in changed}
+    after = {name: fields[name] for name in changed}
+    username = fields.get("auth_username")
+    if kind is not ObjectKind.OUTBOUND_TRUNK or not username:
+        return before, after
+    same_user = live.fields.get("auth_username") == username
+    if entry is not None and entry.password_version == version and same_user:
+        return before, after
+    if entry is None or entry.password_version is None:
+        before["auth_password"] = "(sensitive, not set by this tool)"  # noqa: S105 (a label)
+    elif not same_user:
+        before["auth_password"] = f"(sensitive) for {live.fields.get('auth_username')}"
+    else:
+        before["auth_password"] = f"(sensitive) version {entry.password_version}"
+    after["auth_password"] = f"(sensitive) version {version}" + (
+        "" if same_user else f" for {username}"
+    )
+    return before, after
 
 
 def _retired(
@@ -184,6 +238,12 @@ def _retired(
     """Owned objects nothing wants any more: deleted when their trunk is declared (its
     partner changed or went) or is being deleted; kept with the trunk otherwise."""
     declared = {spec.name for spec in steps.account.desired}
+    guarded = {spec.name for spec in steps.account.desired if spec.protect}
+
+    def protected(trunk: str) -> bool:
+        held = ledger.trunks.get(trunk)
+        return trunk in guarded or (held is not None and held.protect)
+
     for key, entry in sorted(ledger.partner_objects.items()):
         if key in wanted_keys:
             continue
@@ -193,7 +253,7 @@ def _retired(
             continue  # the trunk is kept (not declared, not pruned): its LiveKit end too
         objects = projects.get(entry.partner)
         where = address(steps.account.name, trunk, RESOURCE[kind], entry.partner)
-        if objects is None:
+        if objects is None or isinstance(objects, str):
             steps.notice(
                 NoticeKind.UNREADABLE,
                 f"LiveKit {LABEL[kind]} {entry.id} of trunk {trunk} on partner {entry.partner} "
@@ -203,6 +263,13 @@ def _retired(
                 where,
             )
             continue
+        if protected(trunk):
+            steps.notice(
+                NoticeKind.RAIL,
+                f"trunk {trunk} is protected: deleting its LiveKit {LABEL[kind]} {entry.id} "
+                f"on {entry.partner} takes --force",
+                where,
+            )
         steps.add(
             Step(
                 trunk=trunk,
@@ -224,20 +291,41 @@ def _retired(
         )
 
 
+def seam_notices(steps: Steps, ends: Sequence[End]) -> None:
+    """What ``validate`` warns of the seam, in the plan too, where reviewers look: each
+    trunk's ends disagreeing, and an account whose partners would take any address."""
+    for end in ends:
+        where = address(steps.account.name, end.trunk, Resource.TRUNK)
+        for _, said in findings(end):
+            steps.notice(NoticeKind.SEAM, said, where)
+    bare = sorted({end.partner for end in ends if not end.exotel_addresses})
+    if bare:
+        steps.notice(
+            NoticeKind.SEAM,
+            f"account {steps.account.name} lists no signalling addresses, so partner(s) "
+            f"{', '.join(bare)} allow calls from any address: list Exotel's under "
+            "signalling.addresses",
+        )
+
+
 def _unmanaged(steps: Steps, ends: Sequence[End], ledger: Ledger, projects: Projects) -> None:
     """What LiveKit lists that no ledger of this account holds: reported, never touched;
     one that takes a number of ours (written any way) is the seam's business too."""
     owned = {entry.id for entry in ledger.partner_objects.values()}
     ours = {_digits(number): (end, number) for end in ends for number in end.numbers}
     mine = f"{OWNER}: {steps.account.name}/"
+    adopted = {metadata(end) for end in ends}
     for partner in sorted({end.partner for end in ends}):
-        objects = projects.get(partner) or {}
+        listed = projects.get(partner)
+        objects = listed if isinstance(listed, Mapping) else {}
         for found in sorted(objects.values(), key=lambda o: (o.kind.value, o.id)):
             if found.id in owned:
                 continue
-            marked = str(found.fields.get("metadata", ""))
-            if marked.startswith(OWNER) and not marked.startswith(mine):
+            mark = str(found.fields.get("metadata", ""))
+            if mark.startswith(OWNER) and not mark.startswith(mine):
                 continue  # another account's, by its own ledger
+            if mark in adopted:
+                continue  # one of this account's trunks', which the plan adopts
             label = f"LiveKit {LABEL[found.kind]} {found.id} ({found.name or 'no name'})"
             steps.notice(
                 NoticeKind.UNMANAGED,

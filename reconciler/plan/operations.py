@@ -47,6 +47,7 @@ TRUNK_RANK: dict[Operation, int] = {
 # A trunk's LiveKit end: after Exotel's end has what it needs (plan.livekit).
 PARTNER_RANK: dict[Operation, int] = {
     Operation.LIVEKIT_CREATE: 10,
+    Operation.LIVEKIT_ADOPT: 10,
     Operation.LIVEKIT_UPDATE: 10,
     Operation.LIVEKIT_DELETE: 11,
 }

@@ -40,7 +40,7 @@ class AccountInput:
     prune: bool
     desired: tuple[TrunkSpec, ...]
     routes: tuple[RouteSpec, ...] = ()
-    ends: tuple[End, ...] = ()  # the LiveKit ends of its trunks (plan.livekit)
+    ends: tuple[End, ...] = ()  # the partner ends of its trunks (manifests.seam)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -52,6 +52,7 @@ LOUD = (
     NoticeKind.UNREADABLE,
     NoticeKind.NOT_DECLARED,
     NoticeKind.PASSWORD,
+    NoticeKind.SEAM,
 )
 WARNED = (Kind.DELETE, Kind.REPLACE, Kind.MANUAL)
 KEYS = frozenset({"number", "ip", "uri", "username"})  # already in the address
@@ -113,8 +114,9 @@ def describe(action: Action) -> str:
             text = f"rename {before.get('name')} -> {after.get('name')}"
         return text
     if action.kind is Kind.UPDATE and action.resource in PARTNER_RESOURCES:
-        changes = "; ".join(f"{name} {before.get(name)} -> {after[name]}" for name in after)
-        return f"{changes}: {action.reason}"
+        changed = [name for name in after if before.get(name) != after[name]]
+        changes = "; ".join(f"{name} {before.get(name)} -> {after[name]}" for name in changed)
+        return f"{changes or 'no managed field differs'}: {action.reason}"
     if action.kind is Kind.CREATE:
         return f"add{_details(after)}"
     if action.kind is Kind.DELETE:
