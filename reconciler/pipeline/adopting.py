@@ -61,9 +61,11 @@ async def adopt_livekit(
     explicit = _explicit(ids)
     for object_id, trunk in explicit.items():
         if trunk not in ends:
+            declared = {spec.name for spec in resolved.declared.desired}
+            why = "has no LiveKit partner" if trunk in declared else "is not declared"
             raise ConfigError(
-                f"--livekit-id {object_id}={trunk}: trunk {trunk} is not declared in account "
-                f"{account} with a LiveKit partner ({', '.join(sorted(ends))})"
+                f"--livekit-id {object_id}={trunk}: trunk {trunk} {why} in account {account} "
+                f"(trunks with a LiveKit partner: {', '.join(sorted(ends))})"
             )
     with ledgers.Lock.beside(resolved.ledger_path):
         ledger = ledgers.read(resolved.ledger_path, account=account, account_sid=resolved.spec.sid)
