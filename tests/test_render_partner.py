@@ -28,6 +28,7 @@ from reconciler.manifests.seam import ends
 from reconciler.partners import asterisk, freeswitch
 
 GOLDEN = Path(__file__).parent / "golden" / "partners"
+DOCS = Path(__file__).parent.parent / "docs"
 MANIFESTS = GOLDEN / "manifests"
 EXPECTED = GOLDEN / "expected"
 # Distinctive values for every password variable the estate names: none may ever appear.
@@ -110,7 +111,7 @@ def test_trunks_that_cannot_be_rendered_are_reported(
         "and apply configure through LiveKit's API; render-partner writes the files of "
         "kamailio, freeswitch and asterisk partners"
     ) in err
-    assert "reconciler: not rendered: prod/plain: no partner" in err
+    assert "reconciler: not rendered: prod/plain: partner: none\n" in err  # as it says
     assert "account mumbai lists no signalling addresses" in err  # the manifests' warning
     assert out.endswith("out: 3 partners (7 trunks): 8 files written, 0 unchanged\n")
 
@@ -293,7 +294,7 @@ def test_choosing_partners_renders_all_of_their_trunks(
             "--trunk lk_bot (account prod): partner blr_livekit is livekit, whose end plan and "
             "apply configure through LiveKit's API",
         ),
-        (["--trunk", "plain"], "--trunk plain (account prod): no partner (name one with"),
+        (["--trunk", "plain"], "--trunk plain (account prod): partner: none\n"),
         (["--trunk", "fs_bots"], "--trunk fs_bots: the manifests declare no such trunk; did you"),
         (["--trunk", "ast_bot", "--account", "mumbai"], "account mumbai declares no such trunk"),
         (["--partner", "blr_livekit"], "--partner blr_livekit: partner blr_livekit is livekit"),
@@ -309,6 +310,206 @@ def test_what_cannot_be_rendered_is_an_error_that_says_why(
     assert said in err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_trunk_without_a_partner_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``partner: none`` is reported as such, on the trunk or its account; a trunk whose
+    account names none either is told how to name one."""
+    manifests = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, manifests)
+    accounts = (manifests / "accounts.yaml").read_text()
+    (manifests / "accounts.yaml").write_text(
+        accounts.replace("    sid: mum2\n", "    sid: mum2\n    partner: none\n")
+    )
+    (manifests / "trunks.yaml").write_text(
+        (manifests / "trunks.yaml").read_text()
+        + "\n".join(
+            [
+                "  - name: quiet",
+                "    account: mumbai",
+                '    phone_numbers: ["+912247788102"]',
+                '    destination_uris: ["pbx.example.com:5061;transport=tls"]',
+                "",
+            ]
+        )
+    )
+    code, _, err = run(capsys, str(manifests), "--output", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "reconciler: not rendered: prod/plain: partner: none\n" in err
+    assert "reconciler: not rendered: mumbai/quiet: partner: none (its account mumbai's)\n" in err
+    (manifests / "accounts.yaml").write_text(accounts)  # mumbai names no partner at all
+    code, _, err = run(capsys, str(manifests), "--output", str(tmp_path / "out"))
+    assert code == 0, err
+    assert (
+        "reconciler: not rendered: mumbai/quiet: no partner (name one with partner:, on the "
+        "trunk or its account)\n"
+    ) in err
+    code, _, err = run(capsys, str(manifests), "--output", "-", "--trunk", "quiet")
+    assert code == 1
+    assert "--trunk quiet (account mumbai): no partner (name one with partner:" in err
+
+
+def test_an_empty_output_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--output '' would write into the current directory and show the files as
+    /<partner>/..., as if at the root: it is an error (exit 1, never 2), before anything
+    is read."""
+    monkeypatch.chdir(tmp_path)
+    for extra in ([], ["--check"]):
+        code, out, err = run(capsys, str(MANIFESTS), "--output", "", *extra)
+        assert (code, out) == (1, "")
+        assert "reconciler: --output is empty: name the folder to write into" in err
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_is_read_alone_and_the_error_says_where_its_accounts_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PATH as one file is read alone, as plan reads it (manifests.load): the accounts
+    and partners its trunks name but it does not declare are named, with the file of the
+    folder that declares them, and the folder to give instead."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(MANIFESTS, "mine")
+    code, out, err = run(capsys, "mine/trunks.yaml", "--output", "out")
+    assert (code, out) == (1, "")
+    assert err == (
+        "reconciler: mine/trunks.yaml names accounts prod and mumbai, and partners "
+        "blr_kamailio, blr_freeswitch, blr_asterisk and blr_livekit, which it does not "
+        "declare: render-partner reads only the file it is given, as plan and apply do; "
+        "mine/accounts.yaml declares them. Give the folder as PATH instead (reconciler "
+        "render-partner mine); --account, --trunk and --partner choose what is rendered\n"
+    )
+    assert not Path("out").exists()
+    code, _, err = run(capsys, "mine/routes.yaml", "--output", "out")
+    assert code == 1
+    assert err.startswith("reconciler: mine/routes.yaml names account prod, which it does not")
+    assert "mine/accounts.yaml declares it." in err
+    # Declared nowhere around it: the manifests' own errors, line by line.
+    Path("mine/accounts.yaml").unlink()
+    code, _, err = run(capsys, "mine/trunks.yaml", "--output", "out")
+    assert code == 1
+    assert "mine/trunks.yaml:4:14: error: trunks[0].account: unknown account 'prod'" in err
+    assert err.rstrip().endswith("nothing was rendered")
+    # A file that declares what it names renders as a folder does.
+    one = Path("one.yaml")
+    one.write_text(
+        "\n---\n".join((MANIFESTS / name).read_text() for name in ("accounts.yaml", "trunks.yaml"))
+    )
+    code, out, err = run(capsys, "one.yaml", "--output", "out", "--partner", "blr_asterisk")
+    assert code == 0, err
+    assert "out/blr_asterisk/pjsip_wizard_exotel.conf: written (new)" in out
+
+
+def test_the_ci_step_of_the_docs_works_as_written_from_the_repositorys_top(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/partners/*.md give one --check step for CI; --output is relative to the
+    current directory (the repository's top), not to PATH."""
+    step = "run: reconciler render-partner manifests --output partner-config --check"
+    for page in ("kamailio", "freeswitch", "asterisk"):
+        assert step in (DOCS / "partners" / f"{page}.md").read_text(), page
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(MANIFESTS, "manifests")
+    command = step.removeprefix("run: reconciler render-partner ").split(" ")
+    assert run(capsys, *command)[0] == 2  # nothing committed yet
+    code, out, _ = run(capsys, *command[:-1])  # render it, once
+    assert code == 0
+    assert "partner-config/blr_kamailio/exotel.cfg: written (new)\n" in out
+    assert tree(tmp_path / "partner-config") == tree(EXPECTED)
+    assert not (tmp_path / "manifests" / "partner-config").exists()
+    assert run(capsys, *command)[:2] == (0, "partner-config: up to date (8 files)\n")
+    trunks = Path("manifests/trunks.yaml")
+    trunks.write_text(trunks.read_text().replace("+918040264213", "+918040264216"))
+    code, out, _ = run(capsys, *command)
+    assert code == 2
+    assert out.endswith(
+        "partner-config: 1 file differs from the manifests: run reconciler render-partner "
+        "manifests --output partner-config and commit the result\n"
+    )
+
+
+# -- the docs show what is rendered ------------------------------------------------------------
+
+# The trunk of docs/partners.md's examples, with a partner of each platform in turn.
+DOCS_ESTATE = """\
+accounts:
+  demo:
+    sid: demo
+    api_key: ${{EXOTEL_API_KEY}}
+    api_token: ${{EXOTEL_API_TOKEN}}
+    signalling:
+      host: pstn.in2.exotel.com
+      addresses: [203.0.113.10]
+partners:
+  sbc:
+    platform: {platform}
+trunks:
+  - name: blr_bot
+    account: demo
+    phone_numbers: ["+918040264208"]
+    destination_uris: ["sbc.example.com:5061;transport=tls"]
+    alias: "+918040264208"
+    credentials:
+      - username: voice_ai_user
+        password: ${{SIP_PASSWORD}}
+    partner: sbc
+"""
+
+
+def example(page: Path, heading: str) -> list[str]:
+    """The lines of the first code block under ``heading``."""
+    after = page.read_text().split(f"\n{heading}\n", 1)[1]
+    block = re.search(r"^```\w*\n(.*?)^```", after, flags=re.MULTILINE | re.DOTALL)
+    assert block is not None, heading
+    return block[1].splitlines()
+
+
+@pytest.mark.parametrize(
+    ("platform", "heading", "comment"),
+    [
+        ("kamailio", "## Kamailio (5.6, Debian bookworm)", "#"),
+        ("freeswitch", "## FreeSWITCH", "<!--"),
+        ("asterisk", "## Asterisk (PJSIP wizard)", ";"),
+    ],
+)
+def test_the_examples_of_docs_partners_are_what_is_rendered(
+    platform: str,
+    heading: str,
+    comment: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "all.yaml").write_text(DOCS_ESTATE.format(platform=platform))
+    code, out, err = run(capsys, str(tmp_path / "all.yaml"), "--output", "-")
+    assert code == 0, err
+    rendered = {line.strip() for line in out.splitlines()}
+    shown = [
+        line.strip().replace("ACCOUNT_SID", "demo")
+        for line in example(DOCS / "partners.md", heading)
+        if line.strip() and not line.strip().startswith(comment)
+    ]
+    assert len(shown) >= 2
+    assert [line for line in shown if line not in rendered] == []
+
+
+def test_the_kamailio_page_includes_exotel_cfg_as_its_comment_says() -> None:
+    cfg = (EXPECTED / "blr_kamailio" / "exotel.cfg").read_text()
+    told = [line.removeprefix("#").strip() for line in cfg.splitlines() if line.startswith("#  ")]
+    define = next(line for line in told if line.startswith("#!define EXOTEL_DIR"))
+    include = next(line for line in told if line.startswith("include_file"))
+    deploying = (DOCS / "partners" / "kamailio.md").read_text().split("## Deploying it")[1]
+    block = example_text(deploying, "2. **Include it**")
+    assert [line.strip() for line in block] == [define, include]
+
+
+def example_text(text: str, after: str) -> list[str]:
+    """The lines of the first code block after ``after`` in ``text``."""
+    block = re.search(r"^\s*```\w*\n(.*?)^\s*```", text.split(after, 1)[1], re.M | re.S)
+    assert block is not None, after
+    return block[1].splitlines()
 
 
 def test_broken_manifests_render_nothing(

@@ -13,6 +13,10 @@ have written them (``partners.files``), so that even ``--output .`` never reache
 generated file elsewhere, such as a test's golden copy. A trunk
 that cannot be rendered (no partner, or a LiveKit one) is reported, never skipped in
 silence; naming it with ``--trunk`` is an error.
+
+A manifest file given as PATH is read alone, as ``load`` reads a file path for every
+command but ``validate``: when it names accounts or partners it does not declare, the
+error says so, and which file of the folder around it declares them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,9 +34,9 @@ from reconciler import partners
 from reconciler.errors import ConfigError, ManifestError
 from reconciler.live.files import write_atomically
 from reconciler.manifests import seam
-from reconciler.manifests.declared import Declared
-from reconciler.manifests.load import Manifests
-from reconciler.manifests.models import TrunkSpec
+from reconciler.manifests.declared import Declared, NamedAccount
+from reconciler.manifests.load import Manifests, load
+from reconciler.manifests.models import NO_PARTNER, TrunkSpec
 from reconciler.manifests.problems import did_you_mean
 from reconciler.pipeline.accounts import select
 
@@ -92,6 +97,7 @@ def render(manifests: Manifests, selection: Selection) -> Rendered:
     """The chosen partners' files; ``ConfigError`` for a name that is none of the
     manifests', or a trunk named with ``--trunk`` that cannot be rendered."""
     if manifests.errors:
+        _read_alone(manifests)
         raise ManifestError(manifests.errors)
     accounts = {account.name for account in select(manifests, selection.accounts)}
     named = _named_partners(manifests, selection.partners)
@@ -103,8 +109,9 @@ def render(manifests: Manifests, selection: Selection) -> Rendered:
     unrendered = []
     for trunk in trunks:
         spec = trunk.spec
-        partner = seam.partner_name(spec, manifests.accounts.get(spec.account))
-        reason = _unrenderable(manifests, partner)
+        account = manifests.accounts.get(spec.account)
+        partner = seam.partner_name(spec, account)
+        reason = _unrenderable(manifests, spec, account, partner)
         if reason is not None:
             if not named or selection.trunks:  # --partner alone: other trunks are not asked for
                 unrendered.append(Unrendered(spec.account, spec.name, reason))
@@ -173,15 +180,103 @@ def _listed(words: Sequence[str]) -> str:
     return f"{', '.join(words[:-1])} and {words[-1]}" if len(words) > 1 else "".join(words)
 
 
-def _unrenderable(manifests: Manifests, partner: str | None) -> str | None:
+def _no_partner(spec: TrunkSpec, account: NamedAccount | None) -> str:
+    """Why a trunk has no partner: its own ``partner: none``, its account's, or neither
+    naming one."""
+    if spec.partner is not None:  # its own partner: none
+        return f"partner: {NO_PARTNER}"
+    if account is not None and account.spec.partner == NO_PARTNER:
+        return f"partner: {NO_PARTNER} (its account {account.name}'s)"
+    return "no partner (name one with partner:, on the trunk or its account)"
+
+
+def _unrenderable(
+    manifests: Manifests, spec: TrunkSpec, account: NamedAccount | None, partner: str | None
+) -> str | None:
+    """Why a trunk's partner end cannot be rendered, or None when it can."""
     if partner is None:
-        return "no partner (name one with partner:, on the trunk or its account)"
+        return _no_partner(spec, account)
     found = manifests.partners.get(partner)
     if found is None:  # the manifests' own error, reported by load
         return f"partner {partner} is not declared"
     if found.spec.platform not in partners.RENDERED:
         return _livekit(partner)
     return None
+
+
+def _read_alone(manifests: Manifests) -> None:
+    """``ConfigError`` when PATH is one manifest file (read alone: a file path loads only
+    that file) naming accounts or partners that it does not declare and that the folder
+    around it does: says so, and where, rather than "unknown account". When no folder
+    declares them either, the manifests' own errors say what is unknown, line by line."""
+    given = Path(manifests.root)
+    missing = _undeclared(manifests)
+    if not given.is_file() or not missing:
+        return
+    found = _declared_around(given, missing)
+    if found is None:
+        return
+    folder, declared = found
+    one = len(missing) == 1
+    files = sorted({declared[item] for item in missing})
+    raise ConfigError(
+        f"{given} names {_kinds(missing)}, which it does not declare: render-partner reads "
+        f"only the file it is given, as plan and apply do; {_listed(files)} "
+        f"{'declares' if len(files) == 1 else 'declare'} {'it' if one else 'them'}. Give the "
+        f"folder as PATH instead (reconciler render-partner {shlex.quote(folder)}); --account, "
+        "--trunk and --partner choose what is rendered"
+    )
+
+
+def _kinds(items: Sequence[tuple[str, str]]) -> str:
+    """(kind, name) pairs in words: ``accounts prod and mumbai, and partner blr_kamailio``."""
+    said = []
+    for kind in dict.fromkeys(kind for kind, _ in items):
+        names = [name for k, name in items if k == kind]
+        said.append(f"{kind}{'s' if len(names) > 1 else ''} {_listed(names)}")
+    return ", and ".join(said)
+
+
+def _declared_around(
+    given: Path, missing: Sequence[tuple[str, str]]
+) -> tuple[str, dict[tuple[str, str], str]] | None:
+    """The nearest folder above ``given`` that declares every one of ``missing`` (as
+    ``validate`` looks for a file's accounts: inside the git work tree, or the file's own
+    folder outside one), shown relative to the current directory, and the file declaring
+    each (kind, name); None when there is none."""
+    here = given.resolve().parent
+    top = next((f for f in [here, *here.parents] if (f / ".git").exists()), here)
+    for folder in [here, *here.parents]:
+        around = load(folder)
+        declared = {("account", n): a.origin.file for n, a in around.accounts.items()}
+        declared |= {("partner", n): p.origin.file for n, p in around.partners.items()}
+        if all(item in declared for item in missing):
+            shown = {item: os.path.relpath(file) for item, file in declared.items()}
+            return os.path.relpath(folder), shown
+        if folder == top:
+            break
+    return None
+
+
+def _undeclared(manifests: Manifests) -> list[tuple[str, str]]:
+    """The accounts and partners the manifests name but do not declare, as (kind, name),
+    in the order they are first named."""
+    found: dict[tuple[str, str], None] = {}
+    for trunk in manifests.trunks:
+        spec = trunk.spec
+        if spec.account not in manifests.accounts:
+            found["account", spec.account] = None
+        partner = seam.partner_name(spec, manifests.accounts.get(spec.account))
+        if partner is not None and partner not in manifests.partners:
+            found["partner", partner] = None
+    for route in manifests.routes:
+        if route.spec.account not in manifests.accounts:
+            found["account", route.spec.account] = None
+    for account in manifests.accounts.values():
+        default = account.spec.partner
+        if default not in (None, NO_PARTNER) and default not in manifests.partners:
+            found["partner", default] = None
+    return list(found)
 
 
 def _sources(manifests: Manifests, partner: str, ends: Sequence[seam.End]) -> list[str]:

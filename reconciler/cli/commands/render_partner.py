@@ -34,7 +34,8 @@ def register(commands: Commands) -> None:
             "asterisk platform: the files that platform needs to reach Exotel and to accept "
             "Exotel, all derived from the manifests (the DIDs, Exotel's host, port and "
             "signalling addresses, the transport, the realm, the credential, the caller IDs), "
-            "one folder per partner under --output. A partner's files always cover all of its "
+            "one folder per partner under --output (relative to the current directory, as "
+            "every path given on the command line is). A partner's files always cover all of its "
             "trunks; --account, --trunk and --partner choose which partners are rendered. "
             "Digest passwords are never written: each platform reads the ${ENV} variable the "
             "manifest names, where it runs (docs/partners/). Files no longer rendered are "
@@ -44,14 +45,19 @@ def register(commands: Commands) -> None:
             "2 with --check: the folder differs from what would be rendered."
         ),
     )
-    options.path(command)
+    options.path(
+        command,
+        "a manifest folder, or one manifest file read alone, as plan reads it: the accounts "
+        "and partners its trunks name must be declared in it",
+    )
     command.add_argument(
         "--output",
         "-o",
         default=DEFAULT_OUTPUT,
         metavar="DIR",
-        help="the folder that holds one folder per partner; - prints the files on stdout "
-        f"instead (default: {DEFAULT_OUTPUT})",
+        help="the folder that holds one folder per partner, relative to the current directory, "
+        "not to PATH; - prints the files on stdout instead (default: "
+        f"{DEFAULT_OUTPUT}, beside manifests/ when run from the repository's top)",
     )
     command.add_argument(
         "--check",
@@ -78,6 +84,12 @@ def register(commands: Commands) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
+    if not args.output:
+        raise ConfigError(
+            "--output is empty: name the folder to write into (default: "
+            f"{DEFAULT_OUTPUT}, in the current directory; . for the current directory itself), "
+            "or - to print the files"
+        )
     if args.check and args.output == STDOUT:
         raise ConfigError("--check compares with a folder, so not with --output -")
     manifests = annotated(load(args.path), args)
