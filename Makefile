@@ -68,6 +68,7 @@ bench: $(PIP_STAMP)
 	$(BIN)/python benchmarks/chaos_soak.py
 	$(BIN)/python benchmarks/sandbox_calls.py
 	$(BIN)/python benchmarks/serve_decisions.py
+	$(BIN)/python benchmarks/livekit_partner.py
 	$(BIN)/python benchmarks/cost.py
 	$(BIN)/python benchmarks/check_scale.py
 

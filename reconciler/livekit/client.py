@@ -193,8 +193,8 @@ class LiveKitClient:
         self, kind: ObjectKind, object_id: str, fields: Fields, password: str = ""
     ) -> LiveObject:
         """Replace the object with its managed fields set, starting from it as LiveKit
-        holds it now (one read, then the write)."""
-        base = (await self.read()).messages.get(object_id)
+        holds it now (one read of that object, then the write)."""
+        base = await self._one(kind, object_id)
         if base is None:
             raise NotFound(f"LiveKit ({self.partner}): {kind.value} {object_id} does not exist")
         if kind is ObjectKind.INBOUND_TRUNK:
@@ -220,6 +220,26 @@ class LiveKitClient:
                 "replace dispatch rule", self._sip.update_dispatch_rule(object_id, rule)
             )
         )
+
+    async def _one(self, kind: ObjectKind, object_id: str) -> object | None:
+        """One object as LiveKit holds it, listed by its ID (one request)."""
+        found: Sequence[object]
+        if kind is ObjectKind.INBOUND_TRUNK:
+            request = sip_pb.ListSIPInboundTrunkRequest(trunk_ids=[object_id])
+            found = (
+                await self._call("list inbound trunks", self._sip.list_inbound_trunk(request))
+            ).items
+        elif kind is ObjectKind.OUTBOUND_TRUNK:
+            outbound = sip_pb.ListSIPOutboundTrunkRequest(trunk_ids=[object_id])
+            found = (
+                await self._call("list outbound trunks", self._sip.list_outbound_trunk(outbound))
+            ).items
+        else:
+            rules = sip_pb.ListSIPDispatchRuleRequest(dispatch_rule_ids=[object_id])
+            found = (
+                await self._call("list dispatch rules", self._sip.list_dispatch_rule(rules))
+            ).items
+        return found[0] if found else None
 
     async def delete(self, kind: ObjectKind, object_id: str) -> None:
         if kind is ObjectKind.DISPATCH_RULE:
