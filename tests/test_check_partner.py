@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,10 @@ DID = "+918040264208"
 HOST = "lk.example.test"
 LK = Partner("blr_livekit", "livekit", "demo.pstn.exotel.com", agent="inbound-bot")
 GUARDED = Partner(
-    "blr_livekit", "livekit", "demo.pstn.exotel.com", exotel_addresses=("203.0.113.10",)
+    "blr_livekit",
+    "livekit",
+    "demo.pstn.exotel.com",
+    exotel_addresses=("203.0.113.10", "198.51.100.0/28"),
 )
 
 
@@ -58,6 +61,7 @@ def judged(
     provisionals: tuple[int, ...] = (100,),
     ended: str = "acknowledged",
     srtp: bool | None = None,
+    source: str | None = None,
 ) -> Result:
     port = 5061 if transport == "tls" else 5060
     destination = Destination(
@@ -65,7 +69,7 @@ def judged(
     )
     result = Result(destination)
     rang = next((c for c in reversed(provisionals) if c > 100), None)
-    ringing = Ringing(DID, code, reason, codec, rang, ended, provisionals, srtp)
+    ringing = Ringing(DID, code, reason, codec, rang, ended, provisionals, srtp, source)
     livekit.judge(result, ringing, partner)
     return result
 
@@ -136,13 +140,55 @@ def test_no_final_answer_is_read_from_what_came_before_the_silence(
 
 
 @pytest.mark.parametrize("code", [404, None, 403])
-def test_a_refusal_that_the_source_address_explains_is_inconclusive(code: int | None) -> None:
-    """The test call comes from here, not from Exotel: when the partner should allow only
-    Exotel's signalling addresses, a 'no trunk' may be that alone."""
-    result = judged(code, "No trunk found" if code else "x", partner=GUARDED, ended="cancelled")
-    assert result.state == "warning"
-    assert "Inconclusive from here" in said(result)
-    assert "203.0.113.10" in said(result)
+@pytest.mark.parametrize(
+    ("source", "state", "expected"),
+    [
+        ("192.0.2.7", "warning", "Inconclusive from here: the test call came from 192.0.2.7, "),
+        (None, "warning", "Inconclusive from here: the test call came from this machine, not "),
+        ("203.0.113.10", "down", "The test call came from 203.0.113.10, which "),
+        ("198.51.100.5", "down", "The test call came from 198.51.100.5, which "),  # in the /28
+        ("::ffff:203.0.113.10", "down", "The test call came from ::ffff:203.0.113.10, which "),
+    ],
+)
+def test_a_refusal_the_source_address_may_explain_depends_on_where_the_call_came_from(
+    code: int | None, source: str | None, state: str, expected: str
+) -> None:
+    """The test call comes from this machine, not from Exotel: when the partner should
+    allow only Exotel's signalling addresses, a 'no trunk', a drop or a 403 may be that
+    alone (a warning), unless this machine's address is one of them (an error)."""
+    reason = "No trunk found" if code else "x"
+    result = judged(code, reason, partner=GUARDED, ended="cancelled", source=source)
+    assert result.state == state, said(result)
+    assert expected in said(result)
+    assert "203.0.113.10, 198.51.100.0/28, signalling.addresses" in said(result)
+    if state == "down":
+        assert "Inconclusive" not in said(result)
+        assert "Exotel's calls from there would be refused alike" in said(result)
+
+
+def test_without_signalling_addresses_a_refusal_stands_wherever_the_call_came_from() -> None:
+    result = judged(404, "No trunk found", source="192.0.2.7")
+    assert result.state == "down"
+    assert "signalling.addresses" not in said(result)
+    assert "Inconclusive" not in said(result)
+
+
+@pytest.mark.parametrize(
+    ("source", "covered"),
+    [
+        ("203.0.113.10", True),
+        ("203.0.113.11", False),
+        ("198.51.100.0", True),
+        ("198.51.100.15", True),
+        ("198.51.100.16", False),
+        ("::ffff:198.51.100.1", True),  # IPv4 mapped into IPv6
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("not an address", False),
+    ],
+)
+def test_which_sources_the_signalling_addresses_cover(source: str, covered: bool) -> None:
+    assert livekit.covers(("203.0.113.10", "198.51.100.0/28"), source) is covered
 
 
 def test_an_answer_with_g711_is_up_and_anything_else_is_not() -> None:
@@ -174,10 +220,12 @@ def test_options_from_livekit_proves_only_that_it_runs() -> None:
 # -- manifests: which trunk has which partner (fast) ---------------------------------------
 
 
-def manifests(folder: Path, uri: str, *, addresses: bool = False, extra: str = "") -> Path:
-    """An account whose default partner is LiveKit, a Kamailio partner, and trunks."""
+def manifests(folder: Path, uri: str, *, addresses: Sequence[str] = (), extra: str = "") -> Path:
+    """An account whose default partner is LiveKit (with Exotel's signalling
+    ``addresses``, if any), a Kamailio partner, and trunks."""
     folder.mkdir(parents=True, exist_ok=True)
-    signalling = "    signalling:\n      addresses: [203.0.113.10]\n" if addresses else ""
+    listed = ", ".join(addresses)
+    signalling = f"    signalling:\n      addresses: [{listed}]\n" if addresses else ""
     (folder / "accounts.yaml").write_text(
         "accounts:\n  demo:\n    sid: demo\n    api_key: ${EXOTEL_API_KEY}\n"
         "    api_token: ${EXOTEL_API_TOKEN}\n    partner: blr_livekit\n" + signalling
@@ -253,34 +301,51 @@ def livekit_like(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[sip
         yield uas
 
 
+# What this machine's test call from 127.0.0.1 may prove depends on the account's
+# signalling addresses: none listed, the trunk allows any address; listed and covering
+# 127.0.0.1 (the sandbox's case), a refusal is Exotel's too.
+LOOPBACK = ("127.0.0.1",)
+LOOPBACK_NET = ("203.0.113.10", "127.0.0.0/8")
+
+
 @pytest.mark.parametrize(
-    ("livekit_like", "state", "expected"),
+    ("livekit_like", "addresses", "state", "expected"),
     [
-        ("livekit_no_trunk", "down", "404 No trunk found: no inbound trunk of blr_livekit"),
-        ("livekit_flood", "down", "LiveKit went silent after 100 Processing"),
-        ("livekit_no_rule", "down", "rang once and went silent"),
-        ("livekit_no_agent", "warning", "the agent inbound-bot did not answer in time"),
-        ("livekit_rejected", "down", "486 Rejected: blr_livekit took the call"),
-        ("livekit_digest", "down", "407 Unauthorized: blr_livekit's inbound trunk"),
-        ("livekit_forbidden", "down", "403 Forbidden: LiveKit's SIP server sends no 403"),
-        ("livekit_media", "down", "400: a 400 without a reason phrase"),
-        ("livekit_488", "down", "488 Not Acceptable Here: LiveKit found no codec"),
+        ("livekit_no_trunk", (), "down", "404 No trunk found: no inbound trunk of blr_livekit"),
+        ("livekit_no_trunk", LOOPBACK, "down", "came from 127.0.0.1, which Exotel's signalling"),
+        ("livekit_flood", (), "down", "LiveKit went silent after 100 Processing"),
+        ("livekit_flood", LOOPBACK_NET, "down", "127.0.0.0/8, signalling.addresses) cover"),
+        ("livekit_no_rule", (), "down", "rang once and went silent"),
+        ("livekit_no_agent", (), "warning", "the agent inbound-bot did not answer in time"),
+        ("livekit_rejected", (), "down", "486 Rejected: blr_livekit took the call"),
+        ("livekit_digest", (), "down", "407 Unauthorized: blr_livekit's inbound trunk"),
+        ("livekit_forbidden", (), "down", "403 Forbidden: LiveKit's SIP server sends no 403"),
+        ("livekit_forbidden", LOOPBACK, "down", "would be refused alike"),
+        ("livekit_media", (), "down", "400: a 400 without a reason phrase"),
+        ("livekit_488", (), "down", "488 Not Acceptable Here: LiveKit found no codec"),
     ],
     indirect=["livekit_like"],
 )
 def test_livekits_answers_on_the_wire(
-    tmp_path: Path, livekit_like: sipservers.Sipp, state: str, expected: str
+    tmp_path: Path,
+    livekit_like: sipservers.Sipp,
+    addresses: tuple[str, ...],
+    state: str,
+    expected: str,
 ) -> None:
-    folder = manifests(tmp_path / "manifests", f"{HOST}:{livekit_like.port};transport=tcp")
+    uri = f"{HOST}:{livekit_like.port};transport=tcp"
+    folder = manifests(tmp_path / "manifests", uri, addresses=addresses)
     [trunk] = run_check(folder, port=livekit_like.port)
     [result] = trunk.results
     assert result.state == state, said(result)
     [finding] = [f.message for f in result.findings if f.severity != "note"]
     assert finding.startswith(BOTH_ENDS)
     assert expected in finding
+    assert "Inconclusive" not in finding
     assert "the test call is the check" in said(result)  # OPTIONS said 200, proving nothing
     assert result.invite is not None
     assert result.invite.did == DID
+    assert result.invite.source == "127.0.0.1"
     if livekit_like.scenario.stem == "livekit_no_agent":
         assert result.invite.provisionals.count(180) >= 2
 
@@ -326,17 +391,27 @@ def test_the_test_call_is_dressed_as_exotels_and_hung_up(
     assert "BYE sip:" in seen
 
 
-@pytest.mark.parametrize("livekit_like", ["livekit_no_trunk"], indirect=True)
+@pytest.mark.parametrize("livekit_like", ["livekit_no_trunk", "livekit_flood"], indirect=True)
 def test_from_a_machine_exotels_addresses_exclude_a_404_is_inconclusive(
     tmp_path: Path, livekit_like: sipservers.Sipp
 ) -> None:
+    """From 127.0.0.1, outside the account's signalling addresses (an address and a
+    network): LiveKit may refuse the call for its address alone, so the refusal (a 404,
+    or a drop) is a warning that names where the call came from. The address is the
+    INVITE's own connection's local address (``Ringing.source``), in the JSON too."""
     folder = manifests(
-        tmp_path / "manifests", f"{HOST}:{livekit_like.port};transport=tcp", addresses=True
+        tmp_path / "manifests",
+        f"{HOST}:{livekit_like.port};transport=tcp",
+        addresses=("203.0.113.10", "198.51.100.0/28"),
     )
     [trunk] = run_check(folder, port=livekit_like.port)
     [result] = trunk.results
-    assert result.state == "warning"
-    assert "Inconclusive from here" in said(result)
+    assert result.state == "warning", said(result)
+    assert (
+        "Inconclusive from here: the test call came from 127.0.0.1, which Exotel's signalling "
+        "addresses (203.0.113.10, 198.51.100.0/28, signalling.addresses) do not cover"
+    ) in said(result)
+    assert result.document()["invite"]["source"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("livekit_like", ["busy_486"], indirect=True)

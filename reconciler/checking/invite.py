@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 import time
 from collections.abc import Sequence
@@ -58,10 +59,14 @@ async def call(
     except (OSError, ssl.SSLError, TimeoutError) as exc:
         result.error(f"INVITE: could not connect again: {ssl_reason(exc)}")
         return
+    # Where the call comes from, as the far end sees it (unless a NAT is between): LiveKit
+    # admits a call by this address, so it decides what a refusal can mean.
+    source = str(writer.get_extra_info("sockname")[0])
     try:
-        result.invite = await _invite(result, call, reader, writer, settings)
+        ringing = await _invite(result, call, reader, writer, settings)
     finally:
         await wire.close(writer)
+    result.invite = dataclasses.replace(ringing, source=source)
     partner = destination.partner
     if partner is not None and partner.livekit:
         livekit.judge(result, result.invite, partner)

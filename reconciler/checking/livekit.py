@@ -24,9 +24,16 @@ What livekit/sip (at be5d3f57) answers an INVITE, in the order it decides
 - the media: no common codec or encryption profile, a 400 without a reason phrase;
 - the agent: 200 once it has joined the room; a call given up before that (the room
   failed, or no agent within the ringing timeout, 3 minutes by default), 486 "Rejected".
+
+A refusal that the caller's address alone could explain is judged by where the test call
+came from (``Ringing.source``): inconclusive from an address the account's signalling
+addresses do not cover, since the partner should allow only those (``_maybe_address``).
 """
 
 from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
 
 from reconciler.checking.results import NO_ANSWER, Partner, Result, Ringing
 
@@ -85,6 +92,7 @@ def judge(result: Result, ringing: Ringing, partner: Partner) -> None:
     elif code == 403:
         _maybe_address(
             result,
+            ringing,
             partner,
             f"{head}: LiveKit's SIP server sends no 403 to an INVITE, so something in front "
             f"of {partner.name} refused the call (a firewall, an SBC): most likely it does "
@@ -144,7 +152,7 @@ def _not_found(result: Result, ringing: Ringing, partner: Partner, head: str) ->
     cause = _no_trunk(ringing, partner)
     if reason not in NO_TRUNK:
         cause = f"not LiveKit's words for it, but most likely {cause}"
-    _maybe_address(result, partner, f"{head}: {cause}")
+    _maybe_address(result, ringing, partner, f"{head}: {cause}")
 
 
 def _unanswered(result: Result, ringing: Ringing, partner: Partner, head: str) -> None:
@@ -154,6 +162,7 @@ def _unanswered(result: Result, ringing: Ringing, partner: Partner, head: str) -
     if ringing.ended != "cancelled" and not ringing.provisionals and ringing.reason == NO_ANSWER:
         _maybe_address(
             result,
+            ringing,
             partner,
             f"{head}: a LiveKit server with hide_inbound_port set says nothing at all when it "
             f"drops a call, which it does when {_no_trunk(ringing, partner)}",
@@ -171,6 +180,7 @@ def _unanswered(result: Result, ringing: Ringing, partner: Partner, head: str) -
     elif rings == 1:
         _maybe_address(
             result,
+            ringing,
             partner,
             f"{head}: LiveKit rang once and went silent (while it rings it re-sends 180 every "
             "second), which is how it drops a call no dispatch rule takes: give "
@@ -181,6 +191,7 @@ def _unanswered(result: Result, ringing: Ringing, partner: Partner, head: str) -
     else:
         _maybe_address(
             result,
+            ringing,
             partner,
             f"{head}: LiveKit went silent after 100 Processing, which is how it drops a call "
             f"it counts as a flood, when {_no_trunk(ringing, partner)}",
@@ -198,20 +209,59 @@ def _no_trunk(ringing: Ringing, partner: Partner) -> str:
     )
 
 
-def _maybe_address(result: Result, partner: Partner, message: str) -> None:
-    """A refusal that could be the source address alone: inconclusive (a warning) when
-    the partner should allow only Exotel's signalling addresses, since the test call
-    comes from here, not from Exotel."""
-    if not partner.exotel_addresses:
+def _maybe_address(result: Result, ringing: Ringing, partner: Partner, message: str) -> None:
+    """A refusal that could be the source address alone. When the account lists Exotel's
+    signalling addresses, the partner's inbound trunk should allow only those
+    (``allowed_addresses``): a test call from an address they do not cover may be refused
+    for that alone, so the refusal is inconclusive (a warning). From an address they
+    cover (the INVITE's source, ``Ringing.source``), Exotel's calls from there would be
+    refused alike; when none are listed the trunk allows any address: either way the
+    refusal stands (an error)."""
+    addresses = partner.exotel_addresses
+    source = ringing.source
+    if not addresses:
         result.error(message)
         return
-    listed = ", ".join(partner.exotel_addresses)
-    result.warn(
-        f"{message}. Inconclusive from here: if {partner.name}'s inbound trunk allows only "
-        f"Exotel's signalling addresses ({listed}, signalling.addresses), as it should, "
-        "LiveKit refuses a call from this machine for that alone; run check --invite from "
-        "one of those addresses to be sure"
+    listed = ", ".join(addresses)
+    if source is not None and covers(addresses, source):
+        result.error(
+            f"{message}. The test call came from {source}, which Exotel's signalling "
+            f"addresses ({listed}, signalling.addresses) cover, so Exotel's calls from there "
+            "would be refused alike"
+        )
+        return
+    came = (
+        f"the test call came from {source}, which Exotel's signalling addresses ({listed}, "
+        "signalling.addresses) do not cover"
+        if source is not None
+        else "the test call came from this machine, not known to be one of Exotel's "
+        f"signalling addresses ({listed}, signalling.addresses)"
     )
+    result.warn(
+        f"{message}. Inconclusive from here: {came}; if {partner.name}'s inbound trunk "
+        "allows only those, as it should, LiveKit refuses the call for that alone: run "
+        "check --invite from one of those addresses to be sure"
+    )
+
+
+def covers(addresses: Sequence[str], source: str) -> bool:
+    """Whether ``source`` (an IP address, as a socket names it) is one of ``addresses``
+    or inside one of their networks (``signalling.addresses``: 203.0.113.10,
+    203.0.113.0/28). An IPv4 address mapped into IPv6 counts as the IPv4 one."""
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for entry in addresses:
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            continue
+        if address in network:
+            return True
+    return False
 
 
 def _media(result: Result, partner: Partner, code: int) -> str:

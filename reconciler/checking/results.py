@@ -109,6 +109,7 @@ class Ringing:
     ended: str  # "hung up" | "acknowledged" | "cancelled" | "no answer"
     provisionals: tuple[int, ...] = ()  # every 1xx, in order (LiveKit re-sends 180 while ringing)
     srtp: bool | None = None  # the 2xx's SDP answer is RTP/SAVP; None without an answer
+    source: str | None = None  # the local address of the connection the INVITE went out on
 
 
 @dataclass
