@@ -24,6 +24,7 @@ from reconciler.errors import ConfigError
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.secrets import environment
 from reconciler.manifests.windows import IST
+from reconciler.pipeline.accounts import select
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
 T = TypeVar("T")
@@ -76,9 +77,21 @@ def print_annotations(manifests: Manifests) -> None:
 
 
 def annotated(manifests: Manifests, args: argparse.Namespace) -> Manifests:
-    """On GitHub, manifest errors also become annotations on the pull request's diff."""
+    """On GitHub, manifest errors also become annotations on the pull request's diff.
+    With ``--shard`` that holds none of the accounts, says so (on standard error): the
+    run goes on, with nothing to do."""
     if manifests.errors and github.enabled(args.github, environment()):
         print_annotations(manifests)
+    shard = getattr(args, "shard", None)
+    if shard is not None and not manifests.errors:
+        with contextlib.suppress(ConfigError):  # an unknown --account is told later
+            if not select(manifests, args.account or [], shard):
+                index, count = shard
+                print(
+                    f"reconciler: --shard {index}/{count} holds none of the accounts: "
+                    "nothing to do",
+                    file=sys.stderr,
+                )
     return manifests
 
 

@@ -75,6 +75,15 @@ def api(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str, ..
         "is not looked at, and the output says so",
     )
     parser.add_argument(
+        "--shard",
+        type=shard,
+        default=None,
+        metavar="I/N",
+        help="only the accounts of shard I of N (a stable split by account name, so each "
+        "account keeps its shard as others come and go), to spread many accounts over "
+        "N jobs; a shard may hold none",
+    )
+    parser.add_argument(
         "--rate-limit",
         type=sandbox.non_negative(int),
         default=None,
@@ -83,6 +92,22 @@ def api(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str, ..
         f"{DEFAULT_PER_MINUTE} unless set; 0: no limit, for a sandbox started with --rate-limit 0)",
     )
     github(parser)
+
+
+MAX_SHARDS = 256  # as many jobs as one GitHub Actions matrix may hold
+
+
+def shard(text: str) -> tuple[int, int]:
+    """``--shard I/N``: shard I (1-based) of N."""
+    index, slash, count = text.partition("/")
+    if not (slash and index.isdigit() and count.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: write I/N, like 2/8")
+    i, n = int(index), int(count)
+    if not 1 <= n <= MAX_SHARDS or not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: I from 1 to N, and N from 1 to {MAX_SHARDS}, like 2/8"
+        )
+    return i, n
 
 
 def github(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ Called by ``planning``, ``applying`` and ``importing``. Raises ``ManifestError``
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ class Options:
     scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     lookups: bool = True  # look up who holds each DID the plan maps (plans; not apply)
     trunks: frozenset[str] = frozenset()  # --trunk: only these (names), the rest unread
+    shard: tuple[int, int] | None = None  # --shard I/N: only the accounts of shard I (1-based)
     transport: Transport | None = None  # tests inject faults here
 
 
@@ -62,8 +64,27 @@ def in_ci(environ: Mapping[str, str]) -> bool:
     )
 
 
-def select(manifests: Manifests, names: Sequence[str]) -> list[NamedAccount]:
-    """The accounts to work on: all, or those named with --account (each must exist)."""
+def shard_of(account: str, count: int) -> int:
+    """Which of ``count`` shards (1-based) an account belongs to: a hash of its name, so
+    an account stays in its shard as others come and go (its ledger, its concurrency
+    group and its rate limit travel with it)."""
+    digest = hashlib.sha256(account.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def select(
+    manifests: Manifests, names: Sequence[str], shard: tuple[int, int] | None = None
+) -> list[NamedAccount]:
+    """The accounts to work on: all, or those named with --account (each must exist);
+    with ``shard`` (I, N), only those of shard I of N."""
+    chosen = _named(manifests, names)
+    if shard is None:
+        return chosen
+    index, count = shard
+    return [account for account in chosen if shard_of(account.name, count) == index]
+
+
+def _named(manifests: Manifests, names: Sequence[str]) -> list[NamedAccount]:
     if not names:
         return list(manifests.accounts.values())
     unknown = [name for name in names if name not in manifests.accounts]
@@ -280,13 +301,14 @@ def choose(
     environ: Mapping[str, str],
     *,
     passwords: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[Account, ...]:
     """The chosen accounts, each resolved once; raises before any API call when the
     manifests have errors, an account is unknown, a secret is missing or (in CI) an
     API host is not Exotel's."""
     if manifests.errors:
         raise ManifestError(manifests.errors)
-    chosen = select(manifests, names)
+    chosen = select(manifests, names, shard)
     partners = sorted({p for account in chosen for p in livekit_partners(manifests, account)})
     secrets, problems = require_secrets(
         manifests,

@@ -67,7 +67,7 @@ async def apply(
 ) -> ApplyResult:
     """Lock, re-plan, check, show (``on_plan``), confirm, execute, verify. Raises Refused
     (exit 3) before any write when the plan is stale, a rail holds or nobody approved it."""
-    chosen = choose(manifests, accounts, environ)
+    chosen = choose(manifests, accounts, environ, shard=options.shard)
     seen: list[Outcome] = []
     planned: list[Plan] = []
     halt = Halt()

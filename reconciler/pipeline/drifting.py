@@ -11,6 +11,7 @@ account. Without a budget every trunk is checked, as before.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,9 @@ def _age(delta: object) -> str:
     if seconds < 2 * 86400:
         return f"{seconds // 3600} h"
     return f"{seconds // 86400} days"
+
+
+ACCOUNTS_AT_ONCE = 16  # accounts drifted together by one run (each up to 50 connections)
 
 
 def checked_path(ledger_file: Path) -> Path:
@@ -135,7 +139,7 @@ async def drift(
 ) -> tuple[Plan, list[Coverage]]:
     """Plan every chosen account as drift sees it, within ``budget`` calls each."""
     now = now or datetime.now(UTC)
-    chosen = choose(manifests, accounts, environ, passwords=False)
+    chosen = choose(manifests, accounts, environ, passwords=False, shard=options.shard)
     ledgers = {account.name: ledger_of(account) for account in chosen}
     if budget is not None:  # before any call: a budget that pays for nothing is a mistake
         for account in chosen:
@@ -146,15 +150,17 @@ async def drift(
                     f"--budget {budget} pays for no trunk of account {account.name}: the trunk "
                     f"list and one trunk take {least} calls; give at least that"
                 )
-    planned: list[AccountPlan] = []
-    coverage: list[Coverage] = []
-    for account in chosen:  # one after another: each run's budget is per account
-        account_plan, covered = await _drift_one(
-            account, ledgers[account.name], options, budget, now
-        )
-        planned.append(account_plan)
-        coverage.append(covered)
-    return Plan(tuple(planned)), coverage
+    # Each account has its own rate limit and its own budget, so accounts are drifted at
+    # once, a bounded number at a time (each holds up to 50 connections): a run of many
+    # accounts takes about one account's time per wave, not the sum of them all.
+    at_once = asyncio.Semaphore(ACCOUNTS_AT_ONCE)
+
+    async def one(account: Account) -> tuple[AccountPlan, Coverage]:
+        async with at_once:
+            return await _drift_one(account, ledgers[account.name], options, budget, now)
+
+    found = await asyncio.gather(*(one(account) for account in chosen))
+    return Plan(tuple(plan for plan, _ in found)), [covered for _, covered in found]
 
 
 async def _drift_one(

@@ -163,7 +163,7 @@ async def make_plan(
     options: Options,
 ) -> Plan:
     """Plan the chosen accounts; raises ManifestError or ConfigError before any API call."""
-    chosen = choose(manifests, accounts, environ, passwords=False)  # plans send only GETs
+    chosen = choose(manifests, accounts, environ, passwords=False, shard=options.shard)  # GETs only
     ledgers = {account.name: ledger_of(account) for account in chosen}
 
     async def one(account: Account) -> AccountPlan:

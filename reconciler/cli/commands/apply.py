@@ -106,6 +106,7 @@ def _execute(args: argparse.Namespace) -> ApplyResult:
         max_delete=args.max_delete,
         per_minute=args.rate_limit,
         trunks=frozenset(args.trunk or ()),
+        shard=args.shard,
     )
     # Without a prompt, a signal drains the requests in flight; at the prompt, Ctrl-C must
     # still stop the question, so there only SIGTERM is caught (and cancels).

@@ -44,7 +44,12 @@ def register(commands: Commands) -> None:
 def run_drift(args: argparse.Namespace) -> int:
     manifests = annotated(load(args.path), args)
     known_trunks(manifests, args.account or [], frozenset(args.trunk or ()))
-    choices = Options(per_minute=args.rate_limit, tolerant=True, trunks=frozenset(args.trunk or ()))
+    choices = Options(
+        per_minute=args.rate_limit,
+        tolerant=True,
+        trunks=frozenset(args.trunk or ()),
+        shard=args.shard,
+    )
     now = datetime.now(UTC)
     plan, coverage = run(
         drifting.drift(

@@ -61,6 +61,7 @@ def run_plan(args: argparse.Namespace) -> int:
         max_delete=args.max_delete,
         per_minute=args.rate_limit,
         trunks=frozenset(args.trunk or ()),
+        shard=args.shard,
     )
     plan = run(
         make_plan(manifests, accounts=args.account or [], environ=environment(), options=choices)

@@ -1,0 +1,86 @@
+"""``--shard I/N``: many accounts spread over N jobs, each account in exactly one shard,
+and in the same shard as other accounts come and go."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli.main import build_parser, main
+from reconciler.cli.options import shard
+from reconciler.manifests.load import load
+from reconciler.pipeline.accounts import choose, shard_of
+
+NAMES = [f"acct{n:03d}" for n in range(200)]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 8, 256])
+def test_every_account_is_in_exactly_one_shard(count: int) -> None:
+    shards = [shard_of(name, count) for name in NAMES]
+    assert all(1 <= found <= count for found in shards)
+    if count <= 8:  # 200 accounts: every shard holds some, none holds most
+        sizes = [shards.count(i) for i in range(1, count + 1)]
+        assert min(sizes) > 0
+        assert max(sizes) < 2 * len(NAMES) / count
+
+
+def test_an_account_keeps_its_shard_as_others_come_and_go() -> None:
+    before = {name: shard_of(name, 8) for name in NAMES[:100]}
+    after = {name: shard_of(name, 8) for name in NAMES}  # a hundred more
+    assert all(after[name] == shard for name, shard in before.items())
+    assert shard_of("prod", 8) == shard_of("prod", 8)
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        ("2", "write I/N, like 2/8"),
+        ("0/4", "I from 1 to N"),
+        ("5/4", "I from 1 to N"),
+        ("1/257", "N from 1 to 256"),
+        ("a/b", "write I/N"),
+    ],
+)
+def test_a_malformed_shard_says_what_is_right(written: str, said: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=said):
+        shard(written)
+    assert shard("3/8") == (3, 8)
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "drift"])
+def test_plan_apply_and_drift_take_a_shard(command: str) -> None:
+    parsed = build_parser().parse_args([command, "--shard", "2/4"])
+    assert parsed.shard == (2, 4)
+
+
+def test_the_shards_of_an_estate_cover_it_once(tmp_path: Path) -> None:
+    names = [f"acct{n:02d}" for n in range(12)]
+    accounts = "".join(
+        f"  {name}:\n    sid: {name}\n    api_key: ${{KEY}}\n    api_token: ${{TOKEN}}\n"
+        for name in names
+    )
+    (tmp_path / "accounts.yaml").write_text("accounts:\n" + accounts)
+    manifests = load(tmp_path)
+    environ = {"KEY": "k", "TOKEN": "t"}
+    seen: list[str] = []
+    for index in range(1, 5):
+        chosen = choose(manifests, [], environ, passwords=False, shard=(index, 4))
+        seen += [account.name for account in chosen]
+    assert sorted(seen) == names
+    named = choose(manifests, ["acct03", "acct07"], environ, shard=(1, 1))
+    assert [account.name for account in named] == ["acct03", "acct07"]
+
+
+def test_a_shard_with_no_account_says_so_and_does_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "accounts.yaml").write_text(
+        "accounts:\n  demo:\n    sid: demo\n    api_key: ${KEY}\n    api_token: ${TOKEN}\n"
+    )
+    empty = 3 - shard_of("demo", 2)  # the other shard of two
+    assert main(["drift", str(tmp_path), "--shard", f"{empty}/2"]) == 0
+    said = capsys.readouterr()
+    assert said.err == f"reconciler: --shard {empty}/2 holds none of the accounts: nothing to do\n"
+    assert "No drift" in said.out
