@@ -43,6 +43,7 @@ workflows: $(PIP_STAMP)
 	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck .github/workflows/*.yml examples/config-repo/.github/workflows/*.yml
 	$(BIN)/python scripts/lock.py --check
 	$(BIN)/zizmor --offline --min-severity medium .github/workflows examples/config-repo/.github/workflows
+	$(BIN)/hadolint Dockerfile
 
 # The documentation site (mkdocs.yml, docs/); --strict fails on a broken link or anchor.
 docs: $(PIP_STAMP)
