@@ -70,6 +70,9 @@ bench: $(PIP_STAMP)
 	$(BIN)/python benchmarks/sandbox_calls.py
 	$(BIN)/python benchmarks/serve_decisions.py
 	$(BIN)/python benchmarks/livekit_partner.py
+	$(BIN)/python benchmarks/serve_load.py
+	$(BIN)/python benchmarks/serve_handoff.py
+	$(BIN)/python benchmarks/drift_shards.py
 	$(BIN)/python benchmarks/cost.py
 	$(BIN)/python benchmarks/check_scale.py
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from reconciler.live.state import Ledger, TrunkEntry
 from reconciler.manifests.windows import IST
 from reconciler.routing import decide as routing_decide
 from reconciler.routing import service
+from reconciler.routing.agents import Agents
 from reconciler.routing.service import create_app
 from reconciler.routing.snapshot import Loader
 from tests.estate import apply, plan, write
@@ -190,15 +190,19 @@ def test_a_replaced_trunk_is_picked_up_without_a_restart(served: tuple[str, Path
     health = httpx.get(url + "/healthz")
     assert (health.status_code, health.json()["ok"], health.json()["stale"]) == (200, True, True)
     assert "trunk 'nowhere' is not declared" in health.json()["problem"]
-    # A ledger that vanishes for a moment (a checkout, a deploy) keeps the SIDs served.
+    # A ledger that vanishes for a moment (a checkout, a deploy) keeps the SIDs served,
+    # and says so: stale while it is missing, without a path to an anonymous caller.
     (folder / "all.yaml").write_text(MANIFEST)
     (folder / "state" / "demo.json").unlink()
-    wait_until(lambda: not httpx.get(url + "/healthz").json()["stale"])
+    wait_until(lambda: "ledger(s) missing" in httpx.get(url + "/healthz").json().get("problem", ""))
+    health = httpx.get(url + "/healthz").json()
+    assert (health["ok"], health["stale"]) == (True, True)
+    assert str(folder) not in health["problem"]
+    assert "demo.json" not in health["problem"]
     assert get(url, "/connect", CallTo="08040264208").json()["destination"]["trunk"] == SID_NEW
     # A ledger that is not text is refused, and watching goes on.
     (folder / "state" / "demo.json").write_bytes(b"\xff\xfe")
-    wait_until(lambda: httpx.get(url + "/healthz").json()["stale"])
-    assert "not UTF-8" in httpx.get(url + "/healthz").json()["problem"]
+    wait_until(lambda: "not UTF-8" in httpx.get(url + "/healthz").json().get("problem", ""))
     ledgers.write(
         folder / "state" / "demo.json",
         Ledger("demo", "demo", {"bot": TrunkEntry(SID_BOT), "cc": TrunkEntry(SID_CC)}),
@@ -234,8 +238,16 @@ def test_the_decision_log_tells_a_failed_agents_check_from_a_no(tmp_path: Path) 
     assert loader.reload(), loader.problem
     query = {"CallTo": "02247788100"}
     asked = routing_decide.handoff(loader.snapshot, query, THURSDAY_NOON)
-    request = types.SimpleNamespace(query_params=query)
-    answer = asyncio.run(service._ask_agents(loader.snapshot, request, asked))
+
+    async def ask() -> routing_decide.Decision:
+        agents = Agents()
+        agents.open()
+        try:
+            return await service._ask_agents(loader.snapshot, query, asked, agents)
+        finally:
+            await agents.close()
+
+    answer = asyncio.run(ask())
     assert answer.rule == "no-agents:fallback"  # the URL failed: the fallback said no
 
 

@@ -36,6 +36,7 @@ SLOW_MODULES = frozenset(
         "test_precommit.py",
         "test_render_partner_calls.py",
         "test_serve.py",
+        "test_serve_cli.py",
         "test_signing.py",
         "test_sipservers.py",
         "test_state_branch.py",

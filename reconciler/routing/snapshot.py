@@ -9,6 +9,9 @@ the same one plan and apply use.
 from __future__ import annotations
 
 import contextlib
+import re
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from reconciler.routing.decide import Snapshot
 
 log = structlog.get_logger("reconciler.serve")
 MAX_DROPPED_SHARE = 0.5  # a reload that drops more of the routes served is refused
+MISSING = "serving the SIDs last read, if any (a checkout half done, or apply never ran)"
+PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s/\\:'\"()]+[/\\])*[^\s/\\:'\"(),]+")
 
 
 def utc_now() -> datetime:
@@ -36,6 +41,10 @@ class Loader:
         self.snapshot = Snapshot()
         self.error: Exception | None = None  # why the newest files did not load
         self.refused = False  # the newest files load but would drop too many routes
+        self.missing: list[Path] = []  # ledgers the served snapshot could not read
+        self.checked_at = time.time()  # when the served state last matched the files
+        self.reloads = 0  # snapshots swapped in
+        self.failures = 0  # newer files that failed to load or were refused
         self._seen: dict[str, int] = {}
         self._ledgers: list[Path] = []  # where the last load found them (may be outside PATH)
 
@@ -50,9 +59,18 @@ class Loader:
         return stamps
 
     @property
+    def stale(self) -> bool:
+        """The state served is not what the files say: they failed to load, or a ledger
+        is missing (its SIDs are the last read, or none)."""
+        return self.error is not None or bool(self.missing)
+
+    @property
     def problem(self) -> str:
         """What is wrong with the newest files, in a line; "" when they are served."""
         if self.error is None:
+            if self.missing:
+                where = ", ".join(str(path) for path in self.missing)
+                return f"ledger missing ({where}): {MISSING}"
             return ""
         if isinstance(self.error, ManifestError):
             return self.error.problems[0].text()
@@ -60,18 +78,40 @@ class Loader:
             return str(self.error)
         return f"reload failed unexpectedly: {self.error!r} (see the log)"
 
+    @property
+    def public_problem(self) -> str:
+        """``problem`` without file names or paths, for callers who did not authenticate."""
+        if self.error is None:
+            if self.missing:
+                return f"{len(self.missing)} ledger(s) missing: {MISSING}"
+            return ""
+        if isinstance(self.error, ManifestError):
+            first = self.error.problems[0]
+            field = f"{first.path}: " if first.path else ""
+            more = len(self.error.problems) - 1
+            text = f"{first.severity}: {field}{first.message}" + (
+                f" (and {more} more; see the service's log)" if more else ""
+            )
+            return redact(text, [self.path, *self._ledgers])
+        if isinstance(self.error, ReconcilerError):
+            return redact(str(self.error), [self.path, *self._ledgers])
+        return "reload failed unexpectedly (see the service's log)"
+
     def reload(self, *, log_failure: bool = True) -> bool:
         """Load afresh when a file changed; True when a new snapshot is in place. A load
         that fails leaves the last good snapshot serving and says why in ``problem`` (and
         in the log, unless the caller reports it itself)."""
         stamps = self._watched()
         if stamps == self._seen and self.snapshot.loaded_at:
+            if not self.stale:
+                self.checked_at = time.time()
             return False
         self._seen = stamps
         try:
             snapshot = self._build()
         except ReconcilerError as error:
             self.error = error
+            self.failures += 1
             texts = (
                 [problem.text() for problem in error.problems[:10]]
                 if isinstance(error, ManifestError)
@@ -89,10 +129,15 @@ class Loader:
                 "checkout half done?). Restart serve to take them as they are."
             )
             self.refused = True
+            self.failures += 1
             if log_failure:
                 log.error("serve.reload_refused", problem=str(self.error))
             return False
         self.snapshot, self.error, self.refused = snapshot, None, False
+        self.missing = [path for path in self._ledgers if not path.exists()]
+        self.reloads += 1
+        if not self.missing:
+            self.checked_at = time.time()
         log.info("serve.loaded", routes=len(snapshot), trunks=len(snapshot.sids))
         return True
 
@@ -102,6 +147,14 @@ class Loader:
             raise ManifestError(manifests.errors)
         snapshot, self._ledgers = build(manifests, self.snapshot)
         return snapshot
+
+
+def redact(text: str, roots: Iterable[Path] = ()) -> str:
+    """A message with every path in it replaced by ``<file>``: first those under the
+    known ``roots`` (which may hold spaces), then anything that looks absolute."""
+    for root in sorted({str(r) for r in roots} | {str(r.resolve()) for r in roots}, key=len)[::-1]:
+        text = re.sub(re.escape(root) + r"[^\s:'\"(),]*", "<file>", text)
+    return PATH.sub("<file>", text)
 
 
 def build(manifests: Manifests, previous: Snapshot | None = None) -> tuple[Snapshot, list[Path]]:
