@@ -107,11 +107,15 @@ def test_workers_each_reload_and_sigterm_finishes_what_is_in_flight(
         deadline = time.monotonic() + 30
         while True:  # both workers up, each with its own snapshot (and its first load)
             samples = parse(httpx.get(serve.url + "/metrics").text)
-            if samples["reconciler_serve_reloads_total"] == 2 or time.monotonic() > deadline:
+            pids = {key for key in samples if key.startswith("reconciler_serve_routes{pid=")}
+            # A worker counts its reload, then sets its gauges: a scrape can fall between.
+            settled = len(pids) == 2 and {samples[pid] for pid in pids} == {2}
+            if (samples["reconciler_serve_reloads_total"] == 2 and settled) or (
+                time.monotonic() > deadline
+            ):
                 break
             time.sleep(0.2)
         assert samples["reconciler_serve_reloads_total"] == 2
-        pids = {key for key in samples if key.startswith("reconciler_serve_routes{pid=")}
         assert len(pids) == 2
         assert {samples[pid] for pid in pids} == {2}
         assert ask(serve.url).json()["destination"] == {"trunk": SID_BOT}
