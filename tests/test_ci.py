@@ -438,3 +438,85 @@ def test_a_pull_request_that_touches_no_manifest_changes_nothing(
     assert result.returncode == 0, result.stderr
     assert outputs(out)["changed"] == "false"
     assert (tmp_path / "p" / "manifests" / "b.yaml").exists()
+
+
+def test_the_drift_issue_from_many_shards(gh: GitHubDouble, tmp_path: Path) -> None:
+    """Each shard's report and exit code, merged: any drift opens the issue and says which
+    shards could not look; a failed or missing shard keeps it from closing; only every
+    shard clean closes it."""
+    reports = tmp_path / "drifted"
+    reports.mkdir()
+
+    def shard(index: int, status: int | None, body: str = "") -> None:
+        (reports / f"drift-{index}.status").unlink(missing_ok=True)
+        if status is not None:
+            (reports / f"drift-{index}.status").write_text(f"{status}\n")
+        marker = f"<!-- reconciler-drift:acct{index} -->\n### Exotel drift: acct{index}\n\n"
+        (reports / f"drift-{index}.md").write_text(marker + body)
+
+    def issue(*shards: int) -> subprocess.CompletedProcess[str]:
+        return ci(
+            "issue", "--label", "drift", "--title", "Exotel drift", "--resolved", "Gone.",
+            "--reports", str(reports), "--expect", json.dumps(list(shards)), "--shard-count", "8",
+            env=gh.env(), cwd=tmp_path,
+        )  # fmt: skip
+
+    shard(2, 2, "**Drift: 1 change(s)**\n| `acct2/bot` | IP | delete |\n")
+    shard(5, None)  # its job failed before it wrote its exit code
+    shard(7, 0, "**No drift: live state matches the last apply.**\n")
+    opened = issue(2, 5, 7)
+    assert opened.returncode == 0, opened.stderr
+    assert "::warning::shard 5" in opened.stdout
+    [found] = gh.state.issues.values()
+    body = found["body"]
+    assert body.startswith("<!-- reconciler-drift:shards -->\n### Exotel drift: 3 of 8 shards\n")
+    assert "**Drift in shard 2/8; shard 5/8 could not look (not checked this run); " in body
+    assert "none in shard 7/8.**" in body
+    assert body.index("#### Shard 2/8") < body.index("`acct2/bot`") < body.index("#### Shard 7/8")
+    assert "<!-- reconciler-drift:acct2 -->" not in body  # one marker: the issue's own
+
+    shard(2, 0, "**No drift: live state matches the last apply.**\n")
+    left = issue(2, 5, 7)
+    assert "left as it is" in left.stdout
+    assert found["state"] == "open"
+    missing = issue(2, 7, 9)  # shard 9 kept nothing at all
+    assert "left as it is" in missing.stdout
+    assert found["state"] == "open"
+    closed = issue(2, 7)
+    assert closed.returncode == 0, closed.stderr
+    assert found["state"] == "closed"
+
+
+def test_one_shard_is_its_own_report(tmp_path: Path) -> None:
+    from reconciler.github import shards  # noqa: PLC0415
+
+    (tmp_path / "drift-1.md").write_text("<!-- reconciler-drift:demo -->\nsame\n")
+    (tmp_path / "drift-1.status").write_text("2\n")
+    merged = shards.merge(shards.read(tmp_path, [1]), 1)
+    assert (merged.status, merged.body) == (2, "<!-- reconciler-drift:demo -->\nsame\n")
+
+
+def test_gather_takes_each_shards_newest_attempt(tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    for name, text in (("drift-shard1-7-1", "old"), ("drift-shard1-7-10", "new"),
+                       ("drift-shard12-7-2", "twelve"), ("drift-shard3-8-1", "another run"),
+                       ("apply-demo-7-1", "not drift")):  # fmt: skip
+        (kept / name).mkdir(parents=True)
+        (kept / name / f"{name.split('-')[1]}.txt").write_text(text)
+    ran = ci("gather", "--from", str(kept), "--run-id", "7", "--into", "out", env={}, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["shard1.txt", "shard12.txt"]
+    assert (tmp_path / "out" / "shard1.txt").read_text() == "new"  # attempt 10, not 1
+    nothing = ci("gather", "--from", "absent", "--run-id", "7", "--into", "o", env={}, cwd=tmp_path)
+    assert nothing.returncode == 0
+    assert "nothing gathered" in nothing.stdout
+
+
+def test_an_issue_needs_a_body_or_the_shards_reports(gh: GitHubDouble, tmp_path: Path) -> None:
+    common = ("issue", "--label", "drift", "--title", "t", "--resolved", "r")
+    neither = ci(*common, env=gh.env(), cwd=tmp_path)
+    assert neither.returncode == 1
+    assert "give --body FILE and --status CODE" in neither.stderr
+    both = ci(*common, "--body", "b", "--status", "0", "--reports", "d", env=gh.env(), cwd=tmp_path)
+    assert both.returncode == 1
+    assert "not both" in both.stderr

@@ -49,6 +49,11 @@ VARIABLES = {  # what each variable a workflow passes holds, in the shape it has
     "STATUS": "2",
     "GITHUB_RUN_ID": "7",
     "NOTE": "fork",
+    "SHARDS": "[1, 3]",
+    "SHARD_COUNT": "4",
+    "SHARD": "3/4",
+    "INDEX": "3",
+    "COUNT": "4",
 }
 
 

@@ -250,6 +250,41 @@ def test_the_token_as_basic_auth_or_in_the_path_and_anonymous_gets_a_bare_401(
         assert served.get("/connect", params=query()).status_code == 401
 
 
+def test_a_passthru_post_a_trailing_slash_and_a_refusal_in_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exotel's Passthru applet may POST the call's details as a form: the same answer as
+    a GET. A URL pasted with a trailing slash is served, never redirected (a redirect
+    would drop the /t/TOKEN/ prefix). A refusal is in the log, without the path."""
+    folder = estate(tmp_path / "m")
+    options = service.Options(access=Access(token=check_token(TOKEN)))
+    with serving(folder, options) as served:
+        posted = httpx.post(f"{served.url}/t/{TOKEN}/handoff", data=query())
+        assert posted.status_code == 200, posted.text
+        assert posted.json() == served.get(f"/t/{TOKEN}/handoff", params=query()).json()
+        form = httpx.post(f"{served.url}/t/{TOKEN}/connect", data=query())
+        assert form.json()["destination"] == {"trunk": SID_CC}
+        # A form's fields win over the query string's.
+        mixed = httpx.post(
+            f"{served.url}/t/{TOKEN}/connect", params={"CallTo": "0111111111"}, data=query()
+        )
+        assert mixed.json()["destination"] == {"trunk": SID_CC}
+        huge = httpx.post(f"{served.url}/t/{TOKEN}/connect", data={"x": "y" * 70_000})
+        assert huge.status_code == 413
+        slash = served.get(f"/t/{TOKEN}/connect/", params=query(), follow_redirects=False)
+        assert slash.status_code == 200
+        assert slash.json()["destination"] == {"trunk": SID_CC}
+        capsys.readouterr()
+        assert served.get("/t/wrong-token-0123456789/connect", params=query()).status_code == 401
+        logged = capsys.readouterr().err
+        assert '"event": "serve.denied"' in logged, logged
+        assert "wrong-token" not in logged
+
+
+def test_a_token_read_from_a_file_keeps_no_newline() -> None:
+    assert check_token(TOKEN + "\n") == TOKEN.encode()
+
+
 def test_a_token_that_would_not_survive_a_url_is_refused() -> None:
     for bad in ["", "short", "has space in it 0123456789", "slash/in/it/0123456789abcd"]:
         with pytest.raises(Exception, match="RECONCILER_SERVE_TOKEN"):

@@ -4,6 +4,7 @@ and in the same shard as other accounts come and go."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,39 @@ def test_a_shard_with_no_account_says_so_and_does_nothing(
     said = capsys.readouterr()
     assert said.err == f"reconciler: --shard {empty}/2 holds none of the accounts: nothing to do\n"
     assert "No drift" in said.out
+
+
+def test_validate_lists_the_shards_that_hold_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A workflow's matrix: only the shards that hold an account get a job."""
+    names = [f"acct{n:02d}" for n in range(5)]
+    accounts = "".join(
+        f"  {name}:\n    sid: {name}\n    api_key: ${{KEY}}\n    api_token: ${{TOKEN}}\n"
+        for name in names
+    )
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "accounts.yaml").write_text("accounts:\n" + accounts)
+    output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary"))
+    assert main(["validate", str(tmp_path / "m"), "--github", "--shards", "16"]) == 0
+    held = sorted({shard_of(name, 16) for name in names})
+    written = output.read_text()
+    assert f"\n{json.dumps(held)}\n" in written
+    assert "\n16\n" in written.split("shard_count<<", 1)[1]
+    assert f"5 accounts in {len(held)} of 16 shards" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["validate", "--shards", "257"])
+
+
+def test_state_moves_only_a_shards_ledgers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "accounts.yaml").write_text(
+        "accounts:\n  demo:\n    sid: demo\n    api_key: ${KEY}\n    api_token: ${TOKEN}\n"
+    )
+    empty = 3 - shard_of("demo", 2)
+    for action in ("pull", "push"):
+        assert main(["state", action, str(tmp_path), "--shard", f"{empty}/2"]) == 0
+        assert f"--shard {empty}/2 holds none of the accounts" in capsys.readouterr().out

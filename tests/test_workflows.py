@@ -306,6 +306,9 @@ def test_a_foreign_base_url_in_a_pull_request_never_receives_credentials(
         listener.close()
 
 
+ONE_SHARD = {"SHARD": "1/1", "INDEX": "1"}  # the drift job's env, with one shard
+
+
 # -- LiveKit's key and secret ---------------------------------------------------------
 
 LIVEKIT_SECRETS = ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
@@ -499,7 +502,7 @@ def test_livekit_secrets_reach_plan_apply_and_drift_through_the_workflow_steps(
     assert saved.returncode == 0, saved.stderr
 
     drift_workspace = github.checkout("drift-job")
-    drift_env = _livekit_env(github, "drift.yml", "drift", "Look for drift")
+    drift_env = _livekit_env(github, "drift.yml", "drift", "Look for drift", **ONE_SHARD)
     pulled = run_step(
         "drift.yml", "drift", "Take the ledgers from the state branch", cwd=drift_workspace,
         env=drift_env,
@@ -507,13 +510,13 @@ def test_livekit_secrets_reach_plan_apply_and_drift_through_the_workflow_steps(
     assert pulled.returncode == 0, pulled.stderr
     drifted = run_step("drift.yml", "drift", "Look for drift", cwd=drift_workspace, env=drift_env)
     assert drifted.returncode == 0, drifted.stdout + drifted.stderr
-    assert "status=0" in (drift_workspace / "github_output").read_text()
+    assert (drift_workspace / "drift-1.status").read_text() == "0\n"
 
     _delete_the_dispatch_rule(sandbox)  # by hand, on LiveKit
     again = run_step("drift.yml", "drift", "Look for drift", cwd=drift_workspace, env=drift_env)
     assert again.returncode == 0, again.stdout + again.stderr  # drift found is not a failure
-    assert "status=2" in (drift_workspace / "github_output").read_text()
-    assert "livekit_dispatch_rule" in (drift_workspace / "drift.md").read_text()
+    assert (drift_workspace / "drift-1.status").read_text() == "2\n"
+    assert "livekit_dispatch_rule" in (drift_workspace / "drift-1.md").read_text()
 
 
 def test_a_pull_request_cannot_send_livekits_secret_elsewhere(github: GitHub) -> None:
@@ -594,7 +597,9 @@ def test_a_config_repository_calls_each_workflow_pinned_by_commit() -> None:
         [job] = caller["jobs"].values()
         commit, called = _called(job)
         assert re.fullmatch(r"[0-9a-f]{40}", commit), path.name
-        assert "with" not in job  # nothing to repeat: the callee installs its own commit
+        # Nothing to repeat (the callee installs its own commit): only the inputs it declares.
+        declared = (called[True].get("workflow_call") or {}).get("inputs") or {}
+        assert set(job.get("with", {})) <= set(declared), path.name
         assert job["cache-mode"] == "none"
         assert caller["permissions"] == {}
         for scope, level in _permissions(called).items():
@@ -760,3 +765,175 @@ def test_the_project_metadata_uses_current_forms() -> None:
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert isinstance(project["project"]["license"], str)
     assert not any(c.startswith("License ::") for c in project["project"].get("classifiers", []))
+
+
+# -- drift over many accounts: a matrix of shards, one issue, one save ---------------
+
+SHARDED = ("north", "south", "east", "west")
+
+
+def _accounts_of_many(github: GitHub) -> dict[str, str]:
+    """Main declares four accounts, a trunk each, each account with its own key and token
+    (as Exotel gives them); returns the variables that hold those."""
+    seed = github.checkout("sharded-seed")
+    shutil.rmtree(seed / "manifests")
+    (seed / "manifests").mkdir()
+    accounts, trunks, secrets = ["accounts:"], ["trunks:"], {}
+    for n, name in enumerate(SHARDED):
+        accounts += [
+            f"  {name}:",
+            f"    sid: {name}",
+            f"    api_key: ${{KEY_{name.upper()}}}",
+            f"    api_token: ${{TOKEN_{name.upper()}}}",
+        ]
+        trunks += [
+            f"  - name: {name}_bot",
+            f"    account: {name}",
+            f'    phone_numbers: ["+91804026420{n}"]',
+            f"    whitelisted_ips: [44.248.146.{n + 1}]",
+        ]
+        secrets |= {f"KEY_{name.upper()}": f"key_{name}", f"TOKEN_{name.upper()}": f"tok_{name}"}
+    (seed / "manifests" / "accounts.yaml").write_text("\n".join(accounts) + "\n")
+    (seed / "manifests" / "trunks.yaml").write_text("\n".join(trunks) + "\n")
+    git(seed, "add", "-A")
+    git(seed, "commit", "--quiet", "-m", "four accounts")
+    git(seed, "push", "--quiet", "origin", "HEAD:main")
+    github.commit = git(seed, "rev-parse", "HEAD")
+    return secrets
+
+
+def _upload(workflow: str, job: str, name: str, workspace: Path, into: Path, **context: Any) -> str:
+    """What an upload-artifact step keeps: its ``path`` globs, evaluated with ``context``
+    as the runner would, copied from the workspace (their common root) into a folder named
+    as the step names the artifact, as download-artifact lays out each artifact."""
+    given = step(workflow, job, name)["with"]
+    artifact = str(evaluate(given["name"], context))
+    for line in str(given["path"]).splitlines():
+        for found in workspace.glob(str(evaluate(line, context))):
+            target = into / artifact / found.relative_to(workspace)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(found, target)
+    return artifact
+
+
+def test_drift_fans_out_over_shards_into_one_issue_and_one_save(tmp_path: Path) -> None:
+    """drift.yml's own steps: the shards job splits four accounts over four shards, each
+    drift job pulls and drifts only its shard's accounts and keeps its report; the issue
+    job takes each shard's newest attempt and opens one issue naming the account changed
+    by hand and the shard that kept nothing; the save job pushes the records of the
+    shards that kept theirs and leaves the others' as they were."""
+    from reconciler.pipeline.accounts import shard_of  # noqa: PLC0415
+    from tests.github_double import serving  # noqa: PLC0415
+    from tests.sandboxes import running  # noqa: PLC0415
+
+    accounts = [a for name in SHARDED for a in ("--account", f"{name}:key_{name}:tok_{name}")]
+    with running("--rate-limit", "0", *accounts, log_path=tmp_path / "sandbox.log") as sandbox:
+        github = GitHub(tmp_path, sandbox)
+        secrets = _accounts_of_many(github)
+        env = {**github.env(**secrets), "RECONCILER_STATE_KEY": github.state_key.read_text()}
+        # Applied and saved as the apply workflow would: every account has a signed ledger.
+        setup = github.checkout("setup")
+        (setup / "known_hosts").write_text("")
+        for argv in (
+            ["apply", "manifests", "--auto-approve"],
+            ["state", "push", "manifests", "--remote", str(github.remote),
+             "--known-hosts", "known_hosts", "--require-signed"],
+        ):  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-m", "reconciler", *argv], cwd=setup, capture_output=True,
+                text=True, env={**os.environ, **GIT_ENV, **env}, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+
+        # The shards job: which of four shards hold the accounts.
+        split = github.checkout("shards-job")
+        ran = run_step(
+            "drift.yml", "shards", "Split the accounts into shards", cwd=split,
+            env={**env, "SHARD_COUNT": "4"},
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        said = _outputs(split / "github_output")
+        owner = {name: shard_of(name, 4) for name in SHARDED}
+        shards = json.loads(said["shards"])
+        assert shards == sorted(set(owner.values())), owner
+        assert said["shard_count"] == "4"
+        assert len(shards) >= 2  # else the test proves little
+
+        # Someone whitelists an address on north's trunk by hand.
+        ledger = json.loads((setup / "manifests" / "state" / "north.json").read_text())
+        north = Api(sandbox.client(auth=("key_north", "tok_north")), "north")
+        north.trunk(ledger["trunks"]["north_bot"]["sid"]).whitelist("52.66.10.7")
+
+        kept = tmp_path / "kept"
+        for index in shards:
+            workspace = github.checkout(f"drift-{index}")
+            shard_env = {**env, "SHARD": f"{index}/4", "INDEX": str(index)}
+            for name in ("Take the ledgers from the state branch", "Look for drift"):
+                ran = run_step("drift.yml", "drift", name, cwd=workspace, env=shard_env)
+                assert ran.returncode == 0, ran.stdout + ran.stderr
+            mine = {a for a in SHARDED if owner[a] == index}
+            ledgers = {p.name.split(".")[0] for p in (workspace / "manifests" / "state").iterdir()}
+            assert ledgers == mine  # no two jobs touch one account
+            status = (workspace / f"drift-{index}.status").read_text().strip()
+            assert status == ("2" if "north" in mine else "0")
+            # north's shard failed once and passed when re-run: attempt 2 is the one kept.
+            attempt = "2" if "north" in mine else "1"
+            context = {
+                "matrix": {"shard": index},
+                "github": {"run_id": "7", "run_attempt": attempt},
+            }
+            _upload("drift.yml", "drift", "Keep the report and when each trunk was checked",
+                    workspace, kept, **context)  # fmt: skip
+        (kept / f"drift-shard{owner['north']}-7-1").mkdir()
+        (kept / f"drift-shard{owner['north']}-7-1" / f"drift-{owner['north']}.status").write_text(
+            "1"
+        )
+        lost = next(i for i in shards if i != owner["north"])  # its artifact never arrived
+        shutil.rmtree(kept / f"drift-shard{lost}-7-1")
+
+        # The issue job: one issue, from every shard's newest attempt.
+        with serving() as double:
+            workspace = tmp_path / "issue-job"
+            shutil.copytree(kept, workspace / "kept")
+            issue_env = {
+                **double.env(GITHUB_RUN_ID="7"),
+                "SHARDS": json.dumps(shards),
+                "COUNT": "4",
+            }
+            for name in (
+                "Take each shard's newest attempt",
+                "Open, update or close the drift issue",
+            ):
+                ran = run_step("drift.yml", "issue", name, cwd=workspace, env=issue_env)
+                assert ran.returncode == 0, ran.stdout + ran.stderr
+            [opened] = double.state.issues.values()
+            body = opened["body"]
+            assert opened["state"] == "open", opened
+            assert "north/north_bot" in body, body
+            assert "52.66.10.7" in body, body
+            assert f"shard {lost}/4 could not look" in body, body
+            assert f"Drift in shard {owner['north']}/4" in body, body
+
+        # The save job: the records of every shard that kept them, signed.
+        workspace = github.checkout("save-job")
+        shutil.copytree(kept, workspace / "kept")
+        (workspace / "known_hosts").write_text("")
+        save_env = {**env, "REMOTE": str(github.remote), "RUNNER_TEMP": str(workspace)}
+        for name in ("Take each shard's newest attempt", "Save when each trunk was checked"):
+            ran = run_step("drift.yml", "save", name, cwd=workspace, env=save_env)
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+        tree = git(github.remote, "ls-tree", "-r", "--name-only", "reconciler-state").split()
+        records = {Path(p).name.split(".")[0] for p in tree if p.endswith(".checked.json")}
+        assert records == {a for a in SHARDED if owner[a] != lost}
+        assert "not checked" in ran.stdout
+
+
+def _outputs(path: Path) -> dict[str, str]:
+    """GITHUB_OUTPUT's NAME<<DELIMITER blocks."""
+    found, lines = {}, path.read_text().splitlines()
+    while lines:
+        name, _, delimiter = lines.pop(0).partition("<<")
+        end = lines.index(delimiter)
+        found[name] = "\n".join(lines[:end])
+        lines = lines[end + 1 :]
+    return found

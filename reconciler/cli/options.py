@@ -110,6 +110,13 @@ def shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def shard_count(text: str) -> int:
+    """``--shards N``: how many shards, 1 to 256."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of shards from 1 to {MAX_SHARDS}")
+    return int(text)
+
+
 def github(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--github",

@@ -19,20 +19,23 @@ from pathlib import Path
 HEAD = re.compile(r"^<!-- reconciler-apply:[^\n]*:([a-z-]+) -->$")
 
 
+def newest(folder: Path, kind: str, run_id: str) -> dict[str, Path]:
+    """Per key, the folder of its newest attempt's artifact ``<kind>-<key>-<run id>-<n>``."""
+    pattern = re.compile(rf"^{re.escape(kind)}-(.+)-{re.escape(run_id)}-(\d+)$")
+    found: dict[str, tuple[int, Path]] = {}
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        matched = pattern.match(entry.name)
+        if matched and entry.is_dir():
+            key, number = matched.group(1), int(matched.group(2))
+            if key not in found or number > found[key][0]:
+                found[key] = (number, entry)
+    return {key: path for key, (_, path) in found.items()}
+
+
 def newest_attempts(folder: Path, accounts: Sequence[str], run_id: str) -> dict[str, Path]:
     """Per account, the folder of its newest attempt's artifact (absent: kept nothing)."""
-    found: dict[str, tuple[int, Path]] = {}
-    if not folder.is_dir():
-        return {}
-    for entry in folder.iterdir():
-        for account in accounts:
-            prefix = f"apply-{account}-{run_id}-"
-            attempt = entry.name[len(prefix) :]
-            if entry.name.startswith(prefix) and attempt.isdigit():
-                number = int(attempt)
-                if account not in found or number > found[account][0]:
-                    found[account] = (number, entry)
-    return {account: path for account, (_, path) in found.items()}
+    kept = newest(folder, "apply", run_id)
+    return {account: kept[account] for account in accounts if account in kept}
 
 
 def status(kept: Path) -> str:

@@ -271,8 +271,20 @@ def push(
     guard = guard or Guard()
     trust = guard.settle(git.root, environ)
     relatives = _ledgers(git, manifests, chosen)
+    skipped: list[Moved] = []
     if checked:
         relatives = [r.with_name(r.name + CHECKED) for r in relatives]
+        # Only the accounts a drift job checked: the others keep the branch's records.
+        kept = [(source or git.root) / r for r in relatives]
+        skipped = _said(
+            [a for a, k in zip(chosen, kept, strict=True) if not k.exists()],
+            [r for r, k in zip(relatives, kept, strict=True) if not k.exists()],
+            "no record from this run (not checked): left as the branch has it",
+        )
+        chosen = [a for a, k in zip(chosen, kept, strict=True) if k.exists()]
+        relatives = [r for r, k in zip(relatives, kept, strict=True) if k.exists()]
+        if not chosen:
+            return skipped
     blobs, files, applied = _content(
         git, chosen, relatives, source=source, checked=checked, applied=applied
     )
@@ -299,13 +311,13 @@ def push(
                 signing.verified(git, tip, trust, f"{remote}/{branch}")
             tree = _tree(git, tip, blobs, files)
             if tip is not None and tree == git("rev-parse", f"{tip}^{{tree}}").stdout.strip():
-                return _said(chosen, relatives, f"unchanged on {branch}")
+                return skipped + _said(chosen, relatives, f"unchanged on {branch}")
             commit = _commit(
                 git, tree, tip=tip, message=message, extra={**identity, **signed}, trust=trust
             )
             pushed = _push(git, remote, commit, branch, signed)
             if pushed.returncode == 0:
-                return _said(chosen, relatives, f"pushed to {branch} as {commit[:12]}")
+                return skipped + _said(chosen, relatives, f"pushed to {branch} as {commit[:12]}")
             if attempt < attempts:  # another run moved the branch: build on its tip instead
                 time.sleep(random.uniform(0.2, 1.0) * attempt)
     raise LedgerError(

@@ -42,13 +42,17 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TOKEN_PREFIX = "/t/"  # noqa: S105 (where the token goes in a path, not a token)
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # probes: anonymous gets no file names
-CALL_PATHS = frozenset({"/connect", "/handoff"})  # the allow-list guards these
+# The allow-list guards these (with a trailing slash too: both are served).
+CALL_PATHS = frozenset({"/connect", "/handoff", "/connect/", "/handoff/"})
 MIN_TOKEN_LENGTH = 16
 TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved: the same in a path and userinfo
 
 
 def check_token(token: str) -> bytes:
-    """The token as bytes, or a ConfigError saying what is wrong with it."""
+    """The token as bytes, or a ConfigError saying what is wrong with it. Whitespace at
+    either end is dropped: a token read from a file (a Kubernetes Secret made with
+    ``--from-file``) keeps the file's last newline, and no token character is a space."""
+    token = token.strip()
     if not token:
         raise ConfigError(
             "RECONCILER_SERVE_TOKEN is set but empty: refusing to serve without the token "

@@ -211,9 +211,16 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
 
         _head = 0  # bytes of the next request's head so far; -1 once it is complete
 
+        _tail = b""  # the head's last bytes so far: its end may span two reads
+
         def data_received(self, data: bytes) -> None:
             if self._head >= 0:
-                self._head += len(data)
+                # Only the head counts: bytes after its blank line are the body (a
+                # Passthru POST's form), which this limit is not for.
+                seen = self._tail + data
+                end = seen.find(b"\r\n\r\n")
+                self._head += len(data) if end < 0 else end + 4 - len(self._tail)
+                self._tail = seen[-3:]
                 if self._head > MAX_HEAD:
                     self._client_error()
                     return
@@ -231,7 +238,7 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
             super().on_message_complete()
 
         def on_response_complete(self) -> None:
-            self._head = 0  # the next request's head is counted from here
+            self._head, self._tail = 0, b""  # the next request's head is counted from here
             super().on_response_complete()
 
     return GuardedHttpTools

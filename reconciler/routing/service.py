@@ -29,6 +29,7 @@ import socket
 import ssl
 import tempfile
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -87,6 +88,26 @@ def bounded(value: str | None) -> str | None:
     return value[:MAX_LOGGED] + "..."
 
 
+MAX_FORM_BYTES = 64 * 1024  # a Passthru POST carries a call's details: a few hundred bytes
+
+
+async def parameters(request: Request) -> Mapping[str, str] | None:
+    """The call's details: the query string, and on a POST also a form body
+    (``application/x-www-form-urlencoded``), whose fields win; None when the body is
+    larger than MAX_FORM_BYTES (answered 413)."""
+    query = request.query_params
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if request.method != "POST" or kind != "application/x-www-form-urlencoded":
+        return query
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    fields = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {**query, **dict(fields)}
+
+
 def logged(decision: routing.Decision, level: LogDecisions) -> bool:
     """Whether ``--log-decisions`` logs this decision: all, or only those that are not
     routing as declared (no route, a trunk not in the ledger, a failed agents check)."""
@@ -141,6 +162,8 @@ class Service:
             client_error=metrics.client_errors.inc,
         )
         self._seen = (0, 0)  # the loader's reloads and failures already counted
+        # A wrong --trusted-hops refuses every call: say so in the log, at most every 10 s.
+        self._denied = protocol.Throttled("serve.denied")
 
     def observe(self) -> None:
         """The loader's counts and state into the metrics (each tick, and each scrape)."""
@@ -172,7 +195,9 @@ class Service:
 
     async def connect(self, request: Request) -> Response:
         began = time.perf_counter()
-        snapshot, query = self.loader.snapshot, request.query_params
+        snapshot, query = self.loader.snapshot, await parameters(request)
+        if query is None:
+            return Response(status_code=413)
         try:
             if not snapshot.loaded_at:
                 decision = NOT_LOADED
@@ -185,7 +210,10 @@ class Service:
 
     async def handoff(self, request: Request) -> Response:
         began = time.perf_counter()
-        snapshot, query = self.loader.snapshot, request.query_params  # one snapshot throughout
+        snapshot = self.loader.snapshot  # one snapshot throughout
+        query = await parameters(request)
+        if query is None:
+            return Response(status_code=413)
         try:
             if not snapshot.loaded_at:
                 decision = NOT_LOADED
@@ -258,6 +286,8 @@ class Service:
 
     def denied(self, status: int, scope: guard.Scope) -> None:
         self.metrics.denied.labels(str(status)).inc()
+        # Never the path: it may hold a wrong token, or the right one misplaced.
+        self._denied(status=status, method=bounded(str(scope.get("method"))))
 
 
 def create_app(
@@ -281,10 +311,12 @@ def create_app(
         reload_interval=reload_interval,
         log_decisions=log_decisions,
     )
-    return Starlette(
+    calls = ["GET", "POST"]  # the Passthru applet may POST (docs/routing.md); HEAD with GET
+    app = Starlette(
         routes=[
-            Route("/connect", service.connect),
-            Route("/handoff", service.handoff),
+            # With a trailing slash too: a redirect would drop a /t/TOKEN/ prefix.
+            *[Route(f"/connect{end}", service.connect, methods=calls) for end in ("", "/")],
+            *[Route(f"/handoff{end}", service.handoff, methods=calls) for end in ("", "/")],
             Route("/healthz", service.healthz),
             Route("/readyz", service.readyz),
             Route("/metrics", service.prometheus),
@@ -294,6 +326,8 @@ def create_app(
         ],
         lifespan=service.lifespan,
     )
+    app.router.redirect_slashes = False
+    return app
 
 
 def listen(host: str, port: int) -> socket.socket:

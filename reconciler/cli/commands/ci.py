@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.cli import github, options
 from reconciler.cli.common import EXIT_ERROR, EXIT_OK, read_text
 from reconciler.errors import ConfigError, LedgerError, Refused
-from reconciler.github import comments, plans, reports
+from reconciler.github import comments, plans, reports, shards
 from reconciler.github import merge as merging
 from reconciler.github.rest import from_environment
 from reconciler.manifests.load import load
@@ -118,12 +118,10 @@ def run_stale(args: argparse.Namespace) -> int:
 
 
 def run_issue(args: argparse.Namespace) -> int:
-    if args.status not in (0, 1, 2):
-        raise ConfigError(f"--status {args.status}: expected the command's exit code, 0 to 2")
-    if args.status == 1:
+    body, status = _alarm(args)
+    if status == 1:
         print(f"the {args.label} run failed (exit 1): the issue is left as it is")
         return EXIT_OK
-    body = read_text(args.body)
     marker = body.split("\n", 1)[0]
     if not marker.startswith("<!--"):
         raise ConfigError(f"{args.body} does not start with its HTML marker (<!-- ... -->)")
@@ -134,11 +132,42 @@ def run_issue(args: argparse.Namespace) -> int:
             marker=marker.split(":", 1)[0] if ":" in marker else marker,
             title=args.title,
             body=body,
-            present=args.status == 2,
+            present=status == 2,
             resolved=args.resolved,
             author=args.author,
         )
     print(f"{args.label} issue: {posted.action}" + (f" #{posted.number}" if posted.number else ""))
+    return EXIT_OK
+
+
+def _alarm(args: argparse.Namespace) -> tuple[str, int]:
+    """The issue's body and the run's exit code: one report (``--body``, ``--status``), or
+    every shard's, merged (``--reports``, ``--expect``)."""
+    if args.reports:
+        if args.body or args.status is not None:
+            raise ConfigError("give --body and --status, or --reports and --expect: not both")
+        expected = [int(i) for i in _json_list(args.expect, "--expect")]
+        found = shards.read(Path(args.reports), expected, kind=args.label)
+        merged = shards.merge(found, args.shard_count or max(expected, default=1))
+        for index in merged.failed:
+            print(f"::warning::shard {index} of the {args.label} run failed or kept no report")
+        return merged.body, merged.status
+    if not args.body or args.status is None:
+        raise ConfigError("give --body FILE and --status CODE (or --reports DIR and --expect)")
+    if args.status not in (0, 1, 2):
+        raise ConfigError(f"--status {args.status}: expected the command's exit code, 0 to 2")
+    return (read_text(args.body) if args.status != 1 else ""), args.status
+
+
+def run_gather(args: argparse.Namespace) -> int:
+    try:
+        kept = shards.gather(Path(args.source), args.kind, args.run_id, Path(args.into))
+    except OSError as error:
+        raise ConfigError(f"cannot gather into {args.into}: {error.strerror or error}") from None
+    for key, folder in sorted(kept.items()):
+        print(f"{args.kind} {key}: {folder.name}")
+    if not kept:
+        print(f"{args.source} holds no {args.kind}-*-{args.run_id}-* artifact: nothing gathered")
     return EXIT_OK
 
 
@@ -371,10 +400,32 @@ def _comment_actions(action: Action) -> None:
     issue = action("issue", "open, update or close the issue of an alarm", run_issue)
     issue.add_argument("--label", required=True, help="the issue's label (drift, health)")
     issue.add_argument("--title", required=True)
-    issue.add_argument("--body", required=True, metavar="FILE")
-    issue.add_argument("--status", type=int, required=True, help="the command's exit code")
+    issue.add_argument("--body", metavar="FILE", help="the issue's body, as markdown")
+    issue.add_argument("--status", type=int, help="the command's exit code (0, 1 or 2)")
+    issue.add_argument(
+        "--reports",
+        metavar="DIR",
+        help="instead of --body and --status: every shard's LABEL-I.md and LABEL-I.status "
+        "in DIR, merged into one body (any drift opens or updates the issue; a shard that "
+        "failed or kept nothing keeps it from closing)",
+    )
+    issue.add_argument("--expect", default="[]", help="with --reports: the shards' JSON list")
+    issue.add_argument(
+        "--shard-count", type=options.shard_count, help="with --reports: N, the shards in all"
+    )
     issue.add_argument("--resolved", required=True, help="the comment that closes it")
     _author(issue)
+
+    gather = action(
+        "gather",
+        "copy each shard's newest attempt (artifacts KIND-KEY-RUN-ATTEMPT, a folder each) "
+        "into one folder",
+        run_gather,
+    )
+    gather.add_argument("--from", dest="source", required=True, metavar="DIR")
+    gather.add_argument("--kind", default="drift", help="the artifacts' prefix")
+    gather.add_argument("--run-id", required=True)
+    gather.add_argument("--into", required=True, metavar="DIR")
 
     busy = action("busy", "say whether a run of a workflow is not finished", run_busy)
     busy.add_argument("--workflow", default="apply.yml", help="its file name")

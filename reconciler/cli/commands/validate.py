@@ -13,6 +13,7 @@ from reconciler.manifests.load import Manifests
 from reconciler.manifests.problems import plural
 from reconciler.manifests.secrets import environment
 from reconciler.pipeline import validating
+from reconciler.pipeline.accounts import shard_of
 
 if TYPE_CHECKING:
     from reconciler.cli.options import Commands
@@ -39,6 +40,15 @@ def register(commands: Commands) -> None:
     )
     validate.add_argument(
         "--format", choices=("text", "json"), default="text", help="the output (default: text)"
+    )
+    validate.add_argument(
+        "--shards",
+        type=options.shard_count,
+        default=None,
+        metavar="N",
+        help="with --github, also output 'shards': the shards of N that hold accounts "
+        "(a JSON list of their numbers, for a workflow's matrix of --shard I/N jobs), and "
+        "'shard_count': N",
     )
     options.github(validate)
     validate.set_defaults(run=run_validate)
@@ -69,7 +79,15 @@ def run_validate(args: argparse.Namespace) -> int:
         print(_summary(manifests))
     if github.enabled(args.github, environment()):
         github.summary(_markdown(manifests))
-        github.outputs({"accounts": json.dumps(sorted(manifests.accounts))})
+        found = {"accounts": json.dumps(sorted(manifests.accounts))}
+        if args.shards is not None:
+            held = sorted({shard_of(name, args.shards) for name in manifests.accounts})
+            found |= {"shards": json.dumps(held), "shard_count": str(args.shards)}
+            print(
+                f"{plural(len(manifests.accounts), 'account')} in {len(held)} of "
+                f"{args.shards} shards: {', '.join(map(str, held)) or 'none'}"
+            )
+        github.outputs(found)
         print_annotations(manifests)
     return EXIT_ERROR if manifests.errors else EXIT_OK
 
