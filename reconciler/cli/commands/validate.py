@@ -87,6 +87,12 @@ def run_validate(args: argparse.Namespace) -> int:
                 f"{plural(len(manifests.accounts), 'account')} in {len(held)} of "
                 f"{args.shards} shards: {', '.join(map(str, held)) or 'none'}"
             )
+        if args.shards is None and len(manifests.accounts) > options.MAX_SHARDS:
+            print(  # apply.yml's matrix: a job per account, and GitHub runs at most 256
+                f"::warning::{len(manifests.accounts)} accounts: apply.yml runs a job per "
+                f"account and a GitHub matrix holds at most {options.MAX_SHARDS} jobs "
+                "(docs/scaling.md)"
+            )
         github.outputs(found)
         print_annotations(manifests)
     return EXIT_ERROR if manifests.errors else EXIT_OK
