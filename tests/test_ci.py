@@ -16,7 +16,7 @@ import pytest
 from reconciler.github import reports
 from reconciler.plan import signing
 from tests.github_double import OWNER, PERSON, REPO, GitHubDouble, serving
-from tests.test_workflows import GIT_ENV, git
+from tests.test_workflows import GIT_ENV, git, outputs
 
 KEY = "0123456789abcdef" * 4
 
@@ -37,17 +37,6 @@ def ci(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProces
         timeout=120,
         check=False,
     )
-
-
-def outputs(path: Path) -> dict[str, str]:
-    """Parse GITHUB_OUTPUT's NAME<<DELIMITER blocks."""
-    found, lines = {}, path.read_text().splitlines() if path.exists() else []
-    while lines:
-        name, _, delimiter = lines.pop(0).partition("<<")
-        end = lines.index(delimiter)
-        found[name] = "\n".join(lines[:end])
-        lines = lines[end + 1 :]
-    return found
 
 
 # -- comments and issues --------------------------------------------------------------

@@ -457,3 +457,20 @@ def test_import_gives_every_password_its_own_variable(
     assert result.returncode == 0, result.stderr
     variables = re.findall(r"SIP_PASSWORD_\w+", result.stdout)
     assert sorted(variables) == ["SIP_PASSWORD_X_B_C", "SIP_PASSWORD_X_B_C_2"]
+
+
+def test_every_job_that_reads_git_or_github_has_the_jobs_token() -> None:
+    """state pull and push read the repository over HTTPS with GH_TOKEN (a private
+    repository's checkout keeps no credentials), and every ci step calls GitHub's API with
+    it: the job that runs one has it in its env."""
+    found = 0
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for job_name, job in yaml.safe_load(path.read_text())["jobs"].items():
+            runs = " ".join(str(s.get("run", "")) for s in job.get("steps", []))
+            if re.search(r"reconciler (state pull|ci (?!known-hosts|gather))", runs):
+                found += 1
+                assert (job.get("env") or {}).get("GH_TOKEN") == "${{ github.token }}", (
+                    path.name,
+                    job_name,
+                )
+    assert found >= 6  # a test that finds nothing would prove nothing

@@ -147,7 +147,7 @@ def _moved(moved: Iterable[state_branch.Moved]) -> None:
 
 def _sharded(manifests: Manifests, args: argparse.Namespace) -> list[str] | None:
     """The accounts named (``--account``), narrowed to ``--shard``'s; None when the shard
-    holds none of them (said on standard error, as plan, apply and drift say it)."""
+    holds none of them (said, as plan, apply and drift say it on standard error)."""
     if args.shard is None or manifests.errors:
         return args.account or []
     chosen = [account.name for account in select(manifests, args.account or [], args.shard)]
