@@ -433,3 +433,115 @@ def test_a_create_whose_answer_was_lost_is_found_not_made_twice(tmp_path: Path) 
         assert ledger["partner_objects"]["blr_bot/blr_livekit/outbound_trunk"]["id"] == (
             outbound.sip_trunk_id
         )
+
+
+def test_a_renamed_trunk_takes_its_livekit_end_with_it(tmp_path: Path, sandbox: Sandbox) -> None:
+    """renamed_from: Exotel's trunk is renamed in place, and so is its LiveKit end (the
+    ledger's keys and LiveKit's name and mark), never made a second time, which LiveKit
+    would refuse for the same numbers."""
+    write(tmp_path)
+    applied(tmp_path, sandbox)
+    before = listed(sandbox)
+    renamed = TRUNK.replace(
+        "  - name: blr_bot\n", "  - name: blr_agent\n    renamed_from: blr_bot\n"
+    )
+    write(tmp_path, renamed)
+    planned = reconciler("plan", cwd=tmp_path, environment=env(sandbox))
+    assert planned.returncode == 0, planned.stderr
+    assert "+ demo/blr_agent/livekit_" not in planned.stdout, planned.stdout
+    assert "- demo/blr_bot/livekit_" not in planned.stdout, planned.stdout
+    assert planned.stdout.count("~ demo/blr_agent/livekit_") == 3, planned.stdout
+    applied(tmp_path, sandbox)
+    after = listed(sandbox)
+    assert {k: [o.sip_trunk_id if k != "rules" else o.sip_dispatch_rule_id for o in v]
+            for k, v in after.items()} == {
+        k: [o.sip_trunk_id if k != "rules" else o.sip_dispatch_rule_id for o in v]
+        for k, v in before.items()
+    }  # fmt: skip
+    assert after["inbound"][0].name == "exotel-blr_agent"
+    ledger = json.loads((tmp_path / "manifests" / "state" / "demo.json").read_text())
+    assert sorted(ledger["partner_objects"]) == [
+        "blr_agent/blr_livekit/dispatch_rule",
+        "blr_agent/blr_livekit/inbound_trunk",
+        "blr_agent/blr_livekit/outbound_trunk",
+    ]
+    again = reconciler("plan", "--detailed-exitcode", cwd=tmp_path, environment=env(sandbox))
+    assert again.returncode == 0, again.stdout
+
+
+def test_a_second_object_with_a_trunks_mark_is_reported_not_hidden(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    write(tmp_path)
+    applied(tmp_path, sandbox)
+    [ours] = listed(sandbox)["inbound"]
+
+    async def copy(lk: api.LiveKitAPI) -> str:
+        made = await lk.sip.create_inbound_trunk(
+            api.CreateSIPInboundTrunkRequest(
+                trunk=api.SIPInboundTrunkInfo(
+                    name="a copy", numbers=["+918040264299"], metadata=ours.metadata
+                )
+            )
+        )
+        return made.sip_trunk_id
+
+    made = on_livekit(sandbox, copy)
+    planned = reconciler("plan", cwd=tmp_path, environment=env(sandbox))
+    assert f"LiveKit inbound trunk {made} (a copy) on blr_livekit is not in" in planned.stdout
+
+
+def test_import_never_takes_another_accounts_trunk_of_the_same_name() -> None:
+    from reconciler.livekit.records import LiveObject, ObjectKind, metadata  # noqa: PLC0415
+    from reconciler.manifests.seam import End  # noqa: PLC0415
+    from reconciler.plan.livekit import owned_by  # noqa: PLC0415
+
+    end = End.__new__(End)
+    object.__setattr__(end, "account", "demo")
+    object.__setattr__(end, "trunk", "t1")
+    other = End.__new__(End)
+    object.__setattr__(other, "account", "other")
+    object.__setattr__(other, "trunk", "t1")
+
+    def inbound(id_: str, mark: str, name: str = "exotel-t1") -> LiveObject:
+        return LiveObject(ObjectKind.INBOUND_TRUNK, id_, {"name": name, "metadata": mark})
+
+    theirs, mine = inbound("ST_a", metadata(other)), inbound("ST_b", metadata(end))
+    assert owned_by(end, [theirs, mine]) == {ObjectKind.INBOUND_TRUNK: mine}
+    assert owned_by(end, [theirs]) == {}  # their name is ours too, but their mark is not
+    unmarked = inbound("ST_c", "")
+    assert owned_by(end, [unmarked, mine]) == {ObjectKind.INBOUND_TRUNK: mine}  # mark first
+    assert owned_by(end, [unmarked]) == {ObjectKind.INBOUND_TRUNK: unmarked}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "blr_bot/other_partner/inbound_trunk",
+        "blr_bot/blr_livekit/trunk",
+        "blr_bot",
+        "/blr_livekit/dispatch_rule",
+    ],
+)
+def test_a_ledger_key_edited_by_hand_is_refused_with_what_is_right(
+    tmp_path: Path, key: str
+) -> None:
+    from reconciler.errors import LedgerError  # noqa: PLC0415
+    from reconciler.live import ledger as ledgers  # noqa: PLC0415
+
+    path = tmp_path / "demo.json"
+    document = {
+        "format_version": 1,
+        "account": "demo",
+        "account_sid": "demo",
+        "trunks": {},
+        "partner_objects": {key: {"partner": "blr_livekit", "id": "ST_1"}},
+    }
+    path.write_text(json.dumps(document))
+    with pytest.raises(LedgerError, match="must be keyed TRUNK/blr_livekit/KIND with KIND one of"):
+        ledgers.read(path, account="demo", account_sid="demo")
+    document["partner_objects"] = {
+        "blr_bot/blr_livekit/inbound_trunk": {"partner": "blr_livekit", "id": "ST_1"}
+    }
+    path.write_text(json.dumps(document))
+    assert ledgers.read(path, account="demo", account_sid="demo").partner_objects

@@ -138,10 +138,10 @@ class Handlers:
         expect("trunk_name", action.trunk, renamed.name)
         ledger = self.recorder.ledger
         old = ledger.by_sid().get(sid)
-        entry = ledger.trunks[old] if old else TrunkEntry(sid)
-        if old and old != action.trunk:
-            ledger = ledger.with_trunk(old, None)
-        self.recorder.update(ledger.with_trunk(action.trunk, entry))
+        if old and old != action.trunk:  # its LiveKit objects go with it
+            self.recorder.update(ledger.with_trunk_renamed(old, action.trunk))
+        elif not old:
+            self.recorder.update(ledger.with_trunk(action.trunk, TrunkEntry(sid)))
         await self.recorder.save()
         self.sids[action.trunk] = sid
 

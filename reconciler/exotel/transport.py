@@ -6,7 +6,7 @@ caller owns it, so tests can hand in a loopback sandbox or a mock transport).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -55,13 +55,16 @@ class LanedTransport(httpx.AsyncBaseTransport):
 OFFICIAL_HOSTS = frozenset({"api.in.exotel.com", "api.exotel.com"})
 
 
-def foreign_host(url: str, allowed: str = "") -> str | None:
-    """The host of ``url`` when an account's credentials must not be sent there: not one of
-    Exotel's API hosts over HTTPS, and not in ``allowed`` (comma-separated ``host`` or
-    ``host:port``, as a workflow's own environment may list a sandbox). None when safe."""
+def foreign_host(
+    url: str, allowed: str = "", official: Callable[[str], bool] = OFFICIAL_HOSTS.__contains__
+) -> str | None:
+    """The host of ``url`` when credentials must not be sent there: not an ``official``
+    host (Exotel's API hosts; a partner passes its own test) over HTTPS, and not in
+    ``allowed`` (comma-separated ``host`` or ``host:port``, as a workflow's own
+    environment may list a sandbox). None when safe."""
     found = httpx.URL(url)
     host = found.host
-    if found.scheme == "https" and host in OFFICIAL_HOSTS and found.port in (None, 443):
+    if found.scheme == "https" and official(host) and found.port in (None, 443):
         return None
     listed = set(allowed_hosts(allowed))
     with_port = f"{host}:{found.port}" if found.port is not None else host

@@ -47,6 +47,7 @@ import structlog
 from reconciler.errors import LedgerError, Locked
 from reconciler.live.files import StateWriteError, write_atomically
 from reconciler.live.state import FORMAT_VERSION, Ledger, PartnerEntry, TrunkEntry, fingerprint
+from reconciler.livekit.records import ObjectKind
 from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.declared import ledger_path as relative_ledger_path
 
@@ -204,6 +205,9 @@ def read(path: Path, *, account: str, account_sid: str) -> Ledger:
     )
 
 
+KINDS = frozenset(kind.value for kind in ObjectKind)  # a partner object's key ends in one
+
+
 def _partner_object(key: str, raw: Any, path: Path) -> PartnerEntry:
     if (
         not isinstance(raw, dict)
@@ -215,6 +219,13 @@ def _partner_object(key: str, raw: Any, path: Path) -> PartnerEntry:
         raise LedgerError(
             f"ledger {path}: partner object {key!r} must be {{partner, id[, digest, "
             f"password_version]}}; {RESTORE}"
+        )
+    trunk, _, rest = key.partition("/")
+    partner, _, kind = rest.partition("/")
+    if not trunk or partner != raw["partner"] or kind not in KINDS:
+        raise LedgerError(
+            f"ledger {path}: partner object {key!r} must be keyed TRUNK/{raw['partner']}/KIND "
+            f"with KIND one of {', '.join(sorted(KINDS))}; {RESTORE}"
         )
     return PartnerEntry(raw["partner"], raw["id"], raw.get("digest"), raw.get("password_version"))
 

@@ -115,6 +115,20 @@ class Ledger:
         pending = tuple(p for p in self.pending if p != name or entry is None)
         return replace(self, trunks=trunks, pending=pending)
 
+    def with_trunk_renamed(self, old: str, new: str) -> Ledger:
+        """A copy with trunk ``old`` held as ``new``, and its partner objects with it
+        (their keys start with the trunk's name); an object already held under the new
+        name is kept."""
+        entry = self.trunks.get(old)
+        renamed = self.with_trunk(old, None)
+        if entry is not None:
+            renamed = renamed.with_trunk(new, entry)
+        objects = dict(self.partner_objects)
+        for key in [k for k in objects if k.startswith(f"{old}/")]:
+            moved = objects.pop(key)
+            objects.setdefault(f"{new}/{key[len(old) + 1 :]}", moved)
+        return replace(renamed, partner_objects=objects)
+
     def with_route(
         self, did: str, fingerprint_: str | None, document: Mapping[str, Any] | None = None
     ) -> Ledger:

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -74,27 +73,11 @@ def partner_url(configured: str, environ: Mapping[str, str]) -> str:
     return url.replace("wss://", "https://", 1).replace("ws://", "http://", 1).rstrip("/")
 
 
-def foreign(url: str, allowed: Sequence[str]) -> str | None:
-    """``url``'s host when a token signed with the API secret must not go there from CI:
-    not LiveKit Cloud over HTTPS, and not in ``allowed`` (``host`` or ``host:port``, as a
-    workflow lists them). None when safe."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme == "https" and host.endswith(CLOUD_SUFFIX) and parts.port in (None, 443):
-        return None
-    with_port = f"{host}:{parts.port}" if parts.port is not None else host
-    if host in allowed or with_port in allowed:
-        return None
-    return f"{parts.scheme}://{with_port}"
-
-
 @dataclass(frozen=True)
 class Project:
-    """What LiveKit lists for one project: the managed fields, and the messages as read
-    (a replace starts from them)."""
+    """What LiveKit lists for one project: the managed fields of each object."""
 
     objects: Mapping[str, LiveObject] = field(default_factory=dict)  # by ID
-    messages: Mapping[str, object] = field(default_factory=dict, repr=False)
 
     def of(self, kind: ObjectKind) -> list[LiveObject]:
         return [found for found in self.objects.values() if found.kind is kind]
@@ -161,15 +144,13 @@ class LiveKitClient:
             self._sip.list_dispatch_rule(sip_pb.ListSIPDispatchRuleRequest()),
         )
         objects: dict[str, LiveObject] = {}
-        messages: dict[str, object] = {}
         for trunk in inbound.items:
-            objects[trunk.sip_trunk_id], messages[trunk.sip_trunk_id] = from_inbound(trunk), trunk
+            objects[trunk.sip_trunk_id] = from_inbound(trunk)
         for out in outbound.items:
-            objects[out.sip_trunk_id], messages[out.sip_trunk_id] = from_outbound(out), out
+            objects[out.sip_trunk_id] = from_outbound(out)
         for rule in rules.items:
-            rule_id = rule.sip_dispatch_rule_id
-            objects[rule_id], messages[rule_id] = from_dispatch(rule), rule
-        return Project(objects, messages)
+            objects[rule.sip_dispatch_rule_id] = from_dispatch(rule)
+        return Project(objects)
 
     async def create(self, kind: ObjectKind, fields: Fields, password: str = "") -> LiveObject:
         if kind is ObjectKind.INBOUND_TRUNK:

@@ -20,13 +20,12 @@ from reconciler.exotel.gate import DEFAULT_CONCURRENCY, Gate
 from reconciler.exotel.transport import (
     OFFICIAL_HOSTS,
     Transport,
-    allowed_hosts,
     base_url,
     foreign_host,
     http_client,
 )
 from reconciler.live import ledger as ledgers
-from reconciler.livekit.client import CLOUD_SUFFIX, LiveKitClient, foreign, partner_url
+from reconciler.livekit.client import CLOUD_SUFFIX, LiveKitClient, partner_url
 from reconciler.manifests.declared import NamedAccount
 from reconciler.manifests.load import Manifests
 from reconciler.manifests.models import SECRET_REFERENCE, AccountSpec
@@ -212,10 +211,15 @@ def partner_ends(manifests: Manifests, account: str) -> tuple[End, ...]:
     )
 
 
-def livekit_partners(manifests: Manifests, account: NamedAccount) -> list[str]:
-    """The LiveKit partners an account needs: those its trunks use, and those its ledger
-    still holds objects on (to delete them), where declared."""
-    used = {e.partner for e in partner_ends(manifests, account.name) if e.platform == "livekit"}
+def livekit_partners(
+    manifests: Manifests, account: NamedAccount, account_ends: Sequence[End] | None = None
+) -> list[str]:
+    """The LiveKit partners an account needs: those its trunks use (``account_ends``,
+    derived when not given), and those its ledger still holds objects on (to delete
+    them), where declared."""
+    if account_ends is None:
+        account_ends = partner_ends(manifests, account.name)
+    used = {e.partner for e in account_ends if e.platform == "livekit"}
     with contextlib.suppress(LedgerError):  # the command reads it too, and says why not
         path = ledgers.ledger_path(manifests.root, account)
         held = ledgers.read(path, account=account.name, account_sid=account.spec.sid)
@@ -239,7 +243,11 @@ def _livekit_access(
             _only_to(
                 f"partner {name}",
                 "LiveKit API requests",
-                foreign(url, allowed_hosts(environ.get(ALLOWED_HOSTS, ""))),
+                foreign_host(
+                    url,
+                    environ.get(ALLOWED_HOSTS, ""),
+                    official=lambda host: host.endswith(CLOUD_SUFFIX),
+                ),
                 f"LiveKit Cloud over HTTPS (*{CLOUD_SUFFIX})",
                 "its own server, a sandbox",
             )
@@ -255,7 +263,13 @@ def _livekit_access(
 
 
 def _resolve(
-    manifests: Manifests, named: NamedAccount, secrets: Secrets, environ: Mapping[str, str]
+    manifests: Manifests,
+    named: NamedAccount,
+    secrets: Secrets,
+    environ: Mapping[str, str],
+    *,
+    account_ends: tuple[End, ...],
+    livekit: Sequence[str],
 ) -> Account:
     spec = named.spec
     url = base_url(spec.region, spec.base_url, environ)
@@ -284,14 +298,14 @@ def _resolve(
             prune=spec.prune,
             desired=desired,
             routes=routes,
-            ends=partner_ends(manifests, named.name),
+            ends=account_ends,
         ),
         ledger_path=ledgers.ledger_path(manifests.root, named),
         url=url,
         api_key=secrets.get(spec.api_key),
         api_token=secrets.get(spec.api_token),
         passwords=passwords,
-        livekit=_livekit_access(manifests, livekit_partners(manifests, named), secrets, environ),
+        livekit=_livekit_access(manifests, livekit, secrets, environ),
     )
 
 
@@ -309,7 +323,11 @@ def choose(
     if manifests.errors:
         raise ManifestError(manifests.errors)
     chosen = select(manifests, names, shard)
-    partners = sorted({p for account in chosen for p in livekit_partners(manifests, account)})
+    # Each account's ends and partners once (a ledger read each): for its secrets and
+    # for its own resolving.
+    account_ends = {a.name: partner_ends(manifests, a.name) for a in chosen}
+    needs = {a.name: livekit_partners(manifests, a, account_ends[a.name]) for a in chosen}
+    partners = sorted({p for found in needs.values() for p in found})
     secrets, problems = require_secrets(
         manifests,
         environ,
@@ -319,4 +337,14 @@ def choose(
     )
     if problems:
         raise ManifestError(problems)
-    return tuple(_resolve(manifests, named, secrets, environ) for named in chosen)
+    return tuple(
+        _resolve(
+            manifests,
+            named,
+            secrets,
+            environ,
+            account_ends=account_ends[named.name],
+            livekit=needs[named.name],
+        )
+        for named in chosen
+    )

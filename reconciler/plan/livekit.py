@@ -17,6 +17,7 @@ adds actions and notices to the account's ``Steps``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -70,6 +71,9 @@ def plan_livekit(
 ) -> None:
     """Add the LiveKit actions of the account's trunks (``ends``: those with a LiveKit
     partner) to ``steps``; ``deleting``: trunks this plan deletes on Exotel."""
+    ledger = _after_renames(ledger, steps)
+    owned = {entry.id for entry in ledger.partner_objects.values()}
+    adopted: set[str] = set()
     wanted_keys: set[str] = set()
     for end in ends:
         objects = projects.get(end.partner)
@@ -82,11 +86,25 @@ def plan_livekit(
             )
             wanted_keys |= {ledger_key(end.trunk, end.partner, kind) for kind in ObjectKind}
             continue
+        inbound_id = _inbound_id(end, ledger, objects, owned)
         for kind in wanted(end):
             wanted_keys.add(ledger_key(end.trunk, end.partner, kind))
-            _one(steps, end, kind, ledger, objects)
+            taken = _one(steps, end, kind, ledger, objects, owned=owned, inbound_id=inbound_id)
+            if taken is not None:
+                adopted.add(taken)
     _retired(steps, ledger, projects, wanted_keys, deleting)
-    _unmanaged(steps, ends, ledger, projects)
+    _unmanaged(steps, ends, owned | adopted, projects)
+
+
+def _after_renames(ledger: Ledger, steps: Steps) -> Ledger:
+    """The ledger as the LiveKit actions will find it: a trunk renamed in place
+    (``renamed_from``) is renamed before its LiveKit end is touched (rank 0, in its
+    trunk's turn), and the rename takes its LiveKit objects with it."""
+    for spec in steps.account.desired:
+        old = spec.renamed_from
+        if old and old in ledger.trunks and spec.name not in ledger.trunks:
+            ledger = ledger.with_trunk_renamed(old, spec.name)
+    return ledger
 
 
 def marked(
@@ -104,11 +122,12 @@ def marked(
     return None
 
 
-def _inbound_id(end: End, ledger: Ledger, objects: Mapping[str, LiveObject]) -> str:
+def _inbound_id(
+    end: End, ledger: Ledger, objects: Mapping[str, LiveObject], owned: set[str]
+) -> str:
     entry = ledger.partner_objects.get(ledger_key(end.trunk, end.partner, ObjectKind.INBOUND_TRUNK))
     if entry is not None and entry.id in objects:
         return entry.id
-    owned = {held.id for held in ledger.partner_objects.values()}
     found = marked(end, ObjectKind.INBOUND_TRUNK, objects, owned) if entry is None else None
     return found.id if found is not None else pending_inbound(end.trunk)
 
@@ -119,25 +138,32 @@ def _one(
     kind: ObjectKind,
     ledger: Ledger,
     objects: Mapping[str, LiveObject],
-) -> None:
+    *,
+    owned: set[str],
+    inbound_id: str,
+) -> str | None:
+    """The action of one object of a trunk's LiveKit end, if any; returns the ID of an
+    object it adopts (one carrying the trunk's mark that no ledger holds)."""
     entry = ledger.partner_objects.get(ledger_key(end.trunk, end.partner, kind))
-    fields = desired(end, kind, _inbound_id(end, ledger, objects))
+    fields = desired(end, kind, inbound_id)
     version = password_version(end) if kind is ObjectKind.OUTBOUND_TRUNK else None
     label = f"LiveKit {LABEL[kind]} on {end.partner}"
     target = {"partner": end.partner, "kind": kind.value}
     inbound = address(steps.account.name, end.trunk, Resource.LIVEKIT_INBOUND_TRUNK, end.partner)
-    after_inbound = (inbound,) if kind is ObjectKind.DISPATCH_RULE else ()
-    owned = {held.id for held in ledger.partner_objects.values()}
+    step = functools.partial(
+        Step,
+        trunk=end.trunk,
+        resource=RESOURCE[kind],
+        key=end.partner,
+        depends=(inbound,) if kind is ObjectKind.DISPATCH_RULE else (),
+    )
     found = marked(end, kind, objects, owned) if entry is None else None
     if found is not None:
         before, after = _differences(kind, fields, found, None, version)
         steps.add(
-            Step(
-                trunk=end.trunk,
+            step(
                 operation=Operation.LIVEKIT_ADOPT,
                 kind=Kind.UPDATE,
-                resource=RESOURCE[kind],
-                key=end.partner,
                 before={"id": found.id, **before},
                 after={"id": found.id, **after},
                 reason=(
@@ -145,44 +171,35 @@ def _one(
                     "hold it: adopt it, and set what differs"
                 ),
                 target={**target, "id": found.id},
-                depends=after_inbound,
             )
         )
-        return
+        return found.id
     live = objects.get(entry.id) if entry is not None else None
     if entry is None or live is None:
-        gone = entry is not None
         steps.add(
-            Step(
-                trunk=end.trunk,
+            step(
                 operation=Operation.LIVEKIT_CREATE,
                 kind=Kind.CREATE,
-                resource=RESOURCE[kind],
-                key=end.partner,
                 after=shown(kind, fields, version),
                 reason=(
                     f"{label} {entry.id} was deleted on LiveKit, outside git: create it again"
-                    if gone and entry is not None
+                    if entry is not None
                     else f"new: trunk {end.trunk}'s {label}"
                 ),
-                origin=Origin.DRIFT if gone else Origin.MANIFEST,
+                origin=Origin.DRIFT if entry is not None else Origin.MANIFEST,
                 target=target,
-                depends=after_inbound,
             )
         )
-        return
+        return None
     before, after = _differences(kind, fields, live, entry, version)
     if not after:
-        return
+        return None
     rotated = "auth_password" in after
     drift = entry.digest == fields_digest(fields) and not rotated
     steps.add(
-        Step(
-            trunk=end.trunk,
+        step(
             operation=Operation.LIVEKIT_UPDATE,
             kind=Kind.UPDATE,
-            resource=RESOURCE[kind],
-            key=end.partner,
             before=before,
             after=after,
             reason=(
@@ -192,9 +209,9 @@ def _one(
             ),
             origin=Origin.DRIFT if drift else Origin.MANIFEST,
             target={**target, "id": entry.id},
-            depends=after_inbound,
         )
     )
+    return None
 
 
 def _differences(
@@ -308,13 +325,12 @@ def seam_notices(steps: Steps, ends: Sequence[End]) -> None:
         )
 
 
-def _unmanaged(steps: Steps, ends: Sequence[End], ledger: Ledger, projects: Projects) -> None:
-    """What LiveKit lists that no ledger of this account holds: reported, never touched;
-    one that takes a number of ours (written any way) is the seam's business too."""
-    owned = {entry.id for entry in ledger.partner_objects.values()}
+def _unmanaged(steps: Steps, ends: Sequence[End], owned: set[str], projects: Projects) -> None:
+    """What LiveKit lists that this account neither owns nor adopts in this plan:
+    reported, never touched (a second object with a trunk's mark included); one that
+    takes a number of ours (written any way) is the seam's business too."""
     ours = {_digits(number): (end, number) for end in ends for number in end.numbers}
     mine = f"{OWNER}: {steps.account.name}/"
-    adopted = {metadata(end) for end in ends}
     for partner in sorted({end.partner for end in ends}):
         listed = projects.get(partner)
         objects = listed if isinstance(listed, Mapping) else {}
@@ -324,8 +340,6 @@ def _unmanaged(steps: Steps, ends: Sequence[End], ledger: Ledger, projects: Proj
             mark = str(found.fields.get("metadata", ""))
             if mark.startswith(OWNER) and not mark.startswith(mine):
                 continue  # another account's, by its own ledger
-            if mark in adopted:
-                continue  # one of this account's trunks', which the plan adopts
             label = f"LiveKit {LABEL[found.kind]} {found.id} ({found.name or 'no name'})"
             steps.notice(
                 NoticeKind.UNMANAGED,
@@ -357,16 +371,20 @@ def _digits(number: str) -> str:
 
 def owned_by(end: End, objects: Iterable[LiveObject]) -> dict[ObjectKind, LiveObject]:
     """``import``: the objects on LiveKit this end's trunk already has, found by the
-    metadata this tool writes, else by name."""
+    metadata this tool writes, else, among objects no account has marked, by name (a name
+    does not say which account: another account's trunk of that name is never taken)."""
+    mark = metadata(end)
+    listed = list(objects)
+    by_mark = [o for o in listed if o.fields.get("metadata") == mark]
+    by_name = [
+        o
+        for o in listed
+        if o.name == f"exotel-{end.trunk}"
+        and not str(o.fields.get("metadata", "")).startswith(OWNER)
+    ]
     found: dict[ObjectKind, LiveObject] = {}
-    for candidate in objects:
-        if candidate.kind in found:
-            continue
-        if (
-            candidate.fields.get("metadata") == metadata(end)
-            or candidate.name == f"exotel-{end.trunk}"
-        ):
-            found[candidate.kind] = candidate
+    for candidate in (*by_mark, *by_name):
+        found.setdefault(candidate.kind, candidate)
     return found
 
 
