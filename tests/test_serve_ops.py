@@ -543,3 +543,99 @@ def test_the_cli_reads_the_token_and_the_allow_list_from_options_or_the_environm
     monkeypatch.delenv("RECONCILER_SERVE_TOKEN")
     assert main(["serve", str(tmp_path), "--allow-from", "nowhere"]) == 1
     assert len(taken) == 2
+
+
+def _exchange(port: int, data: bytes, *, close_early: bool = False) -> bytes:
+    """Send raw bytes on one connection and read until the server closes it (or, with
+    ``close_early``, hang up without reading)."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+        if close_early:
+            return b""
+        sock.settimeout(5)
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    return received
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_the_head_limit_counts_the_head_and_never_a_body(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], parser: Parser
+) -> None:
+    """A head past 16 KiB is closed and counted once; a body of any size the app did not
+    wait for (a JSON POST answered at once) is not a head, not an error; a client gone
+    mid-form leaves no traceback."""
+    folder = estate(tmp_path / "m")
+    call = "/connect?CallSid=abc123&CallTo=08040264208"
+    with serving(folder, service.Options(parser=parser)) as served:
+
+        def errors() -> float:
+            return parse(served.get("/metrics").text)["reconciler_serve_client_errors_total"]
+
+        big_head = f"GET {call} HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 20_000}\r\n\r\n".encode()
+        assert b" 200 " not in _exchange(served.port, big_head)
+        assert errors() == 1
+        body = b"{" + b'"x": 1, ' * 5_000 + b'"y": 2}'  # 40 KB
+        post = (
+            f"POST {call} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+        answered = _exchange(served.port, post)
+        assert answered.startswith(b"HTTP/1.1 200 "), answered[:200]
+        assert errors() == 1  # the body was not taken for a head
+        gone = (
+            f"POST {call} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+            "\r\nContent-Length: 1000\r\n\r\nCallSid=abc"
+        ).encode()
+        _exchange(served.port, gone, close_early=True)
+        time.sleep(0.3)
+        assert served.get("/connect", params=query()).status_code == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "Exception in ASGI application" not in err
+
+
+def test_the_end_of_a_burst_of_warnings_is_told(capfd: pytest.CaptureFixture[str]) -> None:
+    from reconciler.routing.protocol import Throttled  # noqa: PLC0415
+
+    warned = Throttled("serve.test_burst", every=0.05)
+    for _ in range(5):
+        warned()
+    warned.flush()  # too soon: nothing new
+    time.sleep(0.06)
+    warned.flush()
+    warned.flush()  # nothing since
+    lines = [line for line in capfd.readouterr().err.splitlines() if "serve.test_burst" in line]
+    assert len(lines) == 2, lines
+    assert '"times": 1' in lines[0]
+    assert '"times": 4' in lines[1]
+
+
+def test_keep_alive_longer_than_the_header_timeout_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli.main import main  # noqa: PLC0415
+
+    folder = estate(tmp_path / "m")
+    argv = ["serve", str(folder), "--keep-alive", "20", "--header-timeout", "5"]
+    assert main(argv) == 1
+    assert "--keep-alive 20 is longer than --header-timeout 5.0" in capsys.readouterr().err
+
+
+def test_a_relative_manifests_path_still_names_no_file_to_anonymous_callers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    estate(tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    loader = Loader(Path("m"))
+    assert loader.reload()
+    (tmp_path / "m" / "state" / "demo.json").write_bytes(b"\xff\xfe")
+    assert not loader.reload(log_failure=False)
+    said = loader.public_problem
+    assert "not UTF-8" in said
+    assert "demo.json" not in said
+    assert "<file>" in said
+    assert said.count("<file>") == 1, said  # not every word after a "." or "m"

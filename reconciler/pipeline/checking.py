@@ -194,7 +194,7 @@ async def check(
 ) -> list[TrunkReport]:
     """Probe the destinations of the chosen trunks; a report per trunk, in name order."""
     chosen = _chosen(manifests, accounts, options.trunks)
-    snapshot, _ = build(manifests)
+    snapshot = build(manifests).snapshot
     now = options.now or datetime.now(UTC)
     settings = options.settings()
     try:

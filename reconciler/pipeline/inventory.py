@@ -126,7 +126,7 @@ def graph(manifests: Manifests, *, accounts: Sequence[str]) -> str:
     if manifests.errors:
         raise ManifestError(manifests.errors)
     names = {account.name for account in select(manifests, accounts)}
-    snapshot, _ = build(manifests)
+    snapshot = build(manifests).snapshot
     trunks = [t.spec for t in manifests.trunks if t.spec.account in names]
     routes = [r.spec for r in manifests.routes if r.spec.account in names]
     return diagram.topology(trunks, routes, snapshot.sids)

@@ -60,7 +60,7 @@ async def trace(
     if question.caller and caller is None:
         raise ConfigError(f"--from {question.caller!r} is not a phone number: write it in E.164")
     now = question.at or datetime.now(UTC)
-    snapshot, _ = build(manifests)
+    snapshot = build(manifests).snapshot
     local = now.astimezone(IST)
     document: dict[str, Any] = {
         "format_version": 1,

@@ -42,8 +42,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TOKEN_PREFIX = "/t/"  # noqa: S105 (where the token goes in a path, not a token)
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # probes: anonymous gets no file names
-# The allow-list guards these (with a trailing slash too: both are served).
-CALL_PATHS = frozenset({"/connect", "/handoff", "/connect/", "/handoff/"})
+CALLS = ("/connect", "/handoff")  # what Exotel's applets ask
+# Served with a trailing slash too (a redirect would drop /t/TOKEN/); the allow-list
+# guards them all.
+CALL_PATHS = frozenset(call + end for call in CALLS for end in ("", "/"))
 MIN_TOKEN_LENGTH = 16
 TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved: the same in a path and userinfo
 

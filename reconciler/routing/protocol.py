@@ -71,8 +71,13 @@ class Throttled:
         if self.count is not None:
             self.count()
         self._since += 1
+        self.flush(**fields)
+
+    def flush(self, **fields: Any) -> None:
+        """Log what was counted since the last line, once ``every`` has passed: called
+        with each event, and on a tick, so the end of a burst is told too."""
         now = time.monotonic()
-        if now - self._last >= self.every:
+        if self._since and now - self._last >= self.every:
             with contextlib.suppress(OSError, ValueError):  # a broken log stream is no error
                 log.warning(self.event, times=self._since, within_s=self.every, **fields)
             self._last, self._since = now, 0
@@ -86,6 +91,10 @@ class Events:
     timed_out: Throttled
     client_error: Throttled
     out_of_files: Throttled
+
+    def flush(self) -> None:
+        for throttled in (self.refused, self.timed_out, self.client_error, self.out_of_files):
+            throttled.flush()
 
     @classmethod
     def create(
@@ -125,6 +134,33 @@ class _Guard(_Base):
 
     limits: ClassVar[Limits]
     _deadline: asyncio.TimerHandle | None = None
+    _head = 0  # bytes of the next request's head so far; -1 once its blank line is in
+    _tail = b""  # the head's last bytes so far: its end may span two reads
+
+    def _head_too_long(self, data: bytes) -> bool:
+        """Count ``data`` towards the request's head, up to its blank line: the bytes
+        after it are the body (a Passthru POST's form), which this limit is not for.
+        Neither parser bounds a head that arrives whole (h11 bounds only incomplete
+        data), so both count here."""
+        if self._head < 0:
+            return False
+        seen = self._tail + data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            self._head += len(data)
+            self._tail = seen[-3:]
+        else:
+            self._head += end + 4 - len(self._tail)
+            if self._head <= MAX_HEAD:
+                self._head, self._tail = -1, b""
+        return self._head > MAX_HEAD
+
+    def _request_in(self) -> None:
+        """The whole request has arrived: the app's time now, and the next request's
+        head is counted from here (not from the answer, which may come before the rest of
+        a body the app did not wait for)."""
+        self._disarm()
+        self._head, self._tail = 0, b""
 
     @property
     def _events(self) -> Events:
@@ -190,6 +226,12 @@ class _Guard(_Base):
 
 
 class _GuardedH11(_Guard, H11Protocol):
+    def data_received(self, data: bytes) -> None:
+        if self._head_too_long(data):
+            self._client_error()
+            return
+        super().data_received(data)
+
     def handle_events(self) -> None:
         try:
             super().handle_events()
@@ -197,7 +239,7 @@ class _GuardedH11(_Guard, H11Protocol):
             self._client_error()
             return
         if self.conn.their_state in {h11.DONE, h11.MUST_CLOSE, h11.CLOSED}:
-            self._disarm()  # the whole request is in: now it is the app's time
+            self._request_in()
 
 
 def _httptools_protocol() -> type[asyncio.Protocol] | None:
@@ -207,39 +249,18 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
         return None
 
     class GuardedHttpTools(_Guard, HttpToolsProtocol):  # type: ignore[misc]
-        """httptools (llhttp) sets no limit on a request's head: this one sets h11's."""
-
-        _head = 0  # bytes of the next request's head so far; -1 once it is complete
-
-        _tail = b""  # the head's last bytes so far: its end may span two reads
-
         def data_received(self, data: bytes) -> None:
-            if self._head >= 0:
-                # Only the head counts: bytes after its blank line are the body (a
-                # Passthru POST's form), which this limit is not for.
-                seen = self._tail + data
-                end = seen.find(b"\r\n\r\n")
-                self._head += len(data) if end < 0 else end + 4 - len(self._tail)
-                self._tail = seen[-3:]
-                if self._head > MAX_HEAD:
-                    self._client_error()
-                    return
+            if self._head_too_long(data):
+                self._client_error()
+                return
             try:
                 super().data_received(data)
             except Exception:  # a client's bytes never make a traceback
                 self._client_error()
 
-        def on_headers_complete(self) -> None:
-            self._head = -1
-            super().on_headers_complete()
-
         def on_message_complete(self) -> None:
-            self._disarm()  # the whole request is in: now it is the app's time
+            self._request_in()
             super().on_message_complete()
-
-        def on_response_complete(self) -> None:
-            self._head, self._tail = 0, b""  # the next request's head is counted from here
-            super().on_response_complete()
 
     return GuardedHttpTools
 

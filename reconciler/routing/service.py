@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -91,19 +91,24 @@ def bounded(value: str | None) -> str | None:
 MAX_FORM_BYTES = 64 * 1024  # a Passthru POST carries a call's details: a few hundred bytes
 
 
-async def parameters(request: Request) -> Mapping[str, str] | None:
+async def parameters(request: Request) -> Mapping[str, str] | routing.Decision:
     """The call's details: the query string, and on a POST also a form body
-    (``application/x-www-form-urlencoded``), whose fields win; None when the body is
-    larger than MAX_FORM_BYTES (answered 413)."""
+    (``application/x-www-form-urlencoded``), whose fields win. Or the refusal to answer
+    with: 413 past MAX_FORM_BYTES, 400 when the client went away mid-body."""
     query = request.query_params
+    if request.method != "POST":  # every GET: nothing more to look at
+        return query
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if request.method != "POST" or kind != "application/x-www-form-urlencoded":
+    if kind != "application/x-www-form-urlencoded":
         return query
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return None
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return TOO_LARGE
+    except ClientDisconnect:  # closed mid-body (or by the header timeout): no traceback
+        return GONE
     fields = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {**query, **dict(fields)}
 
@@ -136,6 +141,8 @@ async def _ask_agents(
 
 
 NOT_LOADED = routing.Decision(503, {"error": "routes are not loaded yet"}, None, "not-loaded")
+TOO_LARGE = routing.Decision(413, {"error": "the form is too large"}, None, "too-large")
+GONE = routing.Decision(400, {"error": "the request did not arrive"}, None, "client-gone")
 
 
 class Service:
@@ -174,7 +181,7 @@ class Service:
         metrics.routes.set(len(loader.snapshot))
         metrics.trunks.set(len(loader.snapshot.sids))
         metrics.stale.set(int(loader.stale))
-        metrics.age.set(time.time() - loader.checked_at if loader.checked_at else 0)
+        metrics.age.set(time.time() - loader.checked_at)
 
     def answer(
         self, decision: routing.Decision, query: Mapping[str, str], kind: str, began: float
@@ -196,8 +203,8 @@ class Service:
     async def connect(self, request: Request) -> Response:
         began = time.perf_counter()
         snapshot, query = self.loader.snapshot, await parameters(request)
-        if query is None:
-            return Response(status_code=413)
+        if isinstance(query, routing.Decision):  # refused: counted like any answer
+            return self.answer(query, {}, "connect", began)
         try:
             if not snapshot.loaded_at:
                 decision = NOT_LOADED
@@ -210,10 +217,9 @@ class Service:
 
     async def handoff(self, request: Request) -> Response:
         began = time.perf_counter()
-        snapshot = self.loader.snapshot  # one snapshot throughout
-        query = await parameters(request)
-        if query is None:
-            return Response(status_code=413)
+        snapshot, query = self.loader.snapshot, await parameters(request)  # one snapshot
+        if isinstance(query, routing.Decision):
+            return self.answer(query, {}, "handoff", began)
         try:
             if not snapshot.loaded_at:
                 decision = NOT_LOADED
@@ -271,6 +277,8 @@ class Service:
                 self.loader.failures += 1
                 log.exception("serve.reload_failed")
             self.observe()
+            self.events.flush()  # the end of a burst of warnings is told too
+            self._denied.flush()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -311,12 +319,14 @@ def create_app(
         reload_interval=reload_interval,
         log_decisions=log_decisions,
     )
+    handlers = dict(zip(guard.CALLS, (service.connect, service.handoff), strict=True))
     calls = ["GET", "POST"]  # the Passthru applet may POST (docs/routing.md); HEAD with GET
     app = Starlette(
         routes=[
-            # With a trailing slash too: a redirect would drop a /t/TOKEN/ prefix.
-            *[Route(f"/connect{end}", service.connect, methods=calls) for end in ("", "/")],
-            *[Route(f"/handoff{end}", service.handoff, methods=calls) for end in ("", "/")],
+            *[
+                Route(path, handlers[path.rstrip("/")], methods=calls)
+                for path in sorted(guard.CALL_PATHS)
+            ],
             Route("/healthz", service.healthz),
             Route("/readyz", service.readyz),
             Route("/metrics", service.prometheus),

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 
@@ -37,7 +38,9 @@ class Loader:
     """Builds snapshots from the manifests and ledgers, and knows when they changed."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        # Absolute, so every message names files by absolute paths that redact() finds;
+        # never resolved: a folder swapped in through a symlink must be followed.
+        self.path = path.absolute()
         self.snapshot = Snapshot()
         self.error: Exception | None = None  # why the newest files did not load
         self.refused = False  # the newest files load but would drop too many routes
@@ -47,6 +50,7 @@ class Loader:
         self.failures = 0  # newer files that failed to load or were refused
         self._seen: dict[str, int] = {}
         self._ledgers: list[Path] = []  # where the last load found them (may be outside PATH)
+        self._missing: list[Path] = []  # of those, the ones the last build could not read
 
     def _watched(self) -> dict[str, int]:
         files = list(discover(self.path)) if self.path.exists() else []
@@ -134,7 +138,7 @@ class Loader:
                 log.error("serve.reload_refused", problem=str(self.error))
             return False
         self.snapshot, self.error, self.refused = snapshot, None, False
-        self.missing = [path for path in self._ledgers if not path.exists()]
+        self.missing = self._missing
         self.reloads += 1
         if not self.missing:
             self.checked_at = time.time()
@@ -145,27 +149,38 @@ class Loader:
         manifests = load(self.path)
         if manifests.errors:
             raise ManifestError(manifests.errors)
-        snapshot, self._ledgers = build(manifests, self.snapshot)
+        snapshot, self._ledgers, self._missing = build(manifests, self.snapshot)
         return snapshot
 
 
 def redact(text: str, roots: Iterable[Path] = ()) -> str:
     """A message with every path in it replaced by ``<file>``: first those under the
     known ``roots`` (which may hold spaces), then anything that looks absolute."""
-    for root in sorted({str(r) for r in roots} | {str(r.resolve()) for r in roots}, key=len)[::-1]:
+    absolute = [r for r in roots if r.is_absolute()]  # "." or "manifests" would match words
+    for root in sorted({str(r) for r in absolute} | {str(r.resolve()) for r in absolute}, key=len)[
+        ::-1
+    ]:
         text = re.sub(re.escape(root) + r"[^\s:'\"(),]*", "<file>", text)
     return PATH.sub("<file>", text)
 
 
-def build(manifests: Manifests, previous: Snapshot | None = None) -> tuple[Snapshot, list[Path]]:
-    """The snapshot of valid manifests and their ledgers, and where the ledgers are. An
-    account whose ledger is missing keeps the SIDs of ``previous`` (a checkout half done)."""
+class Built(NamedTuple):
+    snapshot: Snapshot
+    ledgers: list[Path]  # where the accounts' ledgers are
+    missing: list[Path]  # of those, the ones not there
+
+
+def build(manifests: Manifests, previous: Snapshot | None = None) -> Built:
+    """The snapshot of valid manifests and their ledgers, where the ledgers are, and which
+    of them were missing. An account whose ledger is missing keeps the SIDs of
+    ``previous`` (a checkout half done)."""
     sids: dict[tuple[str, str], str] = {}
-    found = []
+    found, missing = [], []
     for account in manifests.accounts.values():
         path = ledgers.ledger_path(manifests.root, account)
         found.append(path)
         if not path.exists():
+            missing.append(path)
             # Between a checkout's delete and write, say: the SIDs last served stand.
             if previous is not None:
                 log.warning("serve.ledger_missing", account=account.name, ledger=str(path))
@@ -188,4 +203,4 @@ def build(manifests: Manifests, previous: Snapshot | None = None) -> tuple[Snaps
         utc_now().isoformat(timespec="seconds"),
         accounts,
     )
-    return snapshot, found
+    return Built(snapshot, found, missing)

@@ -115,9 +115,10 @@ def register(commands: Commands) -> None:
     serve.add_argument(
         "--keep-alive",
         type=options.positive(int),
-        default=5,
+        default=None,
         metavar="S",
-        help="seconds an idle connection is kept open (default: %(default)s)",
+        help=f"seconds an idle connection is kept open, at most --header-timeout (default: "
+        f"{KEEP_ALIVE}, or --header-timeout when that is shorter)",
     )
     serve.add_argument(
         "--graceful-timeout",
@@ -129,6 +130,9 @@ def register(commands: Commands) -> None:
     )
     # serve logs a line per decision
     serve.set_defaults(run=run_serve, chatty=lambda: True, unfinished="the service did not start")
+
+
+KEEP_ALIVE = 5  # seconds an idle connection is kept, unless --header-timeout is shorter
 
 
 def _reload_interval(text: str) -> float:
@@ -167,6 +171,16 @@ def run_serve(args: argparse.Namespace) -> int:
             hops = _hops(os.environ.get(TRUSTED_HOPS, "0"))
         except argparse.ArgumentTypeError as error:
             raise ConfigError(f"{TRUSTED_HOPS} {error}") from None
+    keep_alive = args.keep_alive
+    if keep_alive is None:
+        keep_alive = max(1, min(KEEP_ALIVE, int(args.header_timeout)))
+    elif keep_alive > args.header_timeout:
+        raise ConfigError(
+            f"--keep-alive {args.keep_alive} is longer than --header-timeout "
+            f"{args.header_timeout}: an idle connection must wait for its next request "
+            "within the header timeout, so it would be closed at that instead; lower "
+            "--keep-alive or raise --header-timeout"
+        )
     allowed = access.networks(args.allow_from or [os.environ.get(ALLOW_FROM, "")])
     serve.run(
         Path(args.path),
@@ -184,7 +198,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 public_metrics=args.public_metrics,
             ),
             limits=Limits(max_connections=args.max_connections, header_timeout=args.header_timeout),
-            keep_alive=args.keep_alive,
+            keep_alive=keep_alive,
             graceful_timeout=args.graceful_timeout,
             log_decisions=args.log_decisions,
         ),
