@@ -509,3 +509,6 @@ def test_an_issue_needs_a_body_or_the_shards_reports(gh: GitHubDouble, tmp_path:
     both = ci(*common, "--body", "b", "--status", "0", "--reports", "d", env=gh.env(), cwd=tmp_path)
     assert both.returncode == 1
     assert "not both" in both.stderr
+    words = ci(*common, "--reports", "d", "--expect", '["a"]', env=gh.env(), cwd=tmp_path)
+    assert words.returncode == 1
+    assert "--expect must list shard numbers, like [1, 3]" in words.stderr

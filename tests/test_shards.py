@@ -110,6 +110,9 @@ def test_validate_lists_the_shards_that_hold_accounts(
     assert f"5 accounts in {len(held)} of 16 shards" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         build_parser().parse_args(["validate", "--shards", "257"])
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    assert main(["validate", str(tmp_path / "m"), "--shards", "16"]) == 0  # no --github
+    assert f"5 accounts in {len(held)} of 16 shards" in capsys.readouterr().out
 
 
 def test_state_moves_only_a_shards_ledgers(
@@ -121,4 +124,4 @@ def test_state_moves_only_a_shards_ledgers(
     empty = 3 - shard_of("demo", 2)
     for action in ("pull", "push"):
         assert main(["state", action, str(tmp_path), "--shard", f"{empty}/2"]) == 0
-        assert f"--shard {empty}/2 holds none of the accounts" in capsys.readouterr().out
+        assert f"--shard {empty}/2 holds none of the accounts" in capsys.readouterr().err

@@ -6,6 +6,7 @@ finding pull requests and posting comments, cannot run here; their inputs can.)"
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import os
 import re
@@ -37,6 +38,13 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "t",
     "GIT_COMMITTER_EMAIL": "t@example.com",
 }
+
+
+def _steps(workflow: str, job: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = yaml.safe_load((WORKFLOWS / workflow).read_text())["jobs"][job][
+        "steps"
+    ]
+    return steps
 
 
 def step(workflow: str, job: str, name: str) -> dict[str, Any]:
@@ -884,6 +892,13 @@ def test_drift_fans_out_over_shards_into_one_issue_and_one_save(tmp_path: Path) 
             }
             _upload("drift.yml", "drift", "Keep the report and when each trunk was checked",
                     workspace, kept, **context)  # fmt: skip
+        # What the issue and save jobs download is what the drift jobs kept.
+        for job in ("issue", "save"):
+            fetch = next(
+                s for s in _steps("drift.yml", job) if "download-artifact" in s.get("uses", "")
+            )
+            pattern = str(evaluate(fetch["with"]["pattern"], {"github": {"run_id": "7"}}))
+            assert all(fnmatch.fnmatch(p.name, pattern) for p in kept.iterdir()), pattern
         (kept / f"drift-shard{owner['north']}-7-1").mkdir()
         (kept / f"drift-shard{owner['north']}-7-1" / f"drift-{owner['north']}.status").write_text(
             "1"

@@ -80,7 +80,7 @@ def annotated(manifests: Manifests, args: argparse.Namespace) -> Manifests:
     """On GitHub, manifest errors also become annotations on the pull request's diff.
     With ``--shard`` that holds none of the accounts, says so (on standard error): the
     run goes on, with nothing to do."""
-    if manifests.errors and github.enabled(args.github, environment()):
+    if manifests.errors and github.enabled(getattr(args, "github", False), environment()):
         print_annotations(manifests)
     shard = getattr(args, "shard", None)
     if shard is not None and not manifests.errors:

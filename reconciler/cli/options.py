@@ -74,15 +74,7 @@ def api(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str, ..
         help="only this trunk (repeatable), as Terraform's -target: the rest of the account "
         "is not looked at, and the output says so",
     )
-    parser.add_argument(
-        "--shard",
-        type=shard,
-        default=None,
-        metavar="I/N",
-        help="only the accounts of shard I of N (a stable split by account name, so each "
-        "account keeps its shard as others come and go), to spread many accounts over "
-        "N jobs; a shard may hold none",
-    )
+    shard_option(parser)
     parser.add_argument(
         "--rate-limit",
         type=sandbox.non_negative(int),
@@ -95,6 +87,18 @@ def api(parser: argparse.ArgumentParser, *, account: str, formats: tuple[str, ..
 
 
 MAX_SHARDS = 256  # as many jobs as one GitHub Actions matrix may hold
+
+
+def shard_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard",
+        type=shard,
+        default=None,
+        metavar="I/N",
+        help="only the accounts of shard I of N (a stable split by account name, so each "
+        f"account keeps its shard as others come and go; N up to {MAX_SHARDS}), to spread "
+        "many accounts over N jobs; a shard may hold none",
+    )
 
 
 def shard(text: str) -> tuple[int, int]:

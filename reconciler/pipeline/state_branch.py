@@ -138,12 +138,15 @@ def _ledgers(git: Git, manifests: Manifests, accounts: Sequence[NamedAccount]) -
     return [path.resolve().relative_to(git.root.resolve()) for path in paths]
 
 
-def _chosen(manifests: Manifests, accounts: Sequence[str]) -> list[NamedAccount]:
-    """The accounts to work on; the manifests must load, and declare at least one."""
+def _chosen(
+    manifests: Manifests, accounts: Sequence[str], shard: tuple[int, int] | None = None
+) -> list[NamedAccount]:
+    """The accounts to work on; the manifests must load, and declare at least one (a
+    shard may hold none: nothing to move)."""
     if manifests.errors:
         raise ManifestError(manifests.errors)
-    chosen = select(manifests, accounts)
-    if not chosen:
+    chosen = select(manifests, accounts, shard)
+    if not chosen and shard is None:
         raise ConfigError(f"{manifests.root} declares no account: no ledger to move")
     return chosen
 
@@ -175,13 +178,16 @@ def pull(
     remote: str = DEFAULT_REMOTE,
     force: bool = False,
     guard: Guard | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> list[Moved]:
     """Copy the chosen accounts' ledgers from the branch into the working tree. A local
     ledger that differs from the branch's (an apply or import not pushed yet) is never
     overwritten unless ``force``: it may be the only record of trunks just created. With
     a signers file (``guard``'s, or the repository's own), nothing is taken from a tip
     that is not signed by a listed key."""
-    chosen = _chosen(manifests, accounts)
+    chosen = _chosen(manifests, accounts, shard)
+    if not chosen:
+        return []
     git = Git.around(Path(manifests.root), environ)
     _branch_name(git, branch)
     trust = (guard or Guard()).settle(git.root, environ)
@@ -254,6 +260,7 @@ def push(
     source: Path | None = None,
     checked: bool = False,
     guard: Guard | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> list[Moved]:
     """Commit the chosen accounts' ledgers onto the branch, compare-and-swap; with
     ``applied``, also the commit of the manifests they were applied from (beside each
@@ -265,7 +272,9 @@ def push(
 
     With a signers file, the commit is signed with the state key, and a tip that does not
     verify is never built on."""
-    chosen = _chosen(manifests, accounts)
+    chosen = _chosen(manifests, accounts, shard)
+    if not chosen:
+        return []
     git = Git.around(Path(manifests.root), environ)
     _branch_name(git, branch)
     guard = guard or Guard()

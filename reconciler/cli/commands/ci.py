@@ -146,7 +146,9 @@ def _alarm(args: argparse.Namespace) -> tuple[str, int]:
     if args.reports:
         if args.body or args.status is not None:
             raise ConfigError("give --body and --status, or --reports and --expect: not both")
-        expected = [int(i) for i in _json_list(args.expect, "--expect")]
+        expected = _json_list(args.expect, "--expect")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in expected):
+            raise ConfigError(f"--expect must list shard numbers, like [1, 3], not {args.expect}")
         found = shards.read(Path(args.reports), expected, kind=args.label)
         merged = shards.merge(found, args.shard_count or max(expected, default=1))
         for index in merged.failed:

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.cli import options
-from reconciler.cli.common import EXIT_OK
-from reconciler.manifests.load import Manifests, load
+from reconciler.cli.common import EXIT_OK, annotated
+from reconciler.manifests.load import load
 from reconciler.manifests.secrets import environment
 from reconciler.pipeline import inventory, state_branch
-from reconciler.pipeline.accounts import select
 
 if TYPE_CHECKING:
     from reconciler.cli.options import Commands
@@ -75,20 +74,10 @@ def _show(show: argparse.ArgumentParser) -> None:
     _inventory(show)
 
 
-def _shard(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--shard",
-        type=options.shard,
-        default=None,
-        metavar="I/N",
-        help="only the accounts of shard I of N, as plan, apply and drift choose them",
-    )
-
-
 def _pull(pull: argparse.ArgumentParser) -> None:
     options.path(pull)
     _accounts(pull)
-    _shard(pull)
+    options.shard_option(pull)
     _branch(pull, writes=False)
     pull.add_argument(
         "--force",
@@ -100,7 +89,7 @@ def _pull(pull: argparse.ArgumentParser) -> None:
 def _push(push: argparse.ArgumentParser) -> None:
     options.path(push)
     _accounts(push)
-    _shard(push)
+    options.shard_option(push)
     _branch(push, writes=True)
     push.add_argument(
         "--message",
@@ -145,27 +134,11 @@ def _moved(moved: Iterable[state_branch.Moved]) -> None:
         print(f"ledger of {item.account} ({item.path}): {item.outcome}")
 
 
-def _sharded(manifests: Manifests, args: argparse.Namespace) -> list[str] | None:
-    """The accounts named (``--account``), narrowed to ``--shard``'s; None when the shard
-    holds none of them (said, as plan, apply and drift say it on standard error)."""
-    if args.shard is None or manifests.errors:
-        return args.account or []
-    chosen = [account.name for account in select(manifests, args.account or [], args.shard)]
-    if not chosen:
-        index, count = args.shard
-        print(f"--shard {index}/{count} holds none of the accounts: no ledger to move")
-        return None
-    return chosen
-
-
 def run_pull(args: argparse.Namespace) -> int:
-    manifests = load(args.path)
-    accounts = _sharded(manifests, args)
-    if accounts is None:
-        return EXIT_OK
     moved = state_branch.pull(
-        manifests,
-        accounts=accounts,
+        annotated(load(args.path), args),
+        accounts=args.account or [],
+        shard=args.shard,
         environ=environment(),
         branch=args.branch,
         remote=args.remote,
@@ -177,13 +150,10 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    manifests = load(args.path)
-    accounts = _sharded(manifests, args)
-    if accounts is None:
-        return EXIT_OK
     moved = state_branch.push(
-        manifests,
-        accounts=accounts,
+        annotated(load(args.path), args),
+        accounts=args.account or [],
+        shard=args.shard,
         environ=environment(),
         message=args.message,
         applied=args.applied,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING
 
 from reconciler import render
@@ -46,8 +47,8 @@ def register(commands: Commands) -> None:
         type=options.shard_count,
         default=None,
         metavar="N",
-        help="with --github, also output 'shards': the shards of N that hold accounts "
-        "(a JSON list of their numbers, for a workflow's matrix of --shard I/N jobs), and "
+        help="say which of N shards hold accounts; with --github, also output 'shards' (a "
+        "JSON list of their numbers, for a workflow's matrix of --shard I/N jobs) and "
         "'shard_count': N",
     )
     options.github(validate)
@@ -77,16 +78,19 @@ def run_validate(args: argparse.Namespace) -> int:
             if item.reason != "ledger":
                 print(f"{item.path}: skipped: {item.reason}")
         print(_summary(manifests))
+    held = None
+    if args.shards is not None:
+        held = sorted({shard_of(name, args.shards) for name in manifests.accounts})
+        print(
+            f"{plural(len(manifests.accounts), 'account')} in {len(held)} of "
+            f"{args.shards} shards: {', '.join(map(str, held)) or 'none'}",
+            file=sys.stderr if args.format == "json" else sys.stdout,
+        )
     if github.enabled(args.github, environment()):
         github.summary(_markdown(manifests))
         found = {"accounts": json.dumps(sorted(manifests.accounts))}
-        if args.shards is not None:
-            held = sorted({shard_of(name, args.shards) for name in manifests.accounts})
+        if held is not None:
             found |= {"shards": json.dumps(held), "shard_count": str(args.shards)}
-            print(
-                f"{plural(len(manifests.accounts), 'account')} in {len(held)} of "
-                f"{args.shards} shards: {', '.join(map(str, held)) or 'none'}"
-            )
         if args.shards is None and len(manifests.accounts) > options.MAX_SHARDS:
             print(  # apply.yml's matrix: a job per account, and GitHub runs at most 256
                 f"::warning::{len(manifests.accounts)} accounts: apply.yml runs a job per "
