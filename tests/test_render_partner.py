@@ -238,7 +238,8 @@ def test_outside_the_chosen_partners_only_files_a_platform_writes_are_removed(
     with --output ., a generated copy elsewhere (a golden file) is never touched."""
     gone = rendered / "old_partner" / "exotel.cfg"
     golden = rendered / "tests" / "golden" / "blr_kamailio" / "exotel.cfg"
-    for file in (gone, golden):
+    hidden = rendered / ".git" / "exotel.cfg"  # a hidden folder is never anyone's partner
+    for file in (gone, golden, hidden):
         file.parent.mkdir(parents=True)
         file.write_text(f"# {partners.header(['old.yaml'])}\n")
     code, out, _ = run(capsys, str(MANIFESTS), "--output", str(rendered))
@@ -246,6 +247,7 @@ def test_outside_the_chosen_partners_only_files_a_platform_writes_are_removed(
     assert out.startswith(f"{gone}: removed (no longer rendered)\n")
     assert not gone.parent.exists()
     assert golden.exists()
+    assert hidden.exists()
 
 
 def test_printing_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:

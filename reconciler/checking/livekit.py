@@ -36,10 +36,10 @@ import ipaddress
 from collections.abc import Sequence
 
 from reconciler.checking.results import NO_ANSWER, Partner, Result, Ringing
+from reconciler.manifests.seam import CODECS  # all Exotel offers
 
 OPTIONS_ISSUE = "livekit/sip issue 764"
 NUMBERS_ISSUE = "livekit/sip issue 278"
-CODECS = ("PCMA", "PCMU")  # all Exotel offers
 
 # LiveKit's reason phrases that say which check failed (pkg/sip/inbound.go).
 NO_TRUNK = frozenset({"no trunk found", "does not match any sip trunks"})

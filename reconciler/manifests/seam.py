@@ -19,6 +19,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reconciler.manifests.canonical import default_domain_name
 from reconciler.manifests.declared import Declared, NamedAccount, NamedPartner
 from reconciler.manifests.models import (
     NO_PARTNER,
@@ -121,7 +122,7 @@ def end_of(
     outbound = tuple(dict.fromkeys([*([spec.alias] if spec.alias else []), *numbers]))
     chosen = spec.partner.credential if spec.partner is not None else None
     credentials = [c for c in spec.credentials if chosen in (None, c.username)]
-    realm = spec.domain_name or f"{account.spec.sid.lower()}.pstn.exotel.com"
+    realm = spec.domain_name or default_domain_name(account.spec.sid)
     return End(
         account=account.name,
         trunk=spec.name,

@@ -143,6 +143,17 @@ def text(lines: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def who(label: str, end: End) -> str:
+    """How a comment names a trunk: its label and its account."""
+    return f"{label} (account {end.account})"
+
+
+def sends_auth(end: End) -> bool:
+    """Whether the partner answers Exotel's digest challenge on calls out: it makes calls
+    out, with a credential whose password is an environment variable."""
+    return no_calls_out(end) is None and end.credential is not None and variable(end) is not None
+
+
 from reconciler.partners import asterisk, freeswitch, kamailio  # noqa: E402
 
 __all__ = [
@@ -157,7 +168,9 @@ __all__ = [
     "no_calls_out",
     "platforms",
     "render",
+    "sends_auth",
     "text",
     "variable",
+    "who",
     "wrapped",
 ]

@@ -18,11 +18,19 @@ Checked against those documents and golden files, not against a running Asterisk
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 
 from reconciler.manifests.seam import End
-from reconciler.partners import Labelled, heading, no_calls_out, text, variable, wrapped
+from reconciler.partners import (
+    Labelled,
+    heading,
+    no_calls_out,
+    sends_auth,
+    text,
+    variable,
+    who,
+    wrapped,
+)
 
 WIZARD = "pjsip_wizard_exotel.conf"
 SECRETS = "exotel_secrets.conf"
@@ -34,7 +42,7 @@ CODECS = {"PCMA": "alaw", "PCMU": "ulaw"}  # Exotel's names -> Asterisk's
 
 def render(trunks: Sequence[Labelled], header: str) -> dict[str, str]:
     """Asterisk's files for the partner's trunks."""
-    secret = [(label, end) for label, end in trunks if _sends_auth(end)]
+    secret = [(label, end) for label, end in trunks if sends_auth(end)]
     files = {WIZARD: _wizard(trunks, header, secrets=bool(secret))}
     if secret:
         files[TEMPLATE] = _template(secret, header)
@@ -44,27 +52,14 @@ def render(trunks: Sequence[Labelled], header: str) -> dict[str, str]:
 def envsubst(trunks: Sequence[Labelled]) -> str:
     """The command that makes the secrets file from the template, naming its variables
     (so envsubst replaces those and nothing else)."""
-    names = sorted({name for _, end in trunks if _sends_auth(end) and (name := variable(end))})
+    names = sorted({name for _, end in trunks if sends_auth(end) and (name := variable(end))})
     listed = " ".join(f"${{{name}}}" for name in names)
     return f"envsubst '{listed}' < {TEMPLATE} > /etc/asterisk/{SECRETS}"
 
 
-def _sends_auth(end: End) -> bool:
-    return no_calls_out(end) is None and end.credential is not None and variable(end) is not None
-
-
-def _who(label: str, end: End) -> str:
-    return f"{label} (account {end.account})"
-
-
-def _match(address: str) -> str:
-    network = ipaddress.IPv4Network(address, strict=False)
-    return str(network.network_address) if network.prefixlen == 32 else str(network)
-
-
 def _wizard(trunks: Sequence[Labelled], header: str, *, secrets: bool) -> str:
     transports = sorted({f"transport-{end.transport}" for _, end in trunks})
-    names = ", ".join(_who(label, end) for label, end in trunks)
+    names = ", ".join(who(label, end) for label, end in trunks)
     lines = heading(
         ";",
         header,
@@ -92,7 +87,7 @@ def _wizard(trunks: Sequence[Labelled], header: str, *, secrets: bool) -> str:
 
 def _section(label: str, end: End) -> list[str]:
     dids = f"DIDs {', '.join(end.numbers)}" if end.numbers else "no DIDs"
-    said = f"{_who(label, end)}: {dids}"
+    said = f"{who(label, end)}: {dids}"
     if end.headers:
         said += (
             f"; Exotel's routes add the headers {', '.join(end.headers)} "
@@ -118,11 +113,11 @@ def _section(label: str, end: End) -> list[str]:
         f"remote_hosts = {end.exotel_host}:{end.exotel_port}",
         # ; starts a comment anywhere on a line; \; is a semicolon (main/config.c)
         f"contact_pattern = sip:${{REMOTE_HOST}}\\;transport={end.transport}",
-        f"sends_auth = {'yes' if _sends_auth(end) else 'no'}",
+        f"sends_auth = {'yes' if sends_auth(end) else 'no'}",
         "sends_registrations = no",
         "accepts_registrations = no",
     ]
-    if _sends_auth(end) and end.credential is not None:
+    if sends_auth(end) and end.credential is not None:
         lines.append(f"outbound_auth/username = {end.credential.username}")
     codecs = [CODECS[codec] for codec in end.codecs if codec in CODECS]
     lines += [f"endpoint/context = {CONTEXT}", f"endpoint/allow = !all,{','.join(codecs)}"]
@@ -132,7 +127,7 @@ def _section(label: str, end: End) -> list[str]:
         lines.append(f"endpoint/from_user = {end.outbound_numbers[0]}")
     lines.append(f"endpoint/from_domain = {end.realm}")
     if end.exotel_addresses:
-        lines.append(f"identify/match = {','.join(map(_match, end.exotel_addresses))}")
+        lines.append(f"identify/match = {','.join(end.exotel_addresses)}")
     return lines
 
 
@@ -149,8 +144,7 @@ def _template(trunks: Sequence[Labelled], header: str) -> str:
         f"Each section adds its password to the section of {WIZARD} with its name ([name](+)).",
     )
     for label, end in trunks:
-        if end.credential is None:
-            continue
+        assert end.credential is not None
         lines += [
             "",
             f"[{label}](+)",

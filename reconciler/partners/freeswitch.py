@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 
 from reconciler.manifests.seam import End
-from reconciler.partners import Labelled, no_calls_out, text, variable
+from reconciler.partners import Labelled, no_calls_out, text, variable, who, wrapped
 
 GATEWAYS = "sip_profiles/external/exotel.xml"
 ACL = "exotel-acl.xml"
@@ -53,16 +53,7 @@ def _comment(*paragraphs: str, indent: str = "", width: int = 88) -> list[str]:
     safe = [_safe(p) for p in paragraphs]
     if len(safe) == 1 and len(indent) + len(safe[0]) + 9 <= width:
         return [f"{indent}<!-- {safe[0]} -->"]
-    lines = [f"{indent}<!--"]
-    for paragraph in safe:
-        line = f"{indent} "
-        for word in paragraph.split(" "):
-            if len(line) + 1 + len(word) > width and line.strip():
-                lines.append(line)
-                line = f"{indent} "
-            line += " " + word
-        lines.append(line if line.strip() else "")
-    return [*lines, f"{indent}-->"]
+    return [f"{indent}<!--", *wrapped(f"{indent} ", *safe, width=width), f"{indent}-->"]
 
 
 def _safe(text: str) -> str:
@@ -76,10 +67,6 @@ def _safe(text: str) -> str:
 def _heading(header: str) -> str:
     """A file's first line: the header, on one line (render-partner looks for it there)."""
     return f"<!-- {_safe(header)} -->"
-
-
-def _who(label: str, end: End) -> str:
-    return f"{label} (account {end.account})"
 
 
 def _gateways(trunks: Sequence[Labelled], header: str) -> str:
@@ -109,11 +96,11 @@ def _gateway(label: str, end: End) -> list[str]:
     why = no_calls_out(end)
     if why is not None:
         return _comment(
-            f"{_who(label, end)}: {dids}; no calls out, so no gateway: {why}.", indent="  "
+            f"{who(label, end)}: {dids}; no calls out, so no gateway: {why}.", indent="  "
         )
     caller = end.outbound_numbers[0]
     said = (
-        f"{_who(label, end)}: {dids}. Calls out show {caller}"
+        f"{who(label, end)}: {dids}. Calls out show {caller}"
         + (" (the alias)" if end.alias else "")
         + f" in From (from-user; with caller-id-in-from true the call's own caller ID would "
         f"be sent instead, and Exotel refuses any but {', '.join(end.outbound_numbers)}). "
@@ -174,7 +161,7 @@ def _acl(trunks: Sequence[Labelled], header: str) -> str:
         "<include>",
     ]
     if open_to_all:
-        names = ", ".join(_who(label, end) for label, end in open_to_all)
+        names = ", ".join(who(label, end) for label, end in open_to_all)
         lines += _comment(
             f"Allows every address: the accounts of {names} list no signalling addresses "
             "(signalling.addresses), so calls from Exotel cannot be told apart.",

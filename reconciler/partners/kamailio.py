@@ -27,7 +27,16 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 from reconciler.manifests.seam import End
-from reconciler.partners import Labelled, heading, no_calls_out, text, variable, wrapped
+from reconciler.partners import (
+    Labelled,
+    heading,
+    no_calls_out,
+    sends_auth,
+    text,
+    variable,
+    who,
+    wrapped,
+)
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's (package ca-certificates)
 DEFAULT_DIR = "/etc/kamailio/exotel/"
@@ -52,10 +61,6 @@ def render(trunks: Sequence[Labelled], header: str) -> dict[str, str]:
 def _string(value: str) -> str:
     """A Kamailio string literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _who(label: str, end: End) -> str:
-    return f"{label} (account {end.account})"
 
 
 def _exotel(end: End) -> str:
@@ -90,7 +95,7 @@ def _dispatcher(trunks: Sequence[Labelled], header: str) -> str:
         if why is None:
             lines.append(f"{number} {_exotel(end)} 0 0 duid={label}")
         else:
-            lines += wrapped("#", f"{number} {_who(label, end)}: no calls out: {why}")
+            lines += wrapped("#", f"{number} {who(label, end)}: no calls out: {why}")
     return text(lines)
 
 
@@ -113,7 +118,7 @@ def _addresses(trunks: Sequence[Labelled], header: str) -> str:
         if not end.exotel_addresses:
             lines += wrapped(
                 "#",
-                f"{number} {_who(label, end)}: account {end.account} lists no signalling "
+                f"{number} {who(label, end)}: account {end.account} lists no signalling "
                 "addresses (signalling.addresses), so route[EXOTEL_IN] takes calls to its "
                 "DIDs from any address",
             )
@@ -164,7 +169,7 @@ def _tls(trunks: Sequence[Labelled], header: str) -> str:
 def _routes(trunks: Sequence[Labelled], header: str) -> str:
     variables = sorted({name for _, end in trunks if (name := variable(end))})
     tls = any(end.transport == "tls" for _, end in trunks)
-    names = ", ".join(_who(label, end) for label, end in trunks)
+    names = ", ".join(who(label, end) for label, end in trunks)
     lines = heading(
         "#",
         header,
@@ -235,10 +240,10 @@ def _incoming(trunks: Sequence[Labelled]) -> list[str]:
     for number, (label, end) in enumerate(trunks, 1):
         if not end.numbers:
             lines += _indent(
-                wrapped("#", f"{_who(label, end)}: no DIDs, so Exotel sends it no calls")
+                wrapped("#", f"{who(label, end)}: no DIDs, so Exotel sends it no calls")
             )
             continue
-        said = f"{_who(label, end)}: DIDs {', '.join(end.numbers)}"
+        said = f"{who(label, end)}: DIDs {', '.join(end.numbers)}"
         if end.headers:
             said += (
                 f"; Exotel's routes add the headers {', '.join(end.headers)} "
@@ -314,7 +319,7 @@ def _one_out(number: int, label: str, end: End) -> list[str]:
     why = no_calls_out(end)
     if why is not None:
         return [
-            *wrapped("#", f"{_who(label, end)}: no calls out: {why}."),
+            *wrapped("#", f"{who(label, end)}: no calls out: {why}."),
             f"route[EXOTEL_OUT_{label}] {{",
             f'    send_reply("403", "Forbidden - trunk {label} makes no calls through Exotel");',
             "    exit;",
@@ -343,7 +348,7 @@ def _one_out(number: int, label: str, end: End) -> list[str]:
     return [
         *wrapped(
             "#",
-            f"{_who(label, end)}: to Exotel's proxy {end.exotel_host}:{end.exotel_port} over "
+            f"{who(label, end)}: to Exotel's proxy {end.exotel_host}:{end.exotel_port} over "
             f"{end.transport.upper()} (dispatcher set {number}); {shown}; From and "
             f"Request-URI in the realm {end.realm}; {auth}. {media}.",
         ),
@@ -412,7 +417,7 @@ def _auth(trunks: Sequence[Labelled]) -> list[str]:
     ]
     for label, end in trunks:
         name = variable(end)
-        if no_calls_out(end) is not None or end.credential is None or name is None:
+        if not sends_auth(end) or end.credential is None or name is None:  # (typed: both set)
             continue
         lines += [
             f"    if ($avp(exotel_trunk) == {_string(label)}) {{",

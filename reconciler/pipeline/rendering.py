@@ -331,16 +331,23 @@ def compare(rendered: Rendered, output: Path) -> list[FileChange]:
     own = set(rendered.folders)
     others: set[str] = set()
     if rendered.everywhere and output.is_dir():
-        others = {entry.name for entry in output.iterdir() if entry.is_dir()} - own
-    known = partners.files()
-    for folder in sorted(own | others):
-        for file in _files(output / folder):
-            path = file.relative_to(output).as_posix()
-            inside = file.relative_to(output / folder).as_posix()
-            if folder in others and inside not in known:
-                continue
-            if path not in wanted and _generated(file):
-                changes.append(FileChange(path, Status.STALE, _read(file), None))
+        others = {
+            entry.name
+            for entry in output.iterdir()
+            if entry.is_dir() and not entry.name.startswith(".")  # never .git or .venv
+        } - own
+    stale = [file for folder in sorted(own) for file in _files(output / folder)]
+    # A folder of a partner no longer declared: only the names a renderer writes (it
+    # could be any folder of the output, so none is walked).
+    for folder in sorted(others):
+        for name in sorted(partners.files()):
+            file = output / folder / name
+            if file.is_file() and not file.is_symlink():
+                stale.append(file)
+    for file in stale:
+        path = file.relative_to(output).as_posix()
+        if path not in wanted and _generated(file):
+            changes.append(FileChange(path, Status.STALE, _read(file), None))
     return changes
 
 

@@ -105,10 +105,11 @@ def run_render(args: argparse.Namespace) -> int:
         return EXIT_OK
     output = Path(args.output)
     changes = rendering.compare(rendered, output)
-    _github(changes, args)
     if args.check:
+        _github(changes, args)
         return _check(changes, args)
     rendering.write(changes, output)
+    _github(changes, args)  # after the write: the summary says what was written
     for change in changes:
         if change.status is not Status.SAME:
             print(f"{_shown(args.output, change.path)}: {_done(change.status)}")
