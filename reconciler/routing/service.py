@@ -44,6 +44,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.limits import open_files
 from reconciler.routing import access as guard
 from reconciler.routing import decide as routing
 from reconciler.routing import protocol
@@ -375,28 +376,16 @@ def _check_tls(options: Options) -> None:
 
 
 def _file_limit(wanted: int) -> int:
-    """Connections the process can hold: raise the soft file limit toward the hard one,
-    and keep room for the agents client's pool, the files watched and the logs."""
-    import resource  # noqa: PLC0415 (POSIX only, like fork)
-
+    """Connections the process can hold, the open-files limit raised first; room is kept
+    for the agents client's pool, the files watched and the logs."""
     from reconciler.routing.agents import MAX_CONNECTIONS  # noqa: PLC0415
 
-    reserve = MAX_CONNECTIONS + 64
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted + reserve:
-        target = wanted + reserve if hard == resource.RLIM_INFINITY else min(hard, wanted + reserve)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    limit = max(16, min(wanted, soft - reserve))
+    limit = max(16, open_files(wanted, spare=MAX_CONNECTIONS + 64))
     if limit < wanted:
         log.warning(
             "serve.connection_limit_lowered",
             wanted=wanted,
             limit=limit,
-            file_limit=soft,
             hint="raise the open-files limit (ulimit -n) to hold more connections",
         )
     return limit

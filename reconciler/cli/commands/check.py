@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import sys
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 from reconciler.checking import report as checks
 from reconciler.cli import github, options, progress
 from reconciler.cli.common import EXIT_CHANGES, EXIT_OK, annotated, on_github, run
+from reconciler.limits import open_files
 from reconciler.manifests.load import load
 from reconciler.manifests.secrets import environment
 from reconciler.pipeline import checking
@@ -74,7 +74,7 @@ def run_check(args: argparse.Namespace) -> int:
     with progress.counter("checking destinations") as shown:
         probe = dataclasses.replace(
             probe,
-            concurrency=_open_files(probe.concurrency),
+            concurrency=open_files(probe.concurrency, spare=64),  # 64: its own files
             on_start=shown.start,
             on_result=lambda _: shown.tick(),
         )
@@ -90,25 +90,6 @@ def run_check(args: argparse.Namespace) -> int:
         github.summary(on_github(checks.markdown(reports), args))
         github.outputs({"healthy": str(checks.healthy(reports)).lower()})
     return EXIT_OK if checks.healthy(reports) else EXIT_CHANGES
-
-
-def _open_files(wanted: int) -> int:
-    """Probes open one socket each: let ``wanted`` of them be open at once, raising the
-    soft limit on open files (often 1,024) towards the hard one; the concurrency that
-    fits is returned."""
-    try:
-        import resource  # noqa: PLC0415 (POSIX only)
-    except ImportError:  # pragma: no cover (Windows)
-        return wanted
-    spare = 64  # the process's own files
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= wanted + spare:
-        return wanted
-    raised = wanted + spare if hard == resource.RLIM_INFINITY else min(wanted + spare, hard)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
-        soft = raised
-    return max(1, min(wanted, soft - spare))
 
 
 __all__ = ["register", "run_check"]

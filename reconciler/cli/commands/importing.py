@@ -124,7 +124,10 @@ def _run_livekit(args: argparse.Namespace, manifests: Manifests) -> int:
         )
     )
     if not adopted:
-        print(f"Nothing to record: LiveKit lists nothing for account {args.account}'s trunks.")
+        print(
+            f"Nothing new to record: LiveKit lists no object of account {args.account}'s "
+            "trunks that its ledger does not hold already."
+        )
         return EXIT_OK
     for item in adopted:
         print(f"recorded LiveKit {item.what} {item.id} on {item.partner} as trunk {item.trunk}'s")
